@@ -1,0 +1,9 @@
+/* cmd_tokenize: placeholder until the module lands (tracked in the issue); fails clearly. */
+#include "commands.h"
+#include "err.h"
+
+int cmd_tokenize(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  return err_set(ERR_ARG, "'tokenize' is not built yet");
+}

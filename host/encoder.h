@@ -1,0 +1,66 @@
+/* encoder: the backend-neutral SPLADE document encoder.
+ *
+ * A batch of token-id arrays (each already [CLS] ... [SEP], truncated) goes in; one sparse row per
+ * document comes out: term ids ascending, float32 weights w_v = max_t log(1 + relu(logit[t, v]))
+ * over the document's real tokens, kept when w_v > threshold, and only the top_k largest when
+ * top_k > 0. Two implementations: CPU (fp32, OpenBLAS; the oracle, encoder_cpu.c) and CUDA
+ * (cuda/, when built with it). Legend: B docs in the batch, T tokens of one doc, V vocab.
+ */
+#ifndef SPLADEX_ENCODER_H
+#define SPLADEX_ENCODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+typedef enum { ENC_CPU = 0, ENC_CUDA = 1 } enc_backend;
+typedef enum { ENC_FP32 = 0, ENC_FP16 = 1, ENC_BF16 = 2 } enc_precision;
+
+typedef struct {
+  enc_backend backend;
+  int device;              /* CUDA device ordinal */
+  enc_precision precision; /* CPU supports ENC_FP32 only */
+  int threads;             /* CPU threads (0 = all cores) */
+  float threshold;         /* keep w > threshold (default 0) */
+  int top_k;               /* keep the top_k largest per doc, 0 = all */
+  int max_batch_tokens;    /* upper bound on the sum of lengths of one batch (workspace size) */
+  int max_batch_docs;      /* upper bound on docs per batch */
+  int max_length;          /* upper bound on one doc's length (<= model max_positions) */
+} enc_options;
+
+/* Defaults: CPU, fp32, all cores, threshold 0, top_k 0, 16384 tokens, 512 docs, length 256. */
+enc_options enc_options_default(void);
+
+typedef struct {
+  int n_docs;                   /* B */
+  const int32_t *const *ids;    /* [B] pointers to each doc's ids (T_b) */
+  const int *lengths;           /* [B] T_b >= 1 each; sum <= max_batch_tokens */
+} enc_batch;
+
+/* The batch's sparse rows in CSR form; owned by the encoder, valid until the next enc_run or
+ * enc_close. */
+typedef struct {
+  int n_docs;
+  const int64_t *indptr;   /* (B + 1) */
+  const int32_t *indices;  /* (nnz) ascending within each row */
+  const float *values;     /* (nnz) */
+} enc_result;
+
+typedef struct encoder encoder;
+
+/* Prepares a backend for model m (borrowed: it must outlive the encoder), allocating every
+ * workspace once for the largest batch the options allow. Returns 0 and *out, or ERR_DEVICE /
+ * ERR_ARG / ERR_NOMEM with a message. The caller frees with enc_close(). */
+int enc_open(const model *m, const enc_options *opt, encoder **out);
+
+/* Encodes one batch. Returns 0 and fills *out, or a negative ERR_ code with a message. */
+int enc_run(encoder *e, const enc_batch *batch, enc_result *out);
+
+/* A short description of the backend ("cpu fp32, 2 threads", "cuda:0 NVIDIA H100 fp16"). Borrowed. */
+const char *enc_describe(const encoder *e);
+
+/* Frees everything. enc_close(NULL) is a no-op. */
+void enc_close(encoder *e);
+
+#endif

@@ -1,0 +1,100 @@
+/* model: a SPLADE masked-LM encoder's configuration and fp32 weights in one arena.
+ *
+ * DistilBertForMaskedLM and BertForMaskedLM map onto the same struct (config.json decides which,
+ * never the directory name). Shapes follow HF: Linear weights are (out, in), row-major.
+ * Legend: H hidden, F ffn, V vocab, P max positions, L layers, Y token types.
+ *
+ * Tensor names mapped (DistilBERT | BERT):
+ *   word_emb     distilbert.embeddings.word_embeddings.weight | bert.embeddings.word_embeddings.weight
+ *   pos_emb      distilbert.embeddings.position_embeddings.weight | bert.embeddings.position_embeddings.weight
+ *   type_emb     -                                            | bert.embeddings.token_type_embeddings.weight
+ *   emb_ln       distilbert.embeddings.LayerNorm.{weight,bias}| bert.embeddings.LayerNorm.{weight,bias}
+ *   layer i      distilbert.transformer.layer.i.              | bert.encoder.layer.i.
+ *     q,k,v      attention.{q,k,v}_lin                        | attention.self.{query,key,value}
+ *     o          attention.out_lin                            | attention.output.dense
+ *     attn_ln    sa_layer_norm                                | attention.output.LayerNorm
+ *     ffn1       ffn.lin1                                     | intermediate.dense
+ *     ffn2       ffn.lin2                                     | output.dense
+ *     out_ln     output_layer_norm                            | output.LayerNorm
+ *   head         vocab_transform                              | cls.predictions.transform.dense
+ *   head_ln      vocab_layer_norm                             | cls.predictions.transform.LayerNorm
+ *   decoder_w    vocab_projector.weight (tied: word_emb)      | cls.predictions.decoder.weight (tied)
+ *   decoder_b    vocab_projector.bias                         | cls.predictions.bias (or decoder.bias)
+ * The "distilbert."/"bert." prefix may be absent (bare encoder checkpoints).
+ */
+#ifndef SPLADEX_MODEL_H
+#define SPLADEX_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { MODEL_DISTILBERT = 0, MODEL_BERT = 1 } model_arch;
+
+typedef struct {
+  model_arch arch;
+  int n_layers;      /* L */
+  int hidden;        /* H */
+  int n_heads;
+  int ffn;           /* F */
+  int vocab;         /* V */
+  int max_positions; /* P */
+  int type_vocab;    /* Y (BERT; 0 for DistilBERT) */
+  float ln_eps;      /* layer_norm_eps (BERT) or 1e-12 (DistilBERT) */
+  int pad_id, unk_id, cls_id, sep_id, mask_id;
+} model_config;
+
+typedef struct {
+  float *q_w;      /* (H, H) */
+  float *q_b;      /* (H) */
+  float *k_w;      /* (H, H) */
+  float *k_b;      /* (H) */
+  float *v_w;      /* (H, H) */
+  float *v_b;      /* (H) */
+  float *o_w;      /* (H, H) */
+  float *o_b;      /* (H) */
+  float *attn_ln_g; /* (H) */
+  float *attn_ln_b; /* (H) */
+  float *ffn1_w;   /* (F, H) */
+  float *ffn1_b;   /* (F) */
+  float *ffn2_w;   /* (H, F) */
+  float *ffn2_b;   /* (H) */
+  float *out_ln_g; /* (H) */
+  float *out_ln_b; /* (H) */
+} model_layer;
+
+typedef struct {
+  model_config cfg;
+  float *arena;        /* one allocation holding every tensor below */
+  size_t arena_floats;
+  float *word_emb;     /* (V, H) */
+  float *pos_emb;      /* (P, H) */
+  float *type_emb;     /* (Y, H), NULL for DistilBERT; only row 0 is used */
+  float *emb_ln_g;     /* (H) */
+  float *emb_ln_b;     /* (H) */
+  model_layer *layers; /* [L] */
+  float *head_w;       /* (H, H) */
+  float *head_b;       /* (H) */
+  float *head_ln_g;    /* (H) */
+  float *head_ln_b;    /* (H) */
+  float *decoder_w;    /* (V, H): equals word_emb when tied (the usual case) */
+  float *decoder_b;    /* (V) */
+  int decoder_tied;    /* 1 when decoder_w points into word_emb */
+  char weights_path[1024]; /* the checkpoint file that was read */
+  char weights_sha256[65]; /* hex sha256 of that file */
+  char name[256];          /* "_name_or_path" from config.json, else the directory */
+} model;
+
+/* Reads DIR/config.json (or DIR/document_0_MLMTransformer/ for the sentence-transformers layout)
+ * and the weights (model.safetensors, else pytorch_model.bin) into one fp32 arena.
+ * A missing or mis-shaped tensor is an error naming the tensor, the shape found and the shape
+ * expected. Returns 0 and *out; the caller frees with model_free(). */
+int model_load(const char *dir, model **out);
+
+/* Resolves the directory that holds config.json and the weights for a model directory
+ * (DIR itself, or DIR/document_0_MLMTransformer). Writes into out (size cap). 0 or ERR_IO. */
+int model_resolve_dir(const char *dir, char *out, size_t cap);
+
+/* Frees the arena and the struct. model_free(NULL) is a no-op. */
+void model_free(model *m);
+
+#endif

@@ -1,0 +1,92 @@
+/* shard: one HDF5 shard of sparse document vectors (DESIGN.md section 4).
+ *
+ * Layout, readable by h5py + scipy and anndata's read_elem without custom code:
+ *   /            attrs format="spladex-shard", format_version=1, model, max_length, threshold,
+ *                top_k, first_doc, n_docs, input_start, input_end
+ *   /vectors     group, attrs encoding-type="csr_matrix", encoding-version="0.1.0",
+ *                shape=[n_docs, vocab_size] (int64)
+ *   /vectors/data float32 (nnz), /vectors/indices int32 (nnz) ascending per row,
+ *   /vectors/indptr int64 (n_docs + 1)
+ *   /doc_ids     variable-length UTF-8 strings (n_docs)
+ *   /vocab       variable-length UTF-8 strings (vocab_size)
+ * Chunked, shuffle + deflate. A writer writes PATH.tmp, then shard_writer_finish() closes, fsyncs
+ * and renames it to PATH: a file with the final name is always complete.
+ */
+#ifndef SPLADEX_SHARD_H
+#define SPLADEX_SHARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+  const char *model;       /* model id written to the attrs */
+  int max_length;
+  float threshold;
+  int top_k;
+  int64_t first_doc;       /* global row of this shard's row 0 */
+  int64_t input_start;     /* byte range of the input this shard covers */
+  int64_t input_end;
+  int vocab_size;
+  const char *const *vocab; /* [vocab_size] terms, borrowed during shard_writer_open */
+} shard_meta;
+
+typedef struct shard_writer shard_writer;
+
+/* Creates path + ".tmp" (replacing a leftover one). Returns 0 and *out, or ERR_IO naming the file.
+ * The writer buffers rows and appends them to chunked datasets as it goes; memory stays bounded. */
+int shard_writer_open(const char *path, const shard_meta *meta, shard_writer **out);
+
+/* Appends one document's row: nnz terms with ascending indices. Returns 0 or ERR_IO. */
+int shard_writer_append(shard_writer *w, const char *doc_id, const int32_t *indices,
+                        const float *values, int nnz);
+
+/* Sets the input byte range [input_start, input_end) recorded in the attrs, replacing the one
+ * given to shard_writer_open (the pipeline learns input_end only after the shard's last doc was
+ * read, which is after the writer had to open the file). Call any time before finish. Returns 0
+ * or ERR_IO. (Added for the expand pipeline, issue 4.) */
+int shard_writer_set_input_range(shard_writer *w, int64_t input_start, int64_t input_end);
+
+/* Writes n_docs, closes, fsyncs the file and its directory, renames PATH.tmp -> PATH, frees w.
+ * Returns 0 or ERR_IO (w is freed and the .tmp removed either way). */
+int shard_writer_finish(shard_writer *w);
+
+/* Drops the shard: closes, removes PATH.tmp, frees w. shard_writer_abort(NULL) is a no-op. */
+void shard_writer_abort(shard_writer *w);
+
+typedef struct shard_reader shard_reader;
+
+typedef struct {
+  char model[256];
+  int format_version;
+  int max_length;
+  float threshold;
+  int top_k;
+  int64_t first_doc;
+  int64_t n_docs;
+  int64_t nnz;
+  int64_t input_start, input_end;
+  int vocab_size;
+} shard_info;
+
+/* Opens a complete shard read-only and checks its structure (format attr, dataset shapes,
+ * indptr[0] == 0, indptr[n_docs] == nnz). Returns 0 and *out or ERR_IO / ERR_FORMAT naming
+ * the file. The caller frees with shard_reader_close(). */
+int shard_reader_open(const char *path, shard_reader **out);
+
+/* The shard's attributes and sizes. Borrowed, valid until close. */
+const shard_info *shard_reader_info(const shard_reader *r);
+
+/* Reads rows [row, row + n) (sequential reads are cheap: the reader caches a window).
+ * Fills doc_ids[n] (borrowed, valid until the next call), indptr (n + 1, rebased to start at 0),
+ * and indices/values (indptr[n] entries) in buffers the reader owns, valid until the next call.
+ * Returns 0 or ERR_IO / ERR_FORMAT. */
+int shard_reader_rows(shard_reader *r, int64_t row, int64_t n, const char *const **doc_ids,
+                      const int64_t **indptr, const int32_t **indices, const float **values);
+
+/* The vocabulary term of id v (borrowed, valid until close), or NULL if out of range. */
+const char *shard_reader_term(const shard_reader *r, int v);
+
+/* Closes. shard_reader_close(NULL) is a no-op. */
+void shard_reader_close(shard_reader *r);
+
+#endif
