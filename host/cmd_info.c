@@ -1,9 +1,273 @@
-/* cmd_info: placeholder until the module lands (tracked in the issue); fails clearly. */
+/* cmd_info: `spladex info PATH [--json] [--top N]`: statistics of one shard or a shard directory.
+ *
+ * Streams every row once through shard_reader_rows in windows; memory is one df counter per
+ * vocabulary term plus the reader's window, whatever the number of documents. Reports docs,
+ * empty docs, nnz, terms per doc (min / mean / max), the FLOPS figure sum_v (df_v / N)^2
+ * (DESIGN.md section 1) and the top terms by document frequency.
+ */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
 #include "commands.h"
 #include "err.h"
+#include "jobfile.h"
+#include "shard.h"
+
+enum { INFO_ROWS_PER_READ = 4096 };
+
+static void info_usage(FILE *to) {
+  fprintf(to,
+          "usage: spladex info PATH [--json] [--top N]\n\n"
+          "PATH is one shard (.h5) or a shard directory (every shard-NNNNN.h5 in it).\n"
+          "Prints docs, nnz, terms per doc (min/mean/max), the FLOPS figure\n"
+          "sum over terms of (df / docs)^2, and the N terms with the highest document\n"
+          "frequency (default 10).\n"
+          "  --json    one JSON object on stdout instead of text\n"
+          "  --top N   how many top terms to list (0: none)\n");
+}
+
+typedef struct {
+  int64_t shard;
+  char *path;
+} info_shard;
+
+static int info_compare_shards(const void *a, const void *b) {
+  int64_t x = ((const info_shard *)a)->shard, y = ((const info_shard *)b)->shard;
+  return (x > y) - (x < y);
+}
+
+/* The complete shards of a directory, sorted by index (the caller frees paths and array). */
+static int info_list_directory(const char *dir, info_shard **out, int *count) {
+  DIR *d = opendir(dir);
+  info_shard *list = NULL;
+  int n = 0, cap = 0, rc = 0;
+  struct dirent *entry;
+  *out = NULL;
+  *count = 0;
+  if (!d) return err_set(ERR_IO, "%s: cannot open the directory", dir);
+  while ((entry = readdir(d))) {
+    int64_t shard = 0;
+    int partial = 0;
+    if (!job_shard_index(entry->d_name, &shard, &partial) || partial) continue;
+    if (n == cap) {
+      cap = cap ? 2 * cap : 64;
+      info_shard *grown = realloc(list, (size_t)cap * sizeof *list);
+      if (!grown) {
+        rc = err_set(ERR_NOMEM, "%s: out of memory", dir);
+        goto fail;
+      }
+      list = grown;
+    }
+    size_t size = strlen(dir) + strlen(entry->d_name) + 2;
+    if (!(list[n].path = malloc(size))) {
+      rc = err_set(ERR_NOMEM, "%s: out of memory", dir);
+      goto fail;
+    }
+    snprintf(list[n].path, size, "%s/%s", dir, entry->d_name);
+    list[n].shard = shard;
+    n++;
+  }
+  closedir(d);
+  d = NULL;
+  if (n == 0) {
+    rc = err_set(ERR_IO, "%s: no shards (shard-NNNNN.h5) in this directory", dir);
+    goto fail;
+  }
+  qsort(list, (size_t)n, sizeof *list, info_compare_shards);
+  *out = list;
+  *count = n;
+  return 0;
+fail:
+  if (d) closedir(d);
+  for (int i = 0; i < n; i++) free(list[i].path);
+  free(list);
+  return rc;
+}
+
+static const int64_t *info_df; /* for the qsort comparator */
+
+static int info_compare_terms(const void *a, const void *b) {
+  int x = *(const int *)a, y = *(const int *)b;
+  if (info_df[x] != info_df[y]) return info_df[x] < info_df[y] ? 1 : -1;
+  return (x > y) - (x < y);
+}
 
 int cmd_info(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  return err_set(ERR_ARG, "'info' is not built yet");
+  const char *path = NULL;
+  int json = 0, top = 10, rc = 0, n_shards = 0;
+  info_shard *shards = NULL;
+  shard_reader *first = NULL, *reader = NULL;
+  int64_t *df = NULL;
+  int *order = NULL;
+  cJSON *root = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      info_usage(stdout);
+      return 0;
+    } else if (!strcmp(argv[i], "--json")) {
+      json = 1;
+    } else if (!strcmp(argv[i], "--top")) {
+      char *end = NULL;
+      if (i + 1 >= argc) return err_set(ERR_ARG, "--top needs a number");
+      long v = strtol(argv[++i], &end, 10);
+      if (*end || v < 0 || v > 1000000) return err_set(ERR_ARG, "--top: bad number '%s'", argv[i]);
+      top = (int)v;
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      info_usage(stderr);
+      return err_set(ERR_ARG, "unknown option '%s'", argv[i]);
+    } else if (!path) {
+      path = argv[i];
+    } else {
+      return err_set(ERR_ARG, "one PATH only (got '%s' and '%s')", path, argv[i]);
+    }
+  }
+  if (!path) {
+    info_usage(stderr);
+    return err_set(ERR_ARG, "missing PATH");
+  }
+
+  struct stat st;
+  if (stat(path, &st) < 0) return err_set(ERR_IO, "%s: no such file or directory", path);
+  if (S_ISDIR(st.st_mode)) {
+    if ((rc = info_list_directory(path, &shards, &n_shards)) < 0) return rc;
+  } else {
+    if (!(shards = calloc(1, sizeof *shards)) || !(shards[0].path = strdup(path))) {
+      free(shards);
+      return err_set(ERR_NOMEM, "out of memory");
+    }
+    n_shards = 1;
+  }
+
+  int64_t docs = 0, nnz = 0, empty = 0, min_terms = INT64_MAX, max_terms = 0;
+  int vocab_size = 0;
+  for (int s = 0; s < n_shards; s++) {
+    if ((rc = shard_reader_open(shards[s].path, &reader)) < 0) goto fail;
+    const shard_info *meta = shard_reader_info(reader);
+    if (s == 0) {
+      vocab_size = meta->vocab_size;
+      if (!(df = calloc((size_t)vocab_size, sizeof *df))) {
+        rc = err_set(ERR_NOMEM, "out of memory for %d df counters", vocab_size);
+        goto fail;
+      }
+    } else if (meta->vocab_size != vocab_size) {
+      rc = err_set(ERR_MISMATCH, "%s: vocab_size %d differs from %s (%d)", shards[s].path,
+                   meta->vocab_size, shards[0].path, vocab_size);
+      goto fail;
+    }
+    for (int64_t row = 0; row < meta->n_docs; row += INFO_ROWS_PER_READ) {
+      int64_t n = meta->n_docs - row < INFO_ROWS_PER_READ ? meta->n_docs - row : INFO_ROWS_PER_READ;
+      const char *const *ids;
+      const int64_t *indptr;
+      const int32_t *indices;
+      const float *values;
+      if ((rc = shard_reader_rows(reader, row, n, &ids, &indptr, &indices, &values)) < 0)
+        goto fail;
+      for (int64_t d = 0; d < n; d++) {
+        int64_t terms = indptr[d + 1] - indptr[d];
+        if (terms < min_terms) min_terms = terms;
+        if (terms > max_terms) max_terms = terms;
+        if (!terms) empty++;
+      }
+      for (int64_t k = 0; k < indptr[n]; k++) df[indices[k]]++;
+      nnz += indptr[n];
+    }
+    docs += meta->n_docs;
+    if (s == 0) {
+      first = reader; /* kept open for the terms */
+    } else {
+      shard_reader_close(reader);
+    }
+    reader = NULL;
+  }
+  if (docs == 0) min_terms = 0;
+  double flops = 0.0;
+  if (docs > 0)
+    for (int v = 0; v < vocab_size; v++) {
+      double p = (double)df[v] / (double)docs;
+      flops += p * p;
+    }
+  double mean_terms = docs ? (double)nnz / (double)docs : 0.0;
+  int distinct = 0;
+  for (int v = 0; v < vocab_size; v++) distinct += df[v] > 0;
+  if (top > distinct) top = distinct;
+  if (!(order = malloc((size_t)vocab_size * sizeof *order))) {
+    rc = err_set(ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+  for (int v = 0; v < vocab_size; v++) order[v] = v;
+  info_df = df;
+  qsort(order, (size_t)vocab_size, sizeof *order, info_compare_terms);
+  const shard_info *meta = shard_reader_info(first);
+
+  if (json) {
+    cJSON *terms_per_doc = NULL, *top_terms = NULL;
+    if (!(root = cJSON_CreateObject())) goto nomem;
+    if (!cJSON_AddStringToObject(root, "path", path) ||
+        !cJSON_AddNumberToObject(root, "shards", n_shards) ||
+        !cJSON_AddNumberToObject(root, "docs", (double)docs) ||
+        !cJSON_AddNumberToObject(root, "empty_docs", (double)empty) ||
+        !cJSON_AddNumberToObject(root, "nnz", (double)nnz) ||
+        !cJSON_AddNumberToObject(root, "vocab_size", vocab_size) ||
+        !cJSON_AddNumberToObject(root, "distinct_terms", distinct) ||
+        !(terms_per_doc = cJSON_AddObjectToObject(root, "terms_per_doc")) ||
+        !cJSON_AddNumberToObject(terms_per_doc, "min", (double)min_terms) ||
+        !cJSON_AddNumberToObject(terms_per_doc, "mean", mean_terms) ||
+        !cJSON_AddNumberToObject(terms_per_doc, "max", (double)max_terms) ||
+        !cJSON_AddNumberToObject(root, "flops", flops) ||
+        !cJSON_AddStringToObject(root, "model", meta->model) ||
+        !cJSON_AddNumberToObject(root, "max_length", meta->max_length) ||
+        !cJSON_AddNumberToObject(root, "threshold", meta->threshold) ||
+        !cJSON_AddNumberToObject(root, "top_k", meta->top_k) ||
+        !(top_terms = cJSON_AddArrayToObject(root, "top_terms")))
+      goto nomem;
+    for (int i = 0; i < top; i++) {
+      cJSON *item = cJSON_CreateObject();
+      if (!item) goto nomem;
+      cJSON_AddItemToArray(top_terms, item);
+      if (!cJSON_AddStringToObject(item, "term", shard_reader_term(first, order[i])) ||
+          !cJSON_AddNumberToObject(item, "id", order[i]) ||
+          !cJSON_AddNumberToObject(item, "df", (double)df[order[i]]))
+        goto nomem;
+    }
+    char *text = cJSON_PrintUnformatted(root);
+    if (!text) goto nomem;
+    printf("%s\n", text);
+    cJSON_free(text);
+  } else {
+    printf("path          %s\n", path);
+    printf("shards        %d\n", n_shards);
+    printf("docs          %" PRId64 " (%" PRId64 " empty)\n", docs, empty);
+    printf("nnz           %" PRId64 "\n", nnz);
+    printf("terms/doc     min %" PRId64 ", mean %.2f, max %" PRId64 "\n", min_terms, mean_terms,
+           max_terms);
+    printf("flops         %.6g\n", flops);
+    printf("vocab         %d terms, %d used\n", vocab_size, distinct);
+    printf("model         %s (max_length %d, threshold %g, top_k %d)\n", meta->model,
+           meta->max_length, (double)meta->threshold, meta->top_k);
+    if (top > 0) {
+      printf("top terms by document frequency:\n");
+      printf("  %12s  %8s  %s\n", "df", "df/docs", "term");
+      for (int i = 0; i < top; i++)
+        printf("  %12" PRId64 "  %8.4f  %s\n", df[order[i]],
+               docs ? (double)df[order[i]] / (double)docs : 0.0, shard_reader_term(first, order[i]));
+    }
+  }
+  if (fflush(stdout) != 0) rc = err_set(ERR_IO, "stdout: write failed");
+  goto fail;
+nomem:
+  rc = err_set(ERR_NOMEM, "out of memory");
+fail:
+  cJSON_Delete(root);
+  free(order);
+  free(df);
+  shard_reader_close(reader);
+  shard_reader_close(first);
+  for (int i = 0; i < n_shards; i++) free(shards[i].path);
+  free(shards);
+  return rc;
 }

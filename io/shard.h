@@ -28,15 +28,20 @@ typedef struct {
   int64_t input_end;
   int vocab_size;
   const char *const *vocab; /* [vocab_size] terms, borrowed during shard_writer_open */
+  int float16;             /* 1: store /vectors/data as IEEE float16 (round to nearest even;
+                              readers get float32 back); 0 (default): float32 */
 } shard_meta;
 
 typedef struct shard_writer shard_writer;
 
-/* Creates path + ".tmp" (replacing a leftover one). Returns 0 and *out, or ERR_IO naming the file.
- * The writer buffers rows and appends them to chunked datasets as it goes; memory stays bounded. */
+/* Creates path + ".tmp" (replacing a leftover one). Returns 0 and *out, or ERR_IO naming the file
+ * (ERR_ARG for a meta without vocabulary). The writer buffers rows (64k entries, 16k indptr values,
+ * 4k doc ids) and appends them to chunked datasets as it goes; memory stays bounded. */
 int shard_writer_open(const char *path, const shard_meta *meta, shard_writer **out);
 
-/* Appends one document's row: nnz terms with ascending indices. Returns 0 or ERR_IO. */
+/* Appends one document's row: nnz terms (nnz 0 = an empty row) with strictly ascending indices in
+ * [0, vocab_size). Returns 0, ERR_ARG for a row breaking that rule (nothing is appended and the
+ * writer stays usable), or ERR_IO (the writer is then failed: finish refuses, abort it). */
 int shard_writer_append(shard_writer *w, const char *doc_id, const int32_t *indices,
                         const float *values, int nnz);
 
@@ -66,6 +71,7 @@ typedef struct {
   int64_t nnz;
   int64_t input_start, input_end;
   int vocab_size;
+  int value_bits;          /* stored dtype of /vectors/data: 32 (float32), 16 (float16) or 64 */
 } shard_info;
 
 /* Opens a complete shard read-only and checks its structure (format attr, dataset shapes,
@@ -73,13 +79,24 @@ typedef struct {
  * the file. The caller frees with shard_reader_close(). */
 int shard_reader_open(const char *path, shard_reader **out);
 
+/* Cheap completeness check for resume: opens path and checks the attributes, the dataset types
+ * and lengths, and indptr[0] == 0, indptr[n_docs] == nnz, without reading the rows or the vocab.
+ * first_doc / n_docs: the expected values, or -1 for "any". Fills *info when info is not NULL.
+ * Returns 0, ERR_IO (missing / unreadable), ERR_FORMAT (not a complete shard) or ERR_MISMATCH
+ * (first_doc or n_docs differ), with a message naming the file. */
+int shard_check(const char *path, int64_t first_doc, int64_t n_docs, shard_info *info);
+
 /* The shard's attributes and sizes. Borrowed, valid until close. */
 const shard_info *shard_reader_info(const shard_reader *r);
 
-/* Reads rows [row, row + n) (sequential reads are cheap: the reader caches a window).
+/* Reads rows [row, row + n). Sequential reads, even one row at a time, are cheap: a miss reads a
+ * window from row on (up to max(n, 16k) rows whose entries fit in max(those of the n rows, 1M)),
+ * validates it and serves the following calls from memory; the whole shard is never loaded.
  * Fills doc_ids[n] (borrowed, valid until the next call), indptr (n + 1, rebased to start at 0),
  * and indices/values (indptr[n] entries) in buffers the reader owns, valid until the next call.
- * Returns 0 or ERR_IO / ERR_FORMAT. */
+ * The rows read are validated: ERR_FORMAT for a broken indptr, or indices not strictly ascending
+ * or outside the vocabulary (naming the row). Returns 0, ERR_ARG (range outside the shard),
+ * ERR_IO / ERR_FORMAT. */
 int shard_reader_rows(shard_reader *r, int64_t row, int64_t n, const char *const **doc_ids,
                       const int64_t **indptr, const int32_t **indices, const float **values);
 

@@ -1,0 +1,85 @@
+/* jobfile: OUT/job.json, the parameters of an expansion job, and the shard file names.
+ *
+ * job.json (DESIGN.md sections 4 and 5) is written atomically (a per-process temporary file,
+ * fsync, rename, fsync of the directory). The parameters are written once when the job starts; a
+ * rerun compares its own parameters with them (job_compare) and is refused when any differs.
+ * n_docs_total and n_shards are absent until a process has read the whole input; it then rewrites
+ * job.json with the same parameters plus those two numbers, which `spladex verify` uses to tell a
+ * finished job from an unfinished one. Several --worker processes may do this at once: they write
+ * identical bytes, and each rename is atomic.
+ *
+ *   {"job_version": 1, "version": "0.1.0", "model": "...", "model_sha256": "...",
+ *    "input": "/abs/path", "input_size": 123, "format": "tsv", "max_length": 256,
+ *    "threshold": 0, "top_k": 0, "shard_size": 100000, "precision": "fp32",
+ *    "n_docs_total": 1000, "n_shards": 1}
+ *
+ * Shard s holds docs [s * shard_size, min((s + 1) * shard_size, n_docs_total)) and is named
+ * shard-%05d.h5 (more digits past 99999); an unfinished one is that name plus ".tmp".
+ */
+#ifndef SPLADEX_JOBFILE_H
+#define SPLADEX_JOBFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define JOB_FILE_NAME "job.json"
+#define JOB_FILE_VERSION 1
+
+typedef struct {
+  char version[32];        /* spladex version that runs the job */
+  char model[1024];        /* model id as the user gave it (HF name or directory) */
+  char model_sha256[65];   /* hex sha256 of the weights file (io/sha256.h: sha256_file_hex) */
+  char input[4096];        /* input path; the caller resolves it (realpath) so reruns compare */
+  int64_t input_size;      /* bytes of the input file on disk, -1 when unknown (a pipe) */
+  char format[16];         /* input format: tsv | jsonl | ids */
+  int max_length;
+  float threshold;
+  int top_k;
+  int64_t shard_size;      /* docs per shard, > 0 */
+  char precision[16];      /* the resolved compute precision: fp32 | fp16 | bf16 */
+  int64_t n_docs_total;    /* docs in the whole input, -1 until known */
+  int64_t n_shards;        /* ceil(n_docs_total / shard_size), -1 until known */
+} job_params;
+
+/* Empties *p: strings "", numbers 0, input_size / n_docs_total / n_shards -1. */
+void job_params_init(job_params *p);
+
+/* Sets n_docs_total and n_shards = ceil(n_docs_total / shard_size) (0 shards for 0 docs). */
+void job_set_totals(job_params *p, int64_t n_docs_total);
+
+/* Writes "dir/job.json" into out[cap]. Returns 0 or ERR_ARG when it does not fit. */
+int job_path(const char *dir, char *out, size_t cap);
+
+/* Writes "dir/shard-%05d.h5" for shard into out[cap]. Returns 0 or ERR_ARG when it does not fit. */
+int job_shard_path(const char *dir, int64_t shard, char *out, size_t cap);
+
+/* Parses a file name (no directory) of the form shard-NNNNN.h5 or shard-NNNNN.h5.tmp (at least
+ * 5 digits). Returns 1 and sets *shard and *partial (1 for .tmp), or 0 for any other name. */
+int job_shard_index(const char *name, int64_t *shard, int *partial);
+
+/* First global doc of shard s: s * shard_size. */
+int64_t job_shard_first_doc(const job_params *p, int64_t shard);
+
+/* Docs that shard s must hold: shard_size, or the remainder for the last shard; -1 when
+ * n_docs_total is unknown (any count up to shard_size may be right for the last one);
+ * 0 for a shard past the end. */
+int64_t job_shard_docs(const job_params *p, int64_t shard);
+
+/* Reads dir/job.json into *out. Returns 0, 1 when the file does not exist (out is then
+ * job_params_init'ed), ERR_IO (unreadable) or ERR_FORMAT (bad JSON, a missing or mistyped
+ * field: the message names the file and the field). */
+int job_read(const char *dir, job_params *out);
+
+/* Writes p to dir/job.json atomically (dir/job.json.tmp.HOST.PID, fsync, rename, fsync dir),
+ * replacing any existing one. n_docs_total / n_shards are written only when >= 0.
+ * Returns 0 or ERR_IO naming the file. */
+int job_write(const char *dir, const job_params *p);
+
+/* Compares the parameters of an existing job with those of a rerun, in this order: model,
+ * model_sha256, input, input_size, format, max_length, threshold, top_k, shard_size, precision,
+ * version (n_docs_total / n_shards are results, not compared). Returns 0 when all agree, else
+ * ERR_MISMATCH with a message naming the first differing parameter and both values; *differing
+ * (when not NULL) gets that parameter's name (a static string) or NULL. */
+int job_compare(const job_params *job, const job_params *run, const char **differing);
+
+#endif
