@@ -19,7 +19,8 @@
  *   head         vocab_transform                              | cls.predictions.transform.dense
  *   head_ln      vocab_layer_norm                             | cls.predictions.transform.LayerNorm
  *   decoder_w    vocab_projector.weight (tied: word_emb)      | cls.predictions.decoder.weight (tied)
- *   decoder_b    vocab_projector.bias                         | cls.predictions.bias (or decoder.bias)
+ *   decoder_b    vocab_projector.bias                         | cls.predictions.bias (or decoder.bias;
+ *                                                                decoder.bias first when untied)
  * The "distilbert."/"bert." prefix may be absent (bare encoder checkpoints).
  */
 #ifndef SPLADEX_MODEL_H
@@ -41,6 +42,8 @@ typedef struct {
   int type_vocab;    /* Y (BERT; 0 for DistilBERT) */
   float ln_eps;      /* layer_norm_eps (BERT) or 1e-12 (DistilBERT) */
   int pad_id, unk_id, cls_id, sep_id, mask_id;
+  int tie_embeddings; /* config.json tie_word_embeddings (default 1); BERT untied: decoder_b is
+                         cls.predictions.decoder.bias, as transformers >= 5 uses it */
 } model_config;
 
 typedef struct {
@@ -90,9 +93,17 @@ typedef struct {
  * expected. Returns 0 and *out; the caller frees with model_free(). */
 int model_load(const char *dir, model **out);
 
-/* Resolves the directory that holds config.json and the weights for a model directory
- * (DIR itself, or DIR/document_0_MLMTransformer). Writes into out (size cap). 0 or ERR_IO. */
+/* Resolves the directory that holds config.json and the weights for a model directory: the
+ * first of DIR/document_0_MLMTransformer (the document encoder of an asymmetric
+ * sentence-transformers SPLADE model), DIR itself, DIR/0_MLMTransformer that has a config.json.
+ * Writes into out (size cap). 0 or ERR_IO. */
 int model_resolve_dir(const char *dir, char *out, size_t cap);
+
+/* The tensor of m that HF transformers calls name once the model is loaded (its state_dict name,
+ * e.g. "bert.encoder.layer.0.attention.self.query.weight", "vocab_projector.weight" which is
+ * word_emb when tied, "cls.predictions.decoder.bias" = decoder_b), or NULL for a name spladex
+ * does not map. *count (if count is not NULL) gets its element count. Borrowed from m. */
+const float *model_tensor(const model *m, const char *name, size_t *count);
 
 /* Frees the arena and the struct. model_free(NULL) is a no-op. */
 void model_free(model *m);

@@ -1,0 +1,495 @@
+/* model: config.json + checkpoint -> one fp32 arena of named pointers (see model.h).
+ *
+ * The loader walks one table of (canonical HF name, destination, expected shape) built from the
+ * config, so the shapes checked, the names in messages and model_tensor() all agree. A checkpoint
+ * may spell a name without the "distilbert."/"bert." prefix, and LayerNorm parameters in the
+ * legacy gamma/beta form (HF renames those on load); both are accepted here. */
+#include "model.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "err.h"
+#include "sha256.h"
+#include "tensorfile.h"
+
+/* Each tensor in the arena starts on a 64-byte boundary. */
+#define MODEL_ALIGN_FLOATS 16
+
+typedef struct {
+  char name[160];   /* canonical HF name, e.g. "bert.encoder.layer.0.attention.self.query.weight" */
+  float **slot;     /* where the pointer into the arena goes */
+  int ndim;
+  int64_t shape[2];
+} model_entry;
+
+static int model_is_file(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int model_resolve_dir(const char *dir, char *out, size_t cap) {
+  /* The document encoder of an asymmetric sentence-transformers model wins over whatever
+   * sits at the top level; then DIR itself; then a symmetric sentence-transformers layout. */
+  static const char *const subdirs[] = {"/document_0_MLMTransformer", "", "/0_MLMTransformer"};
+  char probe[4096];
+  for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
+    int n = snprintf(probe, sizeof probe, "%s%s/config.json", dir, subdirs[i]);
+    if (n < 0 || (size_t)n >= sizeof probe) return err_set(ERR_IO, "%s: path too long", dir);
+    if (!model_is_file(probe)) continue;
+    n = snprintf(out, cap, "%s%s", dir, subdirs[i]);
+    if (n < 0 || (size_t)n >= cap) return err_set(ERR_IO, "%s: path too long", dir);
+    return 0;
+  }
+  return err_set(ERR_IO, "%s: no config.json there (nor in document_0_MLMTransformer/ or 0_MLMTransformer/)", dir);
+}
+
+/* Reads a whole small file into a NUL-terminated buffer the caller frees. */
+static int model_read_text(const char *path, char **out) {
+  int rc = 0;
+  char *buffer = NULL;
+  FILE *f = fopen(path, "rb");
+  *out = NULL;
+  if (!f) return err_set(ERR_IO, "%s: %s", path, strerror(errno));
+  if (fseek(f, 0, SEEK_END) != 0) {
+    rc = err_set(ERR_IO, "%s: %s", path, strerror(errno));
+    goto fail;
+  }
+  long size = ftell(f);
+  if (size < 0 || size > (16 << 20)) {
+    rc = err_set(ERR_FORMAT, "%s: unreadable or larger than 16 MB", path);
+    goto fail;
+  }
+  rewind(f);
+  buffer = malloc((size_t)size + 1);
+  if (!buffer) {
+    rc = err_set(ERR_NOMEM, "%s: out of memory", path);
+    goto fail;
+  }
+  if (fread(buffer, 1, (size_t)size, f) != (size_t)size) {
+    rc = err_set(ERR_IO, "%s: short read", path);
+    goto fail;
+  }
+  buffer[size] = '\0';
+  fclose(f);
+  *out = buffer;
+  return 0;
+fail:
+  free(buffer);
+  fclose(f);
+  return rc;
+}
+
+/* A required positive integer config key (at most limit). */
+static int model_config_int(const char *path, const cJSON *root, const char *key, int limit, int *out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+  if (!v) return err_set(ERR_FORMAT, "%s: missing '%s'", path, key);
+  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valuedouble < 1 ||
+      v->valuedouble > limit)
+    return err_set(ERR_FORMAT, "%s: '%s' must be an integer in [1, %d]", path, key, limit);
+  *out = (int)v->valuedouble;
+  return 0;
+}
+
+static const char *model_config_string(const cJSON *root, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Fills m->cfg from config.json; architecture from model_type, else architectures[0]. */
+static int model_parse_config(const char *path, const cJSON *root, model *m) {
+  model_config *c = &m->cfg;
+  const char *type = model_config_string(root, "model_type");
+  const cJSON *archs = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+  const char *arch0 = cJSON_IsArray(archs) && cJSON_IsString(cJSON_GetArrayItem(archs, 0))
+                          ? cJSON_GetArrayItem(archs, 0)->valuestring
+                          : NULL;
+  if (type && strcmp(type, "distilbert") == 0) {
+    c->arch = MODEL_DISTILBERT;
+  } else if (type && strcmp(type, "bert") == 0) {
+    c->arch = MODEL_BERT;
+  } else if (!type && arch0 && strcmp(arch0, "DistilBertForMaskedLM") == 0) {
+    c->arch = MODEL_DISTILBERT;
+  } else if (!type && arch0 && strcmp(arch0, "BertForMaskedLM") == 0) {
+    c->arch = MODEL_BERT;
+  } else {
+    return err_set(ERR_FORMAT, "%s: unsupported model (model_type '%s', architectures[0] '%s'); spladex runs "
+                   "DistilBertForMaskedLM and BertForMaskedLM", path, type ? type : "(none)", arch0 ? arch0 : "(none)");
+  }
+  if (arch0 && strcmp(arch0, "DistilBertForMaskedLM") != 0 && strcmp(arch0, "BertForMaskedLM") != 0)
+    return err_set(ERR_FORMAT, "%s: architectures[0] is '%s'; spladex needs a masked-LM head "
+                   "(DistilBertForMaskedLM or BertForMaskedLM)", path, arch0);
+  int rc = 0;
+  const char *act = NULL;
+  if (c->arch == MODEL_DISTILBERT) {
+    if ((rc = model_config_int(path, root, "dim", 1 << 16, &c->hidden)) ||
+        (rc = model_config_int(path, root, "n_layers", 1024, &c->n_layers)) ||
+        (rc = model_config_int(path, root, "n_heads", 1 << 12, &c->n_heads)) ||
+        (rc = model_config_int(path, root, "hidden_dim", 1 << 18, &c->ffn)) ||
+        (rc = model_config_int(path, root, "vocab_size", 1 << 24, &c->vocab)) ||
+        (rc = model_config_int(path, root, "max_position_embeddings", 1 << 20, &c->max_positions)))
+      return rc;
+    c->type_vocab = 0;
+    c->ln_eps = 1e-12f;
+    act = model_config_string(root, "activation");
+    if (!act) act = "gelu"; /* DistilBertConfig's default */
+    if (strcmp(act, "gelu") != 0)
+      return err_set(ERR_FORMAT, "%s: activation '%s' is not supported (the encoder implements erf GELU, 'gelu', only)",
+                     path, act);
+  } else {
+    if ((rc = model_config_int(path, root, "hidden_size", 1 << 16, &c->hidden)) ||
+        (rc = model_config_int(path, root, "num_hidden_layers", 1024, &c->n_layers)) ||
+        (rc = model_config_int(path, root, "num_attention_heads", 1 << 12, &c->n_heads)) ||
+        (rc = model_config_int(path, root, "intermediate_size", 1 << 18, &c->ffn)) ||
+        (rc = model_config_int(path, root, "vocab_size", 1 << 24, &c->vocab)) ||
+        (rc = model_config_int(path, root, "max_position_embeddings", 1 << 20, &c->max_positions)))
+      return rc;
+    if (cJSON_GetObjectItemCaseSensitive(root, "type_vocab_size")) {
+      if ((rc = model_config_int(path, root, "type_vocab_size", 1 << 16, &c->type_vocab))) return rc;
+    } else {
+      c->type_vocab = 2; /* BertConfig's default */
+    }
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
+    if (eps && (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0) || eps->valuedouble > 1))
+      return err_set(ERR_FORMAT, "%s: 'layer_norm_eps' must be a number in (0, 1]", path);
+    c->ln_eps = eps ? (float)eps->valuedouble : 1e-12f;
+    act = model_config_string(root, "hidden_act");
+    if (!act) act = "gelu";
+    if (strcmp(act, "gelu") != 0)
+      return err_set(ERR_FORMAT, "%s: hidden_act '%s' is not supported (the encoder implements erf GELU, 'gelu', only)",
+                     path, act);
+    const char *position = model_config_string(root, "position_embedding_type");
+    if (position && strcmp(position, "absolute") != 0)
+      return err_set(ERR_FORMAT, "%s: position_embedding_type '%s' is not supported (only 'absolute')", path, position);
+  }
+  if (c->hidden % c->n_heads != 0)
+    return err_set(ERR_FORMAT, "%s: hidden size %d is not a multiple of the %d attention heads", path, c->hidden,
+                   c->n_heads);
+  const cJSON *pad = cJSON_GetObjectItemCaseSensitive(root, "pad_token_id");
+  c->pad_id = cJSON_IsNumber(pad) ? (int)pad->valuedouble : 0;
+  c->tie_embeddings = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings"));
+  c->unk_id = 100;
+  c->cls_id = 101;
+  c->sep_id = 102;
+  c->mask_id = 103;
+  if (c->pad_id < 0 || c->pad_id >= c->vocab || c->mask_id >= c->vocab)
+    return err_set(ERR_FORMAT, "%s: vocab_size %d is too small for the BERT special token ids", path, c->vocab);
+  return 0;
+}
+
+/* Appends one entry; name is printf-formatted. */
+static void model_add(model_entry *e, size_t *n, float **slot, int64_t d0, int64_t d1, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 6, 7)))
+#endif
+    ;
+
+#include <stdarg.h>
+static void model_add(model_entry *e, size_t *n, float **slot, int64_t d0, int64_t d1, const char *fmt, ...) {
+  model_entry *x = &e[(*n)++];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(x->name, sizeof x->name, fmt, ap);
+  va_end(ap);
+  x->slot = slot;
+  x->ndim = d1 ? 2 : 1;
+  x->shape[0] = d0;
+  x->shape[1] = d1;
+}
+
+static size_t model_entry_capacity(const model_config *c) { return 16 + 16 * (size_t)c->n_layers; }
+
+/* The table of every tensor of m (decoder_w last, when untied or asked for), canonical names. */
+static size_t model_entries(model *m, model_entry *e, int with_decoder_w) {
+  const model_config *c = &m->cfg;
+  const int64_t H = c->hidden, F = c->ffn, V = c->vocab, P = c->max_positions, Y = c->type_vocab;
+  size_t n = 0;
+  if (c->arch == MODEL_DISTILBERT) {
+    const char *p = "distilbert.";
+    model_add(e, &n, &m->word_emb, V, H, "%sembeddings.word_embeddings.weight", p);
+    model_add(e, &n, &m->pos_emb, P, H, "%sembeddings.position_embeddings.weight", p);
+    model_add(e, &n, &m->emb_ln_g, H, 0, "%sembeddings.LayerNorm.weight", p);
+    model_add(e, &n, &m->emb_ln_b, H, 0, "%sembeddings.LayerNorm.bias", p);
+    for (int i = 0; i < c->n_layers; i++) {
+      model_layer *l = &m->layers[i];
+      const char *a = "distilbert.transformer.layer.";
+      model_add(e, &n, &l->q_w, H, H, "%s%d.attention.q_lin.weight", a, i);
+      model_add(e, &n, &l->q_b, H, 0, "%s%d.attention.q_lin.bias", a, i);
+      model_add(e, &n, &l->k_w, H, H, "%s%d.attention.k_lin.weight", a, i);
+      model_add(e, &n, &l->k_b, H, 0, "%s%d.attention.k_lin.bias", a, i);
+      model_add(e, &n, &l->v_w, H, H, "%s%d.attention.v_lin.weight", a, i);
+      model_add(e, &n, &l->v_b, H, 0, "%s%d.attention.v_lin.bias", a, i);
+      model_add(e, &n, &l->o_w, H, H, "%s%d.attention.out_lin.weight", a, i);
+      model_add(e, &n, &l->o_b, H, 0, "%s%d.attention.out_lin.bias", a, i);
+      model_add(e, &n, &l->attn_ln_g, H, 0, "%s%d.sa_layer_norm.weight", a, i);
+      model_add(e, &n, &l->attn_ln_b, H, 0, "%s%d.sa_layer_norm.bias", a, i);
+      model_add(e, &n, &l->ffn1_w, F, H, "%s%d.ffn.lin1.weight", a, i);
+      model_add(e, &n, &l->ffn1_b, F, 0, "%s%d.ffn.lin1.bias", a, i);
+      model_add(e, &n, &l->ffn2_w, H, F, "%s%d.ffn.lin2.weight", a, i);
+      model_add(e, &n, &l->ffn2_b, H, 0, "%s%d.ffn.lin2.bias", a, i);
+      model_add(e, &n, &l->out_ln_g, H, 0, "%s%d.output_layer_norm.weight", a, i);
+      model_add(e, &n, &l->out_ln_b, H, 0, "%s%d.output_layer_norm.bias", a, i);
+    }
+    model_add(e, &n, &m->head_w, H, H, "vocab_transform.weight");
+    model_add(e, &n, &m->head_b, H, 0, "vocab_transform.bias");
+    model_add(e, &n, &m->head_ln_g, H, 0, "vocab_layer_norm.weight");
+    model_add(e, &n, &m->head_ln_b, H, 0, "vocab_layer_norm.bias");
+    model_add(e, &n, &m->decoder_b, V, 0, "vocab_projector.bias");
+    if (with_decoder_w) model_add(e, &n, &m->decoder_w, V, H, "vocab_projector.weight");
+  } else {
+    const char *p = "bert.";
+    model_add(e, &n, &m->word_emb, V, H, "%sembeddings.word_embeddings.weight", p);
+    model_add(e, &n, &m->pos_emb, P, H, "%sembeddings.position_embeddings.weight", p);
+    model_add(e, &n, &m->type_emb, Y, H, "%sembeddings.token_type_embeddings.weight", p);
+    model_add(e, &n, &m->emb_ln_g, H, 0, "%sembeddings.LayerNorm.weight", p);
+    model_add(e, &n, &m->emb_ln_b, H, 0, "%sembeddings.LayerNorm.bias", p);
+    for (int i = 0; i < c->n_layers; i++) {
+      model_layer *l = &m->layers[i];
+      const char *a = "bert.encoder.layer.";
+      model_add(e, &n, &l->q_w, H, H, "%s%d.attention.self.query.weight", a, i);
+      model_add(e, &n, &l->q_b, H, 0, "%s%d.attention.self.query.bias", a, i);
+      model_add(e, &n, &l->k_w, H, H, "%s%d.attention.self.key.weight", a, i);
+      model_add(e, &n, &l->k_b, H, 0, "%s%d.attention.self.key.bias", a, i);
+      model_add(e, &n, &l->v_w, H, H, "%s%d.attention.self.value.weight", a, i);
+      model_add(e, &n, &l->v_b, H, 0, "%s%d.attention.self.value.bias", a, i);
+      model_add(e, &n, &l->o_w, H, H, "%s%d.attention.output.dense.weight", a, i);
+      model_add(e, &n, &l->o_b, H, 0, "%s%d.attention.output.dense.bias", a, i);
+      model_add(e, &n, &l->attn_ln_g, H, 0, "%s%d.attention.output.LayerNorm.weight", a, i);
+      model_add(e, &n, &l->attn_ln_b, H, 0, "%s%d.attention.output.LayerNorm.bias", a, i);
+      model_add(e, &n, &l->ffn1_w, F, H, "%s%d.intermediate.dense.weight", a, i);
+      model_add(e, &n, &l->ffn1_b, F, 0, "%s%d.intermediate.dense.bias", a, i);
+      model_add(e, &n, &l->ffn2_w, H, F, "%s%d.output.dense.weight", a, i);
+      model_add(e, &n, &l->ffn2_b, H, 0, "%s%d.output.dense.bias", a, i);
+      model_add(e, &n, &l->out_ln_g, H, 0, "%s%d.output.LayerNorm.weight", a, i);
+      model_add(e, &n, &l->out_ln_b, H, 0, "%s%d.output.LayerNorm.bias", a, i);
+    }
+    model_add(e, &n, &m->head_w, H, H, "cls.predictions.transform.dense.weight");
+    model_add(e, &n, &m->head_b, H, 0, "cls.predictions.transform.dense.bias");
+    model_add(e, &n, &m->head_ln_g, H, 0, "cls.predictions.transform.LayerNorm.weight");
+    model_add(e, &n, &m->head_ln_b, H, 0, "cls.predictions.transform.LayerNorm.bias");
+    model_add(e, &n, &m->decoder_b, V, 0, c->tie_embeddings ? "cls.predictions.bias" : "cls.predictions.decoder.bias");
+    if (with_decoder_w) model_add(e, &n, &m->decoder_w, V, H, "cls.predictions.decoder.weight");
+  }
+  return n;
+}
+
+/* Finds canonical name in f under its accepted spellings: as is, without the architecture
+ * prefix, LayerNorm weight/bias as gamma/beta; BERT's decoder bias also as decoder.bias. */
+static const tensor_ref *model_find(const tensor_file *f, const char *canonical) {
+  char candidates[6][192];
+  size_t n = 0;
+  snprintf(candidates[n++], sizeof candidates[0], "%s", canonical);
+  const char *dot = NULL;
+  if (strncmp(canonical, "distilbert.", 11) == 0) dot = canonical + 11;
+  if (strncmp(canonical, "bert.", 5) == 0) dot = canonical + 5;
+  if (dot) snprintf(candidates[n++], sizeof candidates[0], "%s", dot);
+  if (strcmp(canonical, "cls.predictions.bias") == 0)
+    snprintf(candidates[n++], sizeof candidates[0], "cls.predictions.decoder.bias");
+  if (strcmp(canonical, "cls.predictions.decoder.bias") == 0)
+    snprintf(candidates[n++], sizeof candidates[0], "cls.predictions.bias");
+  size_t plain = n;
+  if (strstr(canonical, "LayerNorm.") || strstr(canonical, "layer_norm.")) {
+    for (size_t i = 0; i < plain; i++) {
+      size_t len = strlen(candidates[i]);
+      if (len > 7 && strcmp(candidates[i] + len - 7, ".weight") == 0) {
+        memcpy(candidates[n], candidates[i], len - 7);
+        memcpy(candidates[n++] + len - 7, ".gamma", 7);
+      } else if (len > 5 && strcmp(candidates[i] + len - 5, ".bias") == 0) {
+        memcpy(candidates[n], candidates[i], len - 5);
+        memcpy(candidates[n++] + len - 5, ".beta", 6);
+      }
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    const tensor_ref *t = tf_find(f, candidates[i]);
+    if (t) return t;
+  }
+  return NULL;
+}
+
+static void model_format_shape(char *out, size_t cap, int ndim, const int64_t *shape) {
+  size_t used = 0;
+  used += (size_t)snprintf(out, cap, "[");
+  for (int d = 0; d < ndim && used < cap; d++)
+    used += (size_t)snprintf(out + used, cap - used, "%s%lld", d ? ", " : "", (long long)shape[d]);
+  if (used < cap) snprintf(out + used, cap - used, "]");
+}
+
+/* Checks t against entry e (shape), in messages naming the weights file. */
+static int model_check_shape(const char *path, const tensor_ref *t, const model_entry *e) {
+  int same = t->ndim == e->ndim;
+  for (int d = 0; same && d < e->ndim; d++) same = t->shape[d] == e->shape[d];
+  if (same) return 0;
+  char found[160], expected[64];
+  model_format_shape(found, sizeof found, t->ndim, t->shape);
+  model_format_shape(expected, sizeof expected, e->ndim, e->shape);
+  return err_set(ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", path, t->name, found, expected);
+}
+
+static int model_missing(const char *path, const model_entry *e) {
+  char expected[64];
+  model_format_shape(expected, sizeof expected, e->ndim, e->shape);
+  return err_set(ERR_SHAPE, "%s: tensor '%s' is missing (expected shape %s)", path, e->name, expected);
+}
+
+static const char *model_basename(const char *dir, char *buffer, size_t cap) {
+  size_t len = strlen(dir);
+  while (len > 1 && dir[len - 1] == '/') len--;
+  size_t start = len;
+  while (start > 0 && dir[start - 1] != '/') start--;
+  snprintf(buffer, cap, "%.*s", (int)(len - start), dir + start);
+  return buffer;
+}
+
+int model_load(const char *dir, model **out) {
+  int rc = 0;
+  char resolved[1000], path[1100];
+  char *config_text = NULL;
+  cJSON *config = NULL;
+  tensor_file *tf = NULL;
+  model_entry *entries = NULL;
+  model *m = NULL;
+  *out = NULL;
+
+  if ((rc = model_resolve_dir(dir, resolved, sizeof resolved))) goto fail;
+  m = calloc(1, sizeof *m);
+  if (!m) {
+    rc = err_set(ERR_NOMEM, "%s: out of memory", dir);
+    goto fail;
+  }
+  snprintf(path, sizeof path, "%s/config.json", resolved);
+  if ((rc = model_read_text(path, &config_text))) goto fail;
+  config = cJSON_Parse(config_text);
+  if (!cJSON_IsObject(config)) {
+    rc = err_set(ERR_FORMAT, "%s: not a valid JSON object", path);
+    goto fail;
+  }
+  if ((rc = model_parse_config(path, config, m))) goto fail;
+  const char *name = model_config_string(config, "_name_or_path");
+  if (name && name[0])
+    snprintf(m->name, sizeof m->name, "%s", name);
+  else
+    model_basename(dir, m->name, sizeof m->name);
+  int tie_allowed = m->cfg.tie_embeddings;
+
+  /* The weights: model.safetensors, else pytorch_model.bin. */
+  snprintf(m->weights_path, sizeof m->weights_path, "%s/model.safetensors", resolved);
+  if (!model_is_file(m->weights_path)) {
+    snprintf(m->weights_path, sizeof m->weights_path, "%s/pytorch_model.bin", resolved);
+    if (!model_is_file(m->weights_path)) {
+      snprintf(path, sizeof path, "%s/model.safetensors.index.json", resolved);
+      if (model_is_file(path))
+        rc = err_set(ERR_FORMAT, "%s: sharded checkpoints are not supported; merge them into one model.safetensors",
+                     path);
+      else
+        rc = err_set(ERR_IO, "%s: no model.safetensors or pytorch_model.bin", resolved);
+      goto fail;
+    }
+  }
+  if ((rc = tf_open(m->weights_path, &tf))) goto fail;
+
+  m->layers = calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+  entries = calloc(model_entry_capacity(&m->cfg), sizeof *entries);
+  if (!m->layers || !entries) {
+    rc = err_set(ERR_NOMEM, "%s: out of memory", dir);
+    goto fail;
+  }
+  size_t n = model_entries(m, entries, 1);
+  model_entry *decoder = &entries[n - 1];
+  const tensor_ref *word = model_find(tf, entries[0].name);
+  const tensor_ref *projector = model_find(tf, decoder->name);
+  /* Tied unless the checkpoint carries a projector that differs from the word embeddings. */
+  m->decoder_tied = 1;
+  if (projector) {
+    if ((rc = model_check_shape(m->weights_path, projector, decoder))) goto fail;
+    if (!word || projector->dtype != word->dtype || projector->nbytes != word->nbytes ||
+        (projector->data != word->data && memcmp(projector->data, word->data, word->nbytes) != 0))
+      m->decoder_tied = 0;
+  } else if (!tie_allowed) {
+    rc = err_set(ERR_SHAPE, "%s: config.json sets tie_word_embeddings false but the checkpoint has no '%s'",
+                 m->weights_path, decoder->name);
+    goto fail;
+  }
+  if (m->decoder_tied) n--;
+
+  /* Size and carve the arena. */
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t count = (size_t)entries[i].shape[0] * (size_t)(entries[i].ndim == 2 ? entries[i].shape[1] : 1);
+    total += (count + MODEL_ALIGN_FLOATS - 1) / MODEL_ALIGN_FLOATS * MODEL_ALIGN_FLOATS;
+  }
+  void *arena = NULL;
+  if (posix_memalign(&arena, MODEL_ALIGN_FLOATS * sizeof(float), (total ? total : 1) * sizeof(float)) != 0) {
+    rc = err_set(ERR_NOMEM, "%s: cannot allocate %zu MB for the weights", dir, total * sizeof(float) >> 20);
+    goto fail;
+  }
+  m->arena = arena;
+  m->arena_floats = total;
+  size_t offset = 0;
+  for (size_t i = 0; i < n; i++) {
+    const model_entry *e = &entries[i];
+    size_t count = (size_t)e->shape[0] * (size_t)(e->ndim == 2 ? e->shape[1] : 1);
+    const tensor_ref *t = model_find(tf, e->name);
+    if (!t) {
+      rc = model_missing(m->weights_path, e);
+      goto fail;
+    }
+    if ((rc = model_check_shape(m->weights_path, t, e))) goto fail;
+    *e->slot = m->arena + offset;
+    if ((rc = tf_to_f32(t, *e->slot, count))) {
+      rc = err_wrap(rc, "%s", m->weights_path);
+      goto fail;
+    }
+    offset += (count + MODEL_ALIGN_FLOATS - 1) / MODEL_ALIGN_FLOATS * MODEL_ALIGN_FLOATS;
+  }
+  if (m->decoder_tied) m->decoder_w = m->word_emb;
+
+  tf_close(tf);
+  tf = NULL;
+  if ((rc = sha256_file_hex(m->weights_path, m->weights_sha256))) goto fail;
+  free(entries);
+  cJSON_Delete(config);
+  free(config_text);
+  *out = m;
+  return 0;
+
+fail:
+  free(entries);
+  tf_close(tf);
+  cJSON_Delete(config);
+  free(config_text);
+  model_free(m);
+  return rc;
+}
+
+const float *model_tensor(const model *m, const char *name, size_t *count) {
+  if (!m || !name) return NULL;
+  model_entry *entries = calloc(model_entry_capacity(&m->cfg), sizeof *entries);
+  if (!entries) return NULL;
+  /* model_entries only takes the slots' addresses; it does not write through them. */
+  size_t n = model_entries((model *)m, entries, 1);
+  const float *found = NULL;
+  const char *alias = m->cfg.arch == MODEL_BERT && m->cfg.tie_embeddings &&
+                              strcmp(name, "cls.predictions.decoder.bias") == 0
+                          ? "cls.predictions.bias"
+                          : name;
+  for (size_t i = 0; i < n; i++) {
+    if (strcmp(entries[i].name, alias) != 0) continue;
+    found = *entries[i].slot;
+    if (count) *count = (size_t)entries[i].shape[0] * (size_t)(entries[i].ndim == 2 ? entries[i].shape[1] : 1);
+    break;
+  }
+  free(entries);
+  return found;
+}
+
+void model_free(model *m) {
+  if (!m) return;
+  free(m->arena);
+  free(m->layers);
+  free(m);
+}
