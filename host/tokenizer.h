@@ -49,6 +49,19 @@ const char *tok_token(const tok *t, int32_t id);
 /* The id of a token string, or -1. */
 int32_t tok_lookup(const tok *t, const char *token);
 
+/* The ids of the unknown-word token ([UNK]), [CLS] and [SEP]. */
+int32_t tok_unk_id(const tok *t);
+int32_t tok_cls_id(const tok *t);
+int32_t tok_sep_id(const tok *t);
+
+/* For checking against HF (spladex tokenize --words): the normalized, pre-tokenized words of
+ * text[0, len) -- what WordPiece sees, before [CLS]/[SEP] and truncation -- separated by single
+ * spaces; an added token such as [MASK] appears as itself, a word longer than
+ * max_input_chars_per_word as [UNK]. *words is NUL-terminated and borrowed from buf (valid until
+ * buf's next use). Returns 0 or ERR_NOMEM. */
+int tok_words(const tok *t, const char *text, size_t len, tok_buffer *buf, const char **words,
+              size_t *words_len);
+
 /* Frees the buffer's memory. */
 void tok_buffer_free(tok_buffer *buf);
 

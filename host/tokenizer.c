@@ -1,0 +1,997 @@
+/* tokenizer: bert-base-uncased WordPiece, identical to HF tokenizers' BertTokenizerFast pipeline
+ * (tokenizers 0.23.3: AddedVocabulary -> BertNormalizer -> BertPreTokenizer -> WordPiece ->
+ * "[CLS] $A [SEP]" with right truncation).
+ *
+ * One pass over the bytes, no allocation per token or per word:
+ *   1. Added tokens ([PAD] [UNK] [CLS] [SEP] [MASK], or tokenizer.json's added_tokens) are
+ *      matched on the raw text first, leftmost-longest, like HF's AddedVocabulary; they emit
+ *      their id directly and split words.
+ *   2. BertNormalizer per code point: drop NUL, U+FFFD and "other" characters (Cc Cf Cs Co,
+ *      tab/newline/CR excepted); whitespace -> separator; CJK ideographs -> a word of their own;
+ *      canonical decomposition (NFD, with canonical reordering of the marks that survive),
+ *      drop Mn, lowercase (Rust char::to_lowercase; U+0130 -> "i" U+0307).
+ *   3. BertPreTokenizer on the normalized characters: split on whitespace, and each
+ *      punctuation character (ASCII punctuation or Unicode P*) is a word of its own.
+ *   4. WordPiece: a word of more than max_input_chars_per_word (100) characters is [UNK];
+ *      otherwise greedy longest-match, "##" continuations; a word with an unmatched rest is [UNK].
+ * Unicode data come from libutf8proc. HF's Rust code mixes Unicode versions (old crates for
+ * accents/punctuation/control, a recent std for lowercase/whitespace), so the code points where
+ * the two disagree are patched from host/tokenizer_tables.h, which
+ * scripts/gen_tokenizer_tables.py generates by asking the installed `tokenizers` about every
+ * code point; tests/py/test_tokenizer_parity.py checks all 1,112,064 of them.
+ * ASCII takes a table-driven fast path; vocabulary lookup is an open-addressing hash table over
+ * FNV-1a hashes ("##" continuations hash from the state after "##", so nothing is copied).
+ * With truncation, encoding stops as soon as max_length ids are certain.
+ *
+ * Invalid UTF-8: decoded like Python's bytes.decode("utf-8", errors="replace") -- each maximal
+ * invalid subsequence (stray continuation byte, overlong form, surrogate, > U+10FFFF, truncated
+ * sequence) becomes U+FFFD and no valid character is swallowed -- and BERT's clean-text step
+ * deletes U+FFFD. So invalid bytes vanish without splitting the word around them:
+ * "ab\xFFcd" tokenizes as "abcd", exactly as HF tokenizers does on the errors="replace" string.
+ */
+#include "tokenizer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+#include <utf8proc.h>
+
+#include "err.h"
+#include "tokenizer_tables.h"
+
+#define TOK_FNV_OFFSET 14695981039346656037ull
+#define TOK_FNV_PRIME 1099511628211ull
+#define TOK_MAX_ADDED 64
+
+/* ASCII classes for the raw-text pass (clean_text) and for final characters (pre-tokenizer). */
+enum { TOK_ASCII_WORD = 0, TOK_ASCII_DROP = 1, TOK_ASCII_SPACE = 2, TOK_ASCII_PUNCT = 3 };
+
+typedef struct {
+  uint64_t hash;
+  int32_t id; /* -1: empty slot */
+  uint32_t pad;
+} tok_slot;
+
+typedef struct {
+  char *text;
+  size_t len;
+  int32_t id;
+} tok_added;
+
+struct tok {
+  char *arena;        /* all token strings, NUL-terminated */
+  uint32_t *offset;   /* (V) offset of id's token in arena, UINT32_MAX if the id has none */
+  uint32_t *length;   /* (V) */
+  int vocab_size;     /* max id + 1 */
+  tok_slot *slots;    /* vocabulary hash table (WordPiece's vocab, without added-only tokens) */
+  size_t slot_mask;
+  size_t max_piece;   /* longest word-initial token, bytes */
+  size_t max_cont;    /* longest "##" token without the "##", bytes */
+  uint64_t cont_seed; /* FNV state after hashing "##" */
+  int32_t unk, cls, sep;
+  int max_word_chars; /* max_input_chars_per_word */
+  tok_added added[TOK_MAX_ADDED];
+  int n_added;
+  uint8_t added_first[256]; /* 1 if some added token starts with this byte */
+  uint8_t ascii[128];       /* TOK_ASCII_* class of each ASCII byte */
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* Character classes                                                                         */
+
+static void tok_init_ascii(uint8_t table[128]) {
+  for (int c = 0; c < 128; c++) {
+    uint8_t k = TOK_ASCII_WORD;
+    if (c < 0x20 || c == 0x7F) k = TOK_ASCII_DROP; /* Cc (0x0B, 0x0C too): clean_text drops */
+    if (c == '\t' || c == '\n' || c == '\r' || c == ' ') k = TOK_ASCII_SPACE; /* except these */
+    if ((c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) ||
+        (c >= 0x7B && c <= 0x7E))
+      k = TOK_ASCII_PUNCT; /* Rust's is_ascii_punctuation, symbols like $ + < = > ^ ` | ~ too */
+    table[c] = k;
+  }
+}
+
+/* Rust char::is_whitespace (the White_Space property). */
+static int tok_is_whitespace(uint32_t c) {
+  if (c < 0x80) return c == ' ' || (c >= 0x9 && c <= 0xD);
+  return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+         c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+/* tokenizers' is_chinese_char (the CJK Unified Ideographs blocks it lists, nothing else). */
+static int tok_is_chinese(uint32_t c) {
+  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+         (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
+         (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+         (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+static const tok_norm_exception *tok_find_norm_exception(uint32_t c) {
+  size_t lo = 0, hi = sizeof tok_norm_exceptions / sizeof tok_norm_exceptions[0];
+  if (c < tok_norm_exceptions[0].cp) return NULL;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (tok_norm_exceptions[mid].cp < c) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < sizeof tok_norm_exceptions / sizeof tok_norm_exceptions[0] &&
+                 tok_norm_exceptions[lo].cp == c
+             ? &tok_norm_exceptions[lo]
+             : NULL;
+}
+
+static int tok_in_punct_exceptions(uint32_t c) {
+  size_t lo = 0, hi = sizeof tok_punct_exceptions / sizeof tok_punct_exceptions[0];
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (tok_punct_exceptions[mid] < c) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < sizeof tok_punct_exceptions / sizeof tok_punct_exceptions[0] &&
+         tok_punct_exceptions[lo] == c;
+}
+
+/* BertPreTokenizer's is_bert_punc for a non-ASCII character. */
+static int tok_is_punct_unicode(uint32_t c) {
+  utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)c);
+  int punct = cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO;
+  return punct != tok_in_punct_exceptions(c);
+}
+
+static size_t tok_utf8_put(char *dst, uint32_t c) {
+  if (c < 0x80) {
+    dst[0] = (char)c;
+    return 1;
+  }
+  if (c < 0x800) {
+    dst[0] = (char)(0xC0 | (c >> 6));
+    dst[1] = (char)(0x80 | (c & 0x3F));
+    return 2;
+  }
+  if (c < 0x10000) {
+    dst[0] = (char)(0xE0 | (c >> 12));
+    dst[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+    dst[2] = (char)(0x80 | (c & 0x3F));
+    return 3;
+  }
+  dst[0] = (char)(0xF0 | (c >> 18));
+  dst[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+  dst[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+  dst[3] = (char)(0x80 | (c & 0x3F));
+  return 4;
+}
+
+/* Decodes one character at p[0, n), n >= 1, p[0] >= 0x80. Returns the bytes consumed; *c is the
+ * code point, or 0xFFFD for a maximal invalid subsequence (Python's errors="replace" rule). */
+static size_t tok_utf8_next(const unsigned char *p, size_t n, uint32_t *c) {
+  unsigned b0 = p[0];
+  size_t need;
+  unsigned lo = 0x80, hi = 0xBF;
+  *c = 0xFFFD;
+  if (b0 < 0xC2 || b0 > 0xF4) return 1;
+  if (b0 < 0xE0) {
+    need = 1;
+  } else if (b0 < 0xF0) {
+    need = 2;
+    if (b0 == 0xE0) lo = 0xA0;
+    if (b0 == 0xED) hi = 0x9F;
+  } else {
+    need = 3;
+    if (b0 == 0xF0) lo = 0x90;
+    if (b0 == 0xF4) hi = 0x8F;
+  }
+  uint32_t cp = b0 & (0x3F >> need);
+  for (size_t k = 1; k <= need; k++) {
+    if (k >= n) return k;
+    unsigned b = p[k];
+    if (k == 1 ? (b < lo || b > hi) : (b & 0xC0) != 0x80) return k;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  *c = cp;
+  return need + 1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Vocabulary                                                                                */
+
+static uint64_t tok_hash_from(uint64_t h, const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * TOK_FNV_PRIME;
+  return h;
+}
+
+/* The id of bytes s[0, n) (prefixed by "##" when cont), or -1; h is its hash. */
+static int32_t tok_find(const tok *t, uint64_t h, const char *s, size_t n, int cont) {
+  size_t i = (size_t)h & t->slot_mask;
+  size_t full = n + (cont ? 2 : 0);
+  for (;;) {
+    const tok_slot *slot = &t->slots[i];
+    if (slot->id < 0) return -1;
+    if (slot->hash == h && t->length[slot->id] == full) {
+      const char *tokstr = t->arena + t->offset[slot->id];
+      if (!cont) {
+        if (!memcmp(tokstr, s, n)) return slot->id;
+      } else if (tokstr[0] == '#' && tokstr[1] == '#' && !memcmp(tokstr + 2, s, n)) {
+        return slot->id;
+      }
+    }
+    i = (i + 1) & t->slot_mask;
+  }
+}
+
+/* Builds the hash table over every id that has a token; a repeated token string maps to its
+ * last id (as HF's HashMap insert in vocabulary order). */
+static int tok_build_index(tok *t) {
+  size_t cap = 16;
+  while (cap < (size_t)t->vocab_size * 2) cap *= 2;
+  t->slots = malloc(cap * sizeof *t->slots);
+  if (!t->slots) return err_set(ERR_NOMEM, "tokenizer: out of memory (%zu slots)", cap);
+  for (size_t i = 0; i < cap; i++) t->slots[i].id = -1;
+  t->slot_mask = cap - 1;
+  t->cont_seed = tok_hash_from(TOK_FNV_OFFSET, "##", 2);
+  for (int32_t id = 0; id < t->vocab_size; id++) {
+    if (t->offset[id] == UINT32_MAX) continue;
+    const char *s = t->arena + t->offset[id];
+    size_t n = t->length[id];
+    uint64_t h = tok_hash_from(TOK_FNV_OFFSET, s, n);
+    size_t i = (size_t)h & t->slot_mask;
+    while (t->slots[i].id >= 0) {
+      const tok_slot *slot = &t->slots[i];
+      if (slot->hash == h && t->length[slot->id] == n &&
+          !memcmp(t->arena + t->offset[slot->id], s, n))
+        break; /* duplicate string: the later id wins */
+      i = (i + 1) & t->slot_mask;
+    }
+    t->slots[i].hash = h;
+    t->slots[i].id = id;
+    if (n >= 2 && s[0] == '#' && s[1] == '#') {
+      if (n - 2 > t->max_cont) t->max_cont = n - 2;
+    }
+    if (n > t->max_piece) t->max_piece = n;
+  }
+  return 0;
+}
+
+static tok *tok_alloc(int vocab_size, size_t arena_bytes) {
+  tok *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  t->vocab_size = vocab_size;
+  t->arena = malloc(arena_bytes ? arena_bytes : 1);
+  t->offset = malloc((size_t)(vocab_size ? vocab_size : 1) * sizeof *t->offset);
+  t->length = calloc((size_t)(vocab_size ? vocab_size : 1), sizeof *t->length);
+  t->max_word_chars = 100;
+  t->unk = t->cls = t->sep = -1;
+  tok_init_ascii(t->ascii);
+  if (!t->arena || !t->offset || !t->length) {
+    tok_free(t);
+    return NULL;
+  }
+  for (int i = 0; i < vocab_size; i++) t->offset[i] = UINT32_MAX;
+  return t;
+}
+
+static int tok_add_added(tok *t, const char *text, int32_t id, const char *path) {
+  if (t->n_added == TOK_MAX_ADDED)
+    return err_set(ERR_FORMAT, "%s: more than %d added tokens are not supported", path,
+                   TOK_MAX_ADDED);
+  size_t n = strlen(text);
+  if (!n) return 0;
+  char *copy = malloc(n + 1);
+  if (!copy) return err_set(ERR_NOMEM, "%s: out of memory", path);
+  memcpy(copy, text, n + 1);
+  t->added[t->n_added].text = copy;
+  t->added[t->n_added].len = n;
+  t->added[t->n_added].id = id;
+  t->n_added++;
+  t->added_first[(unsigned char)text[0]] = 1;
+  return 0;
+}
+
+/* Looks up the ids of [UNK] (or the model's unk_token), [CLS] and [SEP]. */
+static int tok_special_ids(tok *t, const char *path, const char *unk_token) {
+  t->unk = tok_lookup(t, unk_token);
+  t->cls = tok_lookup(t, "[CLS]");
+  t->sep = tok_lookup(t, "[SEP]");
+  if (t->unk < 0) return err_set(ERR_FORMAT, "%s: the vocabulary has no '%s' token", path, unk_token);
+  if (t->cls < 0) return err_set(ERR_FORMAT, "%s: the vocabulary has no '[CLS]' token", path);
+  if (t->sep < 0) return err_set(ERR_FORMAT, "%s: the vocabulary has no '[SEP]' token", path);
+  return 0;
+}
+
+static int tok_read_file(const char *path, char **data, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  char *buf = NULL;
+  size_t cap = 1 << 16, n = 0;
+  if (!f) return err_set(ERR_IO, "%s: %s", path, strerror(errno));
+  buf = malloc(cap + 1);
+  if (!buf) goto nomem;
+  for (;;) {
+    size_t got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (n < cap) {
+      if (ferror(f)) {
+        int e = errno;
+        free(buf);
+        fclose(f);
+        return err_set(ERR_IO, "%s: read failed: %s", path, strerror(e));
+      }
+      break;
+    }
+    char *bigger = realloc(buf, cap * 2 + 1);
+    if (!bigger) goto nomem;
+    buf = bigger;
+    cap *= 2;
+  }
+  fclose(f);
+  buf[n] = '\0';
+  *data = buf;
+  *size = n;
+  return 0;
+nomem:
+  free(buf);
+  fclose(f);
+  return err_set(ERR_NOMEM, "%s: out of memory reading the file", path);
+}
+
+/* vocab.txt: token i on line i (a trailing "\r" is removed). Added tokens: the five BERT
+ * specials present in the vocabulary, as BertTokenizerFast(vocab_file=...) registers them. */
+static int tok_open_vocab_txt(const char *path, char *data, size_t size, tok **out) {
+  int rc = 0;
+  int lines = 0;
+  tok *t = NULL;
+  for (size_t i = 0; i < size; i++) lines += data[i] == '\n';
+  if (size && data[size - 1] != '\n') lines++;
+  if (!lines) return err_set(ERR_FORMAT, "%s: empty vocabulary", path);
+  t = tok_alloc(lines, size + 1);
+  if (!t) return err_set(ERR_NOMEM, "%s: out of memory", path);
+  size_t pos = 0, arena = 0;
+  for (int id = 0; id < lines; id++) {
+    size_t end = pos;
+    while (end < size && data[end] != '\n') end++;
+    size_t n = end - pos;
+    if (n && data[pos + n - 1] == '\r') n--;
+    if (n > UINT32_MAX - 1) {
+      rc = err_set(ERR_FORMAT, "%s:%d: token too long", path, id + 1);
+      goto fail;
+    }
+    memcpy(t->arena + arena, data + pos, n);
+    t->arena[arena + n] = '\0';
+    t->offset[id] = (uint32_t)arena;
+    t->length[id] = (uint32_t)n;
+    arena += n + 1;
+    pos = end + 1;
+  }
+  if ((rc = tok_build_index(t)) < 0) goto fail;
+  static const char *const specials[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+  for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++) {
+    int32_t id = tok_lookup(t, specials[i]);
+    if (id >= 0 && (rc = tok_add_added(t, specials[i], id, path)) < 0) goto fail;
+  }
+  if ((rc = tok_special_ids(t, path, "[UNK]")) < 0) goto fail;
+  *out = t;
+  return 0;
+fail:
+  tok_free(t);
+  return rc;
+}
+
+static int tok_json_bool(const cJSON *obj, const char *key, int dflt) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!v || cJSON_IsNull(v)) return dflt;
+  return cJSON_IsTrue(v) ? 1 : 0;
+}
+
+static int tok_json_is(const cJSON *obj, const char *key, const char *value) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  return cJSON_IsString(v) && !strcmp(v->valuestring, value);
+}
+
+/* tokenizer.json: model.vocab (token -> id), model.unk_token, max_input_chars_per_word,
+ * added_tokens. The normalizer and pre-tokenizer must be the BERT ones this code implements. */
+static int tok_open_tokenizer_json(const char *path, const char *data, size_t size, tok **out) {
+  int rc = 0;
+  tok *t = NULL;
+  cJSON *root = cJSON_ParseWithLength(data, size);
+  if (!root) return err_set(ERR_FORMAT, "%s: not valid JSON", path);
+  const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+  const cJSON *vocab = model ? cJSON_GetObjectItemCaseSensitive(model, "vocab") : NULL;
+  if (!cJSON_IsObject(vocab)) {
+    rc = err_set(ERR_FORMAT, "%s: no model.vocab object", path);
+    goto fail;
+  }
+  const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
+  if (type && !(cJSON_IsString(type) && !strcmp(type->valuestring, "WordPiece"))) {
+    rc = err_set(ERR_FORMAT, "%s: model.type is not WordPiece", path);
+    goto fail;
+  }
+  const cJSON *prefix = cJSON_GetObjectItemCaseSensitive(model, "continuing_subword_prefix");
+  if (prefix && !cJSON_IsNull(prefix) && !tok_json_is(model, "continuing_subword_prefix", "##")) {
+    rc = err_set(ERR_FORMAT, "%s: model.continuing_subword_prefix is not \"##\"", path);
+    goto fail;
+  }
+  const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
+  if (norm && !cJSON_IsNull(norm)) {
+    const cJSON *sa = cJSON_GetObjectItemCaseSensitive(norm, "strip_accents");
+    if (!tok_json_is(norm, "type", "BertNormalizer") || !tok_json_bool(norm, "clean_text", 1) ||
+        !tok_json_bool(norm, "handle_chinese_chars", 1) || !tok_json_bool(norm, "lowercase", 1) ||
+        (sa && !cJSON_IsNull(sa) && !cJSON_IsTrue(sa))) {
+      rc = err_set(ERR_FORMAT,
+                   "%s: normalizer is not BertNormalizer(clean_text, handle_chinese_chars, "
+                   "lowercase, strip_accents) -- only uncased BERT tokenizers are supported",
+                   path);
+      goto fail;
+    }
+  }
+  const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+  if (pre && !cJSON_IsNull(pre) && !tok_json_is(pre, "type", "BertPreTokenizer")) {
+    rc = err_set(ERR_FORMAT, "%s: pre_tokenizer is not BertPreTokenizer", path);
+    goto fail;
+  }
+  /* sizes */
+  int max_id = -1;
+  size_t arena_bytes = 0;
+  const cJSON *item;
+  cJSON_ArrayForEach(item, vocab) {
+    if (!cJSON_IsNumber(item) || item->valuedouble < 0 || item->valuedouble > 1e8 ||
+        item->valuedouble != (double)(int)item->valuedouble) {
+      rc = err_set(ERR_FORMAT, "%s: model.vocab[\"%s\"] is not an id", path, item->string);
+      goto fail;
+    }
+    if (item->valueint > max_id) max_id = item->valueint;
+    arena_bytes += strlen(item->string) + 1;
+  }
+  const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+  cJSON_ArrayForEach(item, added) {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "id");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(item, "content");
+    if (!cJSON_IsNumber(id) || id->valueint < 0 || id->valuedouble > 1e8 || !cJSON_IsString(content)) {
+      rc = err_set(ERR_FORMAT, "%s: an added_tokens entry lacks id or content", path);
+      goto fail;
+    }
+    if (id->valueint > max_id) max_id = id->valueint;
+    arena_bytes += strlen(content->valuestring) + 1;
+  }
+  if (max_id < 0) {
+    rc = err_set(ERR_FORMAT, "%s: empty model.vocab", path);
+    goto fail;
+  }
+  t = tok_alloc(max_id + 1, arena_bytes);
+  if (!t) {
+    rc = err_set(ERR_NOMEM, "%s: out of memory", path);
+    goto fail;
+  }
+  size_t arena = 0;
+  cJSON_ArrayForEach(item, vocab) {
+    int id = item->valueint;
+    size_t n = strlen(item->string);
+    if (t->offset[id] != UINT32_MAX) {
+      rc = err_set(ERR_FORMAT, "%s: model.vocab gives id %d to two tokens", path, id);
+      goto fail;
+    }
+    memcpy(t->arena + arena, item->string, n + 1);
+    t->offset[id] = (uint32_t)arena;
+    t->length[id] = (uint32_t)n;
+    arena += n + 1;
+  }
+  const cJSON *mc = cJSON_GetObjectItemCaseSensitive(model, "max_input_chars_per_word");
+  if (cJSON_IsNumber(mc)) {
+    if (mc->valueint < 1 || mc->valueint > 100000) {
+      rc = err_set(ERR_FORMAT, "%s: model.max_input_chars_per_word out of range", path);
+      goto fail;
+    }
+    t->max_word_chars = mc->valueint;
+  }
+  const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+  const char *unk_token = cJSON_IsString(unk) ? unk->valuestring : "[UNK]";
+  if ((rc = tok_build_index(t)) < 0) goto fail;
+  cJSON_ArrayForEach(item, added) {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "id");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(item, "content");
+    if (tok_json_bool(item, "single_word", 0) || tok_json_bool(item, "lstrip", 0) ||
+        tok_json_bool(item, "rstrip", 0) || tok_json_bool(item, "normalized", 0)) {
+      rc = err_set(ERR_FORMAT,
+                   "%s: added token '%s' uses single_word/lstrip/rstrip/normalized, "
+                   "which are not supported",
+                   path, content->valuestring);
+      goto fail;
+    }
+    /* An added token outside model.vocab still has a string for tok_token(). */
+    if (t->offset[id->valueint] == UINT32_MAX) {
+      size_t n = strlen(content->valuestring);
+      memcpy(t->arena + arena, content->valuestring, n + 1);
+      t->offset[id->valueint] = (uint32_t)arena;
+      t->length[id->valueint] = (uint32_t)n;
+      arena += n + 1;
+    }
+    if ((rc = tok_add_added(t, content->valuestring, id->valueint, path)) < 0) goto fail;
+  }
+  if ((rc = tok_special_ids(t, path, unk_token)) < 0) goto fail;
+  cJSON_Delete(root);
+  *out = t;
+  return 0;
+fail:
+  cJSON_Delete(root);
+  tok_free(t);
+  return rc;
+}
+
+int tok_open_file(const char *path, tok **out) {
+  char *data = NULL;
+  size_t size = 0;
+  *out = NULL;
+  int rc = tok_read_file(path, &data, &size);
+  if (rc < 0) return rc;
+  size_t i = 0;
+  while (i < size && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) i++;
+  if (i < size && data[i] == '{')
+    rc = tok_open_tokenizer_json(path, data, size, out);
+  else
+    rc = tok_open_vocab_txt(path, data, size, out);
+  free(data);
+  return rc;
+}
+
+static int tok_is_file(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int tok_open(const char *model_dir, tok **out) {
+  static const char *const subdirs[] = {"", "/document_0_MLMTransformer", "/0_MLMTransformer"};
+  static const char *const names[] = {"vocab.txt", "tokenizer.json"};
+  char path[4096];
+  *out = NULL;
+  if (tok_is_file(model_dir)) return tok_open_file(model_dir, out);
+  for (size_t d = 0; d < sizeof subdirs / sizeof subdirs[0]; d++) {
+    for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
+      int n = snprintf(path, sizeof path, "%s%s/%s", model_dir, subdirs[d], names[f]);
+      if (n < 0 || (size_t)n >= sizeof path)
+        return err_set(ERR_ARG, "%s: path too long", model_dir);
+      if (tok_is_file(path)) return tok_open_file(path, out);
+    }
+  }
+  return err_set(ERR_IO, "%s: no vocab.txt or tokenizer.json (also looked in "
+                 "document_0_MLMTransformer/ and 0_MLMTransformer/)", model_dir);
+}
+
+void tok_free(tok *t) {
+  if (!t) return;
+  for (int i = 0; i < t->n_added; i++) free(t->added[i].text);
+  free(t->arena);
+  free(t->offset);
+  free(t->length);
+  free(t->slots);
+  free(t);
+}
+
+int tok_vocab_size(const tok *t) { return t->vocab_size; }
+
+const char *tok_token(const tok *t, int32_t id) {
+  if (id < 0 || id >= t->vocab_size || t->offset[id] == UINT32_MAX) return NULL;
+  return t->arena + t->offset[id];
+}
+
+int32_t tok_lookup(const tok *t, const char *token) {
+  size_t n = strlen(token);
+  for (int i = 0; i < t->n_added; i++)
+    if (t->added[i].len == n && !memcmp(t->added[i].text, token, n)) return t->added[i].id;
+  if (!t->slots) return -1;
+  return tok_find(t, tok_hash_from(TOK_FNV_OFFSET, token, n), token, n, 0);
+}
+
+int32_t tok_unk_id(const tok *t) { return t->unk; }
+int32_t tok_cls_id(const tok *t) { return t->cls; }
+int32_t tok_sep_id(const tok *t) { return t->sep; }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Encoding                                                                                  */
+
+/* Every array holds word_cap = max_word_chars * 4 + 8 entries, allocated once per buffer. */
+typedef struct {
+  char *word;       /* (word_cap) UTF-8 bytes of the current normalized word */
+  size_t word_cap;
+  uint32_t *marks;  /* (word_cap) pending combining marks that survive accent stripping */
+  uint8_t *ccc;     /* (word_cap) their canonical combining classes */
+  uint64_t *hashes; /* (word_cap) WordPiece: hash of each candidate piece */
+  size_t *ends;     /* (word_cap) WordPiece: end of each candidate piece */
+  char *text;       /* tok_words output */
+  size_t text_len, text_cap;
+} tok_scratch;
+
+typedef struct {
+  const tok *t;
+  tok_buffer *buf;
+  tok_scratch *sc;
+  size_t word_len;   /* bytes in sc->word */
+  int word_chars;    /* characters in the word, saturating at max_word_chars + 1 */
+  int n_marks;
+  size_t limit;      /* ids allowed before [SEP] (SIZE_MAX: no truncation) */
+  int full;          /* limit reached: stop */
+  int words_mode;    /* tok_words: collect words as text instead of ids */
+  int nomem;
+} tok_state;
+
+static int tok_scratch_get(const tok *t, tok_buffer *buf, tok_scratch **out) {
+  tok_scratch *sc = buf->scratch;
+  size_t need = (size_t)t->max_word_chars * 4 + 8;
+  if (!sc) {
+    sc = calloc(1, sizeof *sc);
+    if (!sc) return ERR_NOMEM;
+    buf->scratch = sc;
+  }
+  if (sc->word_cap < need) {
+    char *w = realloc(sc->word, need);
+    uint32_t *m = w ? realloc(sc->marks, need * sizeof *m) : NULL;
+    if (w) sc->word = w;
+    if (m) sc->marks = m;
+    uint8_t *c = m ? realloc(sc->ccc, need) : NULL;
+    if (c) sc->ccc = c;
+    uint64_t *h = c ? realloc(sc->hashes, need * sizeof *h) : NULL;
+    if (h) sc->hashes = h;
+    size_t *e = h ? realloc(sc->ends, need * sizeof *e) : NULL;
+    if (e) sc->ends = e;
+    if (!w || !m || !c || !h || !e) return ERR_NOMEM;
+    sc->word_cap = need;
+  }
+  *out = sc;
+  return 0;
+}
+
+static int tok_push(tok_state *s, int32_t id) {
+  tok_buffer *b = s->buf;
+  if (b->n == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 512;
+    int32_t *ids = realloc(b->ids, cap * sizeof *ids);
+    if (!ids) {
+      s->nomem = 1;
+      s->full = 1;
+      return ERR_NOMEM;
+    }
+    b->ids = ids;
+    b->cap = cap;
+  }
+  b->ids[b->n++] = id;
+  return 0;
+}
+
+static void tok_text_append(tok_state *s, const char *p, size_t n) {
+  tok_scratch *sc = s->sc;
+  if (sc->text_len + n + 2 > sc->text_cap) {
+    size_t cap = sc->text_cap ? sc->text_cap : 256;
+    while (cap < sc->text_len + n + 2) cap *= 2;
+    char *text = realloc(sc->text, cap);
+    if (!text) {
+      s->nomem = 1;
+      s->full = 1;
+      return;
+    }
+    sc->text = text;
+    sc->text_cap = cap;
+  }
+  if (sc->text_len) sc->text[sc->text_len++] = ' ';
+  memcpy(sc->text + sc->text_len, p, n);
+  sc->text_len += n;
+  sc->text[sc->text_len] = '\0';
+}
+
+static void tok_check_limit(tok_state *s) {
+  if (s->buf->n >= s->limit) {
+    s->buf->n = s->limit;
+    s->full = 1;
+  }
+}
+
+/* Greedy longest-match WordPiece of one normalized word w[0, n) of at most max_word_chars. */
+static void tok_wordpiece(tok_state *s, const char *w, size_t n) {
+  const tok *t = s->t;
+  size_t first = s->buf->n;
+  size_t start = 0;
+  uint64_t *hashes = s->sc->hashes;
+  size_t *ends = s->sc->ends;
+  while (start < n) {
+    int cont = start > 0;
+    size_t max_bytes = cont ? t->max_cont : t->max_piece;
+    size_t stop = n - start < max_bytes ? n : start + max_bytes;
+    uint64_t h = cont ? t->cont_seed : TOK_FNV_OFFSET;
+    int k = 0;
+    /* hashes of w[start, e) at each character boundary e in (start, stop] */
+    for (size_t e = start; e < stop;) {
+      h = (h ^ (unsigned char)w[e]) * TOK_FNV_PRIME;
+      e++;
+      if (e == n || ((unsigned char)w[e] & 0xC0) != 0x80) {
+        hashes[k] = h;
+        ends[k] = e;
+        k++;
+      }
+    }
+    int32_t id = -1;
+    while (k > 0) {
+      k--;
+      id = tok_find(t, hashes[k], w + start, ends[k] - start, cont);
+      if (id >= 0) break;
+    }
+    if (id < 0) {
+      s->buf->n = first;
+      tok_push(s, t->unk);
+      return;
+    }
+    if (tok_push(s, id) < 0) return;
+    start = ends[k];
+  }
+}
+
+static void tok_end_word(tok_state *s);
+
+static void tok_word_append(tok_state *s, uint32_t c) {
+  if (s->word_chars <= s->t->max_word_chars) {
+    s->word_chars++;
+    if (s->word_chars <= s->t->max_word_chars) s->word_len += tok_utf8_put(s->sc->word + s->word_len, c);
+  }
+}
+
+/* A final (normalized, lowercased) character goes through BertPreTokenizer. */
+static void tok_emit_char(tok_state *s, uint32_t c) {
+  int punct;
+  if (c < 0x80) {
+    if (tok_is_whitespace(c)) {
+      tok_end_word(s);
+      return;
+    }
+    punct = s->t->ascii[c] == TOK_ASCII_PUNCT;
+  } else {
+    if (tok_is_whitespace(c)) {
+      tok_end_word(s);
+      return;
+    }
+    punct = tok_is_punct_unicode(c);
+  }
+  if (punct) {
+    tok_end_word(s);
+    tok_word_append(s, c);
+    tok_end_word(s);
+  } else {
+    tok_word_append(s, c);
+  }
+}
+
+static uint32_t tok_lower(uint32_t c) { return (uint32_t)utf8proc_tolower((utf8proc_int32_t)c); }
+
+static void tok_emit_lower(tok_state *s, uint32_t c) {
+  if (c == 0x130) { /* Rust's char::to_lowercase: the one unconditional 1 -> 2 mapping */
+    tok_emit_char(s, 'i');
+    tok_emit_char(s, 0x307);
+    return;
+  }
+  tok_emit_char(s, tok_lower(c));
+}
+
+/* Canonical reordering of the pending combining marks (stable by class), then emission. */
+static void tok_flush_marks(tok_state *s) {
+  int n = s->n_marks;
+  if (!n) return;
+  s->n_marks = 0;
+  uint32_t *m = s->sc->marks;
+  uint8_t *cc = s->sc->ccc;
+  for (int i = 1; i < n; i++) {
+    uint32_t mv = m[i];
+    uint8_t cv = cc[i];
+    int j = i;
+    while (j > 0 && cc[j - 1] > cv) {
+      m[j] = m[j - 1];
+      cc[j] = cc[j - 1];
+      j--;
+    }
+    m[j] = mv;
+    cc[j] = cv;
+  }
+  for (int i = 0; i < n; i++) tok_emit_lower(s, m[i]);
+}
+
+static void tok_end_word(tok_state *s) {
+  if (s->n_marks) tok_flush_marks(s);
+  if (!s->word_chars) return;
+  if (s->words_mode) {
+    if (s->word_chars > s->t->max_word_chars)
+      tok_text_append(s, "[UNK]", 5);
+    else
+      tok_text_append(s, s->sc->word, s->word_len);
+  } else if (s->word_chars > s->t->max_word_chars) {
+    tok_push(s, s->t->unk);
+  } else {
+    tok_wordpiece(s, s->sc->word, s->word_len);
+  }
+  s->word_len = 0;
+  s->word_chars = 0;
+  tok_check_limit(s);
+}
+
+/* BertNormalizer for one non-ASCII input code point. */
+static void tok_normalize_char(tok_state *s, uint32_t c) {
+  const tok_norm_exception *exc = tok_find_norm_exception(c);
+  if (exc) {
+    if (!exc->n) return;
+    if (s->n_marks) tok_flush_marks(s);
+    for (uint32_t i = 0; i < exc->n; i++) tok_emit_char(s, exc->out[i]);
+    return;
+  }
+  if (c == 0xFFFD) return;
+  const utf8proc_property_t *prop = utf8proc_get_property((utf8proc_int32_t)c);
+  switch (prop->category) {
+  case UTF8PROC_CATEGORY_CC:
+  case UTF8PROC_CATEGORY_CF:
+  case UTF8PROC_CATEGORY_CS:
+  case UTF8PROC_CATEGORY_CO:
+    return; /* clean_text drops "other" characters; dropping does not split the word */
+  default:
+    break;
+  }
+  if (tok_is_whitespace(c)) {
+    tok_end_word(s);
+    return;
+  }
+  int chinese = tok_is_chinese(c);
+  if (chinese) tok_end_word(s);
+  utf8proc_int32_t dec[8];
+  int boundclass = 0;
+  utf8proc_ssize_t n =
+      utf8proc_decompose_char((utf8proc_int32_t)c, dec, 8, UTF8PROC_DECOMPOSE, &boundclass);
+  if (n < 0 || n > 8) { /* cannot happen for a valid code point; keep the character */
+    dec[0] = (utf8proc_int32_t)c;
+    n = 1;
+  }
+  for (utf8proc_ssize_t i = 0; i < n; i++) {
+    const utf8proc_property_t *dp = utf8proc_get_property(dec[i]);
+    if (dp->category == UTF8PROC_CATEGORY_MN) {
+      if (dp->combining_class == 0 && s->n_marks) tok_flush_marks(s);
+      continue; /* strip accents */
+    }
+    if (dp->combining_class != 0) {
+      if (s->n_marks <= s->t->max_word_chars) {
+        s->sc->marks[s->n_marks] = (uint32_t)dec[i];
+        s->sc->ccc[s->n_marks] = (uint8_t)dp->combining_class;
+        s->n_marks++;
+      } else {
+        s->word_chars = s->t->max_word_chars + 1; /* the word is too long anyway */
+      }
+      continue;
+    }
+    if (s->n_marks) tok_flush_marks(s);
+    tok_emit_lower(s, (uint32_t)dec[i]);
+  }
+  if (chinese) tok_end_word(s);
+}
+
+/* Longest added token at p[0, n), or 0. */
+static size_t tok_match_added(const tok *t, const unsigned char *p, size_t n, int32_t *id) {
+  size_t best = 0;
+  for (int i = 0; i < t->n_added; i++) {
+    const tok_added *a = &t->added[i];
+    if (a->len > best && a->len <= n && !memcmp(a->text, p, a->len)) {
+      best = a->len;
+      *id = a->id;
+    }
+  }
+  return best;
+}
+
+static void tok_run(tok_state *s, const unsigned char *p, size_t n) {
+  const tok *t = s->t;
+  const uint8_t *ascii = t->ascii;
+  size_t i = 0;
+  while (i < n && !s->full) {
+    unsigned b = p[i];
+    if (t->added_first[b]) {
+      int32_t id = -1;
+      size_t m = tok_match_added(t, p + i, n - i, &id);
+      if (m) {
+        tok_end_word(s);
+        if (s->full) break;
+        if (s->words_mode)
+          tok_text_append(s, (const char *)p + i, m);
+        else
+          tok_push(s, id);
+        tok_check_limit(s);
+        i += m;
+        continue;
+      }
+    }
+    if (b < 0x80) {
+      switch (ascii[b]) {
+      case TOK_ASCII_WORD:
+        if (s->n_marks) tok_flush_marks(s);
+        /* the fast path: a run of ASCII letters and digits, lowercased */
+        do {
+          if (s->word_chars < t->max_word_chars) {
+            s->sc->word[s->word_len++] = (char)(b >= 'A' && b <= 'Z' ? b + 32 : b);
+            s->word_chars++;
+          } else {
+            s->word_chars = t->max_word_chars + 1;
+          }
+          i++;
+          if (i == n) break;
+          b = p[i];
+        } while (b < 0x80 && ascii[b] == TOK_ASCII_WORD && !t->added_first[b]);
+        continue;
+      case TOK_ASCII_SPACE:
+        tok_end_word(s);
+        break;
+      case TOK_ASCII_PUNCT:
+        tok_end_word(s);
+        tok_word_append(s, b);
+        tok_end_word(s);
+        break;
+      default: /* TOK_ASCII_DROP */
+        break;
+      }
+      i++;
+      continue;
+    }
+    uint32_t c;
+    i += tok_utf8_next(p + i, n - i, &c);
+    tok_normalize_char(s, c);
+  }
+  if (!s->full) tok_end_word(s);
+}
+
+int tok_encode(const tok *t, const char *text, size_t len, int max_length, tok_buffer *buf) {
+  tok_scratch *sc;
+  SPX_ASSERT(max_length == 0 || max_length >= 2);
+  buf->n = 0;
+  if (tok_scratch_get(t, buf, &sc) < 0) return err_set(ERR_NOMEM, "tokenizer: out of memory");
+  tok_state s = {0};
+  s.t = t;
+  s.buf = buf;
+  s.sc = sc;
+  s.limit = max_length ? (size_t)max_length - 1 : SIZE_MAX;
+  tok_push(&s, t->cls);
+  tok_run(&s, (const unsigned char *)text, len);
+  tok_push(&s, t->sep);
+  if (s.nomem) return err_set(ERR_NOMEM, "tokenizer: out of memory");
+  return 0;
+}
+
+int tok_words(const tok *t, const char *text, size_t len, tok_buffer *buf, const char **words,
+              size_t *words_len) {
+  tok_scratch *sc;
+  buf->n = 0;
+  if (tok_scratch_get(t, buf, &sc) < 0) return err_set(ERR_NOMEM, "tokenizer: out of memory");
+  sc->text_len = 0;
+  if (!sc->text) {
+    sc->text = malloc(256);
+    if (!sc->text) return err_set(ERR_NOMEM, "tokenizer: out of memory");
+    sc->text_cap = 256;
+  }
+  sc->text[0] = '\0';
+  tok_state s = {0};
+  s.t = t;
+  s.buf = buf;
+  s.sc = sc;
+  s.limit = SIZE_MAX;
+  s.words_mode = 1;
+  tok_run(&s, (const unsigned char *)text, len);
+  if (s.nomem) return err_set(ERR_NOMEM, "tokenizer: out of memory");
+  *words = sc->text;
+  *words_len = sc->text_len;
+  return 0;
+}
+
+void tok_buffer_free(tok_buffer *buf) {
+  if (!buf) return;
+  tok_scratch *sc = buf->scratch;
+  if (sc) {
+    free(sc->word);
+    free(sc->marks);
+    free(sc->ccc);
+    free(sc->hashes);
+    free(sc->ends);
+    free(sc->text);
+    free(sc);
+  }
+  free(buf->ids);
+  buf->ids = NULL;
+  buf->scratch = NULL;
+  buf->n = buf->cap = 0;
+}
