@@ -1,9 +1,366 @@
-/* cmd_export: placeholder until the module lands (tracked in the issue); fails clearly. */
+/* cmd_export: `spladex export jsonl|ciff`, a shard directory to Anserini JSONL or CIFF
+ * (DESIGN.md section 7). Both stream: JSONL writes each document as it is read; CIFF makes one
+ * pass to count (header, df/cf, DocRecords spooled to a side file), then one pass per term range
+ * that fits --memory (io/invert.h), writing each range's postings lists in byte order. The output
+ * is written to PATH.tmp and renamed, so PATH only ever holds a complete export. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ciff.h"
 #include "commands.h"
 #include "err.h"
+#include "export_jsonl.h"
+#include "invert.h"
+
+#define EXPORT_BLOCK_DOCS 8192
+#define EXPORT_RESERVE_MAX ((int64_t)128 << 20)
+
+typedef struct {
+  const char *format; /* "jsonl" or "ciff" */
+  const char *input;
+  const char *output;
+  float scale;
+  const char *description;
+  int64_t memory;
+  int gzip;
+} export_options;
+
+static void export_usage(FILE *to) {
+  fprintf(to,
+          "usage: spladex export jsonl|ciff --input DIR --output PATH [--quant-scale 100]\n"
+          "                      [--description TEXT] [--memory 2G]\n\n"
+          "Exports a complete shard directory (written by `spladex expand`, by one or several\n"
+          "workers) with integer weights round(w * scale) (float32 product, ties to even, as\n"
+          "naver/splade's Anserini export); terms whose weight rounds to 0 are left out.\n\n"
+          "  jsonl   Anserini JsonVectorCollection lines\n"
+          "          {\"id\", \"contents\": \"\", \"vector\"};\n"
+          "          a document with no weight >= 1 gets {\"[unused993]\": 1}\n"
+          "  ciff    Common Index File Format v1 (PISA's ciff2pisa, ciff-toolkit): postings\n"
+          "          lists in byte order of the terms, then one DocRecord per document\n\n"
+          "  --input DIR          the shard directory (job.json, shard-00000.h5 ...)\n"
+          "  --output PATH        the file to write; gzip-compressed when PATH ends in .gz\n"
+          "  --quant-scale S      quantization scale (default 100; Pyserini uses 51.2)\n"
+          "  --description TEXT   CIFF header description (default names spladex and the model)\n"
+          "  --memory SIZE        memory for the CIFF inversion, e.g. 512M, 2G (default 2G);\n"
+          "                       less memory means more passes over the shards, same bytes\n");
+}
+
+/* Parses SIZE: a number with an optional K/M/G/T suffix (powers of 1024) and optional B. */
+static int export_parse_size(const char *s, int64_t *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || errno || !(v > 0)) return -1;
+  double unit = 1;
+  switch (*end) {
+    case 'k': case 'K': unit = 1024.0, end++; break;
+    case 'm': case 'M': unit = 1024.0 * 1024, end++; break;
+    case 'g': case 'G': unit = 1024.0 * 1024 * 1024, end++; break;
+    case 't': case 'T': unit = 1024.0 * 1024 * 1024 * 1024, end++; break;
+    default: break;
+  }
+  if (*end == 'i' && unit > 1) end++;
+  if (*end == 'B' || *end == 'b') end++;
+  if (*end || v * unit > 9e18 || v * unit < 1) return -1;
+  *out = (int64_t)(v * unit);
+  return 0;
+}
+
+static int export_ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && !strcmp(s + n - m, suffix);
+}
+
+static double export_now_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* A plain progress line at most every 5 seconds (and when forced). */
+typedef struct {
+  double start, last;
+} export_progress;
+
+static void export_progress_line(export_progress *p, int force, const char *what, int64_t done,
+                                 int64_t total) {
+  double t = export_now_seconds();
+  if (!force && t - p->last < 5.0) return;
+  p->last = t;
+  double elapsed = t - p->start;
+  fprintf(stderr, "export: %s %lld/%lld docs, %.1f s, %.0f docs/s\n", what, (long long)done,
+          (long long)total, elapsed, elapsed > 0 ? (double)done / elapsed : 0.0);
+}
+
+static char *export_concat(const char *a, const char *b) {
+  size_t n = strlen(a), m = strlen(b);
+  char *s = malloc(n + m + 1);
+  if (s) {
+    memcpy(s, a, n);
+    memcpy(s + n, b, m + 1);
+  }
+  return s;
+}
+
+/* Renames the finished tmp file over the output. */
+static int export_publish(const char *tmp, const char *path) {
+  if (rename(tmp, path))
+    return err_set(ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+  return 0;
+}
+
+static int export_jsonl(inv_source *src, const export_options *o, const char *tmp) {
+  int rc = 0;
+  jsonl_writer *w = NULL;
+  int V = inv_source_vocab_size(src);
+  int64_t N = inv_source_docs(src);
+  const char **terms = malloc((size_t)V * sizeof *terms + 1);
+  if (!terms) return err_set(ERR_NOMEM, "out of memory");
+  for (int v = 0; v < V; v++) terms[v] = inv_source_term(src, v);
+  rc = jsonl_writer_open(tmp, o->gzip, terms, V, &w);
+  if (rc) goto fail;
+  export_progress p = {export_now_seconds(), export_now_seconds()};
+  inv_rows rows;
+  inv_source_rewind(src);
+  for (;;) {
+    if ((rc = inv_source_next(src, EXPORT_BLOCK_DOCS, &rows))) goto fail;
+    if (rows.n_docs == 0) break;
+    for (int64_t i = 0; i < rows.n_docs; i++) {
+      int64_t a = rows.indptr[i], b = rows.indptr[i + 1];
+      rc = jsonl_write_doc(w, rows.doc_ids[i], rows.vocab_ids + a, rows.tfs + a, b - a);
+      if (rc) {
+        err_wrap(rc, "document %lld", (long long)(rows.first_doc + i));
+        goto fail;
+      }
+    }
+    export_progress_line(&p, 0, "jsonl", rows.first_doc + rows.n_docs, N);
+  }
+  int64_t empty = jsonl_writer_empty_docs(w);
+  rc = jsonl_writer_close(w);
+  w = NULL;
+  if (rc) goto fail;
+  export_progress_line(&p, 1, "jsonl", N, N);
+  if (empty)
+    fprintf(stderr, "export: %lld documents had no weight >= 1 and got {\"%s\": 1}\n",
+            (long long)empty, JSONL_EMPTY_TERM);
+fail:
+  jsonl_writer_abort(w);
+  free(terms);
+  return rc;
+}
+
+static int export_ciff(inv_source *src, const export_options *o, const char *tmp) {
+  int rc = 0;
+  int V = inv_source_vocab_size(src);
+  int64_t N = inv_source_docs(src);
+  int64_t *df = calloc((size_t)V + 1, sizeof *df); /* (V) by rank */
+  int64_t *cf = calloc((size_t)V + 1, sizeof *cf); /* (V) by rank */
+  inv_range *ranges = NULL;
+  int n_ranges = 0;
+  inv_block *block = NULL;
+  ciff_writer *docs = NULL, *out = NULL;
+  char *docs_path = export_concat(tmp, ".docs");
+  char description[512];
+  if (!df || !cf || !docs_path) {
+    rc = err_set(ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+  if (N > INT32_MAX) {
+    rc = err_set(ERR_FORMAT, "%s: %lld documents, more than CIFF's int32 docids allow", o->input,
+                 (long long)N);
+    goto fail;
+  }
+  export_progress p = {export_now_seconds(), export_now_seconds()};
+
+  /* Pass 1: df and cf per term, DocRecords spooled to a side file, the header's sums. */
+  if ((rc = ciff_writer_open(docs_path, 0, &docs))) goto fail;
+  int64_t total_terms = 0;
+  inv_rows rows;
+  inv_source_rewind(src);
+  for (;;) {
+    if ((rc = inv_source_next(src, EXPORT_BLOCK_DOCS, &rows))) goto fail;
+    if (rows.n_docs == 0) break;
+    for (int64_t i = 0; i < rows.n_docs; i++) {
+      int64_t doclength = 0;
+      for (int64_t j = rows.indptr[i]; j < rows.indptr[i + 1]; j++) {
+        df[rows.ranks[j]]++;
+        cf[rows.ranks[j]] += rows.tfs[j];
+        doclength += rows.tfs[j];
+      }
+      if (doclength > INT32_MAX) {
+        rc = err_set(ERR_FORMAT, "document %lld: length %lld does not fit CIFF's int32",
+                     (long long)(rows.first_doc + i), (long long)doclength);
+        goto fail;
+      }
+      total_terms += doclength;
+      rc = ciff_write_doc_record(docs, (int32_t)(rows.first_doc + i), rows.doc_ids[i],
+                                 (int32_t)doclength);
+      if (rc) goto fail;
+    }
+    export_progress_line(&p, 0, "ciff pass 1 (counting)", rows.first_doc + rows.n_docs, N);
+  }
+  rc = ciff_writer_close(docs);
+  docs = NULL;
+  if (rc) goto fail;
+
+  int64_t n_lists = 0, n_postings = 0;
+  for (int k = 0; k < V; k++) {
+    if (!df[k]) continue;
+    n_lists++;
+    n_postings += df[k];
+    if (k > 0 && df[k - 1] &&
+        !strcmp(inv_source_term(src, inv_source_term_of_rank(src, k)),
+                inv_source_term(src, inv_source_term_of_rank(src, k - 1)))) {
+      rc = err_set(ERR_FORMAT, "the vocabulary holds the term \"%s\" twice (ids %d and %d)",
+                   inv_source_term(src, inv_source_term_of_rank(src, k)),
+                   inv_source_term_of_rank(src, k - 1), inv_source_term_of_rank(src, k));
+      goto fail;
+    }
+  }
+
+  int64_t reserve = o->memory / 2 < EXPORT_RESERVE_MAX ? o->memory / 2 : EXPORT_RESERVE_MAX;
+  rc = inv_plan(df, V, o->memory - reserve, &ranges, &n_ranges);
+  if (rc) {
+    for (int k = 0; k < V; k++)
+      if (df[k] * INV_POSTING_BYTES > o->memory - reserve) {
+        err_set(rc, "term \"%s\" has %lld postings: --memory %lld bytes leaves %lld for one "
+                    "pass's postings (%d bytes each); give --memory at least %lld",
+                inv_source_term(src, inv_source_term_of_rank(src, k)), (long long)df[k],
+                (long long)o->memory, (long long)(o->memory - reserve), INV_POSTING_BYTES,
+                (long long)(2 * df[k] * INV_POSTING_BYTES));
+        break;
+      }
+    goto fail;
+  }
+
+  if (o->description) snprintf(description, sizeof description, "%s", o->description);
+  else
+    snprintf(description, sizeof description,
+             "spladex 0.1.0 export of SPLADE vectors (model %s), weights round(w * %g)",
+             inv_source_model(src), (double)o->scale);
+  ciff_header h = {
+      .num_postings_lists = (int32_t)n_lists,
+      .num_docs = (int32_t)N,
+      .total_postings_lists = (int32_t)n_lists,
+      .total_docs = (int32_t)N,
+      .total_terms_in_collection = total_terms,
+      .average_doclength = N ? (double)total_terms / (double)N : 0.0,
+      .description = description,
+  };
+  if ((rc = ciff_writer_open(tmp, o->gzip, &out))) goto fail;
+  if ((rc = ciff_write_header(out, &h))) goto fail;
+
+  /* One pass per range of terms, each writing its postings lists in byte order. */
+  int passes = 0, planned = 0;
+  for (int r = 0; r < n_ranges; r++) planned += ranges[r].n_postings > 0;
+  for (int r = 0; r < n_ranges; r++) {
+    if (ranges[r].n_postings == 0) continue;
+    passes++;
+    if ((rc = inv_block_open(df, ranges[r], &block))) goto fail;
+    inv_source_rewind(src);
+    char what[64];
+    snprintf(what, sizeof what, "ciff pass %d/%d (postings)", passes + 1, planned + 1);
+    for (;;) {
+      if ((rc = inv_source_next(src, EXPORT_BLOCK_DOCS, &rows))) goto fail;
+      if (rows.n_docs == 0) break;
+      if ((rc = inv_block_add_rows(block, &rows))) goto fail;
+      export_progress_line(&p, 0, what, rows.first_doc + rows.n_docs, N);
+    }
+    for (int32_t k = ranges[r].rank_lo; k < ranges[r].rank_hi; k++) {
+      if (!df[k]) continue;
+      const int32_t *docids, *tfs;
+      int64_t n, list_cf;
+      if ((rc = inv_block_postings(block, k, &docids, &tfs, &n))) goto fail;
+      const char *term = inv_source_term(src, inv_source_term_of_rank(src, k));
+      if ((rc = ciff_write_postings_list(out, term, docids, tfs, n, &list_cf))) goto fail;
+      SPX_ASSERT(list_cf == cf[k]);
+    }
+    inv_block_free(block);
+    block = NULL;
+  }
+  if ((rc = ciff_writer_append_file(out, docs_path))) goto fail;
+  int64_t bytes = ciff_writer_bytes(out);
+  rc = ciff_writer_close(out);
+  out = NULL;
+  if (rc) goto fail;
+  export_progress_line(&p, 1, "ciff done,", N, N);
+  fprintf(stderr,
+          "export: ciff %lld postings lists, %lld postings, %lld documents, %d pass(es) over "
+          "the shards for postings, %lld bytes before compression\n",
+          (long long)n_lists, (long long)n_postings, (long long)N, passes, (long long)bytes);
+fail:
+  inv_block_free(block);
+  ciff_writer_abort(docs);
+  ciff_writer_abort(out);
+  if (docs_path) remove(docs_path);
+  free(docs_path);
+  free(ranges);
+  free(df);
+  free(cf);
+  return rc;
+}
 
 int cmd_export(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  return err_set(ERR_ARG, "'export' is not built yet");
+  export_options o = {.scale = 100.0f, .memory = (int64_t)2 << 30};
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      export_usage(stdout);
+      return 0;
+    }
+    int takes_value = !strcmp(a, "--input") || !strcmp(a, "--output") ||
+                      !strcmp(a, "--quant-scale") || !strcmp(a, "--description") ||
+                      !strcmp(a, "--memory");
+    if (takes_value) {
+      if (i + 1 >= argc) return err_set(ERR_ARG, "%s needs a value", a);
+      const char *v = argv[++i];
+      if (!strcmp(a, "--input")) o.input = v;
+      else if (!strcmp(a, "--output")) o.output = v;
+      else if (!strcmp(a, "--description")) o.description = v;
+      else if (!strcmp(a, "--quant-scale")) {
+        char *end;
+        errno = 0;
+        double s = strtod(v, &end);
+        if (end == v || *end || errno || !(s > 0) || s > 1e9)
+          return err_set(ERR_ARG, "--quant-scale %s: need a positive number", v);
+        o.scale = (float)s;
+      } else if (export_parse_size(v, &o.memory)) {
+        return err_set(ERR_ARG, "--memory %s: need a size such as 512M or 2G", v);
+      }
+    } else if (a[0] == '-' && a[1]) {
+      return err_set(ERR_ARG, "unknown option %s (see spladex export --help)", a);
+    } else if (!o.format) {
+      o.format = a;
+    } else {
+      return err_set(ERR_ARG, "unexpected argument '%s' (see spladex export --help)", a);
+    }
+  }
+  if (!o.format || (strcmp(o.format, "jsonl") && strcmp(o.format, "ciff")))
+    return err_set(ERR_ARG, "give the format, jsonl or ciff (see spladex export --help)");
+  if (!o.input) return err_set(ERR_ARG, "--input DIR is required");
+  if (!o.output) return err_set(ERR_ARG, "--output PATH is required");
+  if (o.memory < 1024) return err_set(ERR_ARG, "--memory %lld: too small", (long long)o.memory);
+  o.gzip = export_ends_with(o.output, ".gz");
+
+  int rc = 0;
+  inv_source *src = NULL;
+  char *tmp = export_concat(o.output, ".tmp");
+  if (!tmp) return err_set(ERR_NOMEM, "out of memory");
+  if ((rc = inv_source_open(o.input, o.scale, &src))) goto fail;
+  fprintf(stderr, "export: %s, %lld documents in %d shard(s), vocabulary %d, scale %g -> %s\n",
+          o.input, (long long)inv_source_docs(src), inv_source_shards(src),
+          inv_source_vocab_size(src), (double)o.scale, o.output);
+  if (!inv_source_verified(src))
+    fprintf(stderr, "export: note: %s has no job.json, so only gaps between shards can be "
+                    "detected, not missing shards after the last one\n", o.input);
+  rc = !strcmp(o.format, "jsonl") ? export_jsonl(src, &o, tmp) : export_ciff(src, &o, tmp);
+  if (!rc) rc = export_publish(tmp, o.output);
+fail:
+  if (rc) remove(tmp);
+  inv_source_close(src);
+  free(tmp);
+  return rc;
 }

@@ -1,0 +1,326 @@
+"""`spladex export jsonl|ciff` against readers we did not write (DESIGN.md section 7).
+
+Shard directories are written directly with h5py (shardgen.py), so these tests need neither a
+model nor the expand job. CIFF is read with the PyPI package ciff-toolkit (protobuf classes
+compiled from the published CommonIndexFileFormat.proto); JSONL with Python's json. The reference
+vectors are the shards' float32 weights quantized as naver/splade does (np.rint(w * scale)).
+"""
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from ciff_toolkit.ciff_pb2 import DocRecord, Header, PostingsList
+from ciff_toolkit.read import CiffReader
+from ciff_toolkit.write import CiffWriter
+
+sys.path.insert(0, os.path.dirname(__file__))
+import shardgen  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("SPLADEX_BIN", os.path.join(ROOT, "build", "spladex"))
+
+pytestmark = pytest.mark.skipif(not os.path.exists(BIN), reason="spladex binary not built")
+
+# A vocabulary with what JSON and byte order must get right: quotes, backslashes, control
+# characters, ## pieces, upper case (sorts before lower case in byte order), non-ASCII.
+SPECIAL_TERMS = ['"quoted"', "back\\slash", "tab\there", "new\nline", "ctl\x01\x1f", "##ing",
+                 "##s", "Zebra", "zebra", "café", "cafe", "日本", "[unused993]", "[CLS]", "a",
+                 "ab", "a b", "\u2028sep", "emoji😀"]
+
+
+def make_vocab(size):
+    vocab = list(SPECIAL_TERMS)
+    i = 0
+    while len(vocab) < size:
+        vocab.append("w%03d" % i if i % 3 else "##p%d" % i)
+        i += 1
+    return vocab
+
+
+def make_ids(n):
+    ids = ["doc-%d" % d for d in range(n)]
+    ids[1] = 'id "with" quotes'
+    ids[2] = "back\\slash\ttab"
+    ids[3] = "ünïcode 文書"
+    ids[4] = "ctl\x02char\nnewline"
+    return ids
+
+
+def run(*args, check=True):
+    p = subprocess.run([BIN, "export", *args], capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise AssertionError("spladex export %s failed (%d):\n%s" % (args, p.returncode, p.stderr))
+    return p
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """237 docs over 300 terms in shards of 50 (the last one short), with empty documents
+    (no terms, or only weights that round to 0) and exact rounding ties."""
+    rng = np.random.default_rng(6)
+    vocab = make_vocab(300)
+    m = shardgen.random_matrix(rng, 237, len(vocab), 12, empty_every=40).tolil()
+    m[5, :] = 0                       # a doc whose every weight rounds to 0
+    m[5, 7] = 0.004
+    m[5, 9] = 0.0049
+    for j, w in enumerate([0.125, 0.375, 0.625, 0.875, 0.005, 0.015]):
+        m[6, 20 + j] = w              # ties: 12.5 -> 12, 37.5 -> 38, 62.5 -> 62, 87.5 -> 88
+    m = sp.csr_matrix(m, dtype=np.float32)
+    m.eliminate_zeros()
+    ids = make_ids(m.shape[0])
+    d = tmp_path_factory.mktemp("export")
+    out = str(d / "shards")
+    shardgen.write_dir(out, ids, m, vocab, shard_size=50)
+    return {"dir": out, "tmp": d, "m": m, "ids": ids, "vocab": vocab,
+            "expect": shardgen.quantized_vectors(m, vocab)}
+
+
+def read_ciff(path):
+    """Header, postings lists and doc records, read by ciff-toolkit."""
+    with CiffReader(path) as r:
+        header = r.read_header()
+        lists = list(r.read_postings_lists())
+        docs = list(r.read_documents())
+        assert r.fp.read(1) == b"", "bytes after the last DocRecord"
+    return header, lists, docs
+
+
+def vectors_from_ciff(lists, n_docs):
+    vectors = [dict() for _ in range(n_docs)]
+    for pl in lists:
+        docid = 0
+        for i, p in enumerate(pl.postings):
+            docid = p.docid if i == 0 else docid + p.docid
+            assert pl.term not in vectors[docid]
+            vectors[docid][pl.term] = p.tf
+    return vectors
+
+
+def test_quantization_reference_rounds_half_to_even():
+    # The reference itself: naver/splade's np.rint on float32 products.
+    assert list(shardgen.quantize([0.125, 0.375, 0.625, 0.875], 100)) == [12, 38, 62, 88]
+
+
+def test_jsonl_equals_quantized_shards(corpus):
+    out = str(corpus["tmp"] / "docs.jsonl")
+    p = run("jsonl", "--input", corpus["dir"], "--output", out)
+    lines = open(out, encoding="utf-8").read().split("\n")
+    assert lines[-1] == ""
+    lines = lines[:-1]
+    assert len(lines) == len(corpus["ids"])
+    vocab_order = {t: i for i, t in enumerate(corpus["vocab"])}
+    n_empty = 0
+    for d, line in enumerate(lines):
+        doc = json.loads(line)
+        assert list(doc) == ["id", "contents", "vector"]
+        assert doc["id"] == corpus["ids"][d]
+        assert doc["contents"] == ""
+        want = corpus["expect"][d]
+        if not want:
+            assert doc["vector"] == {"[unused993]": 1}
+            n_empty += 1
+            continue
+        assert doc["vector"] == want
+        assert all(type(v) is int and v >= 1 for v in doc["vector"].values())
+        keys = list(doc["vector"])
+        assert keys == sorted(keys, key=vocab_order.get)  # ascending vocab id
+    assert n_empty >= 6  # docs 0, 40, 80, ... and the all-rounding-to-0 doc 5
+    assert "had no weight >= 1" in p.stderr
+    tie = {corpus["vocab"][20 + j]: w for j, w in enumerate([12, 38, 62, 88, 0, 2])}
+    got = json.loads(lines[6])["vector"]
+    for term, w in tie.items():
+        assert got.get(term, 0) == w
+
+
+def test_jsonl_escapes_like_json_dumps(corpus):
+    # Same bytes as Python's json.dumps(ensure_ascii=False) of the same objects.
+    out = str(corpus["tmp"] / "escape.jsonl")
+    run("jsonl", "--input", corpus["dir"], "--output", out)
+    with open(out, encoding="utf-8") as f:
+        for d, line in enumerate(f):
+            doc = json.loads(line)
+            assert line == json.dumps(doc, ensure_ascii=False) + "\n"
+            if d > 10:
+                break
+
+
+def test_jsonl_gz_is_the_same_bytes(corpus):
+    plain, gz = str(corpus["tmp"] / "p.jsonl"), str(corpus["tmp"] / "p.jsonl.gz")
+    run("jsonl", "--input", corpus["dir"], "--output", plain)
+    run("jsonl", "--input", corpus["dir"], "--output", gz)
+    with gzip.open(gz, "rb") as f:
+        assert f.read() == open(plain, "rb").read()
+
+
+def test_ciff_read_by_ciff_toolkit_equals_quantized_shards(corpus):
+    out = str(corpus["tmp"] / "index.ciff")
+    run("ciff", "--input", corpus["dir"], "--output", out, "--description", "test export")
+    header, lists, docs = read_ciff(out)
+    n = len(corpus["ids"])
+    expect = corpus["expect"]
+    terms_used = sorted({t for v in expect for t in v}, key=lambda t: t.encode("utf-8"))
+    doclengths = [sum(v.values()) for v in expect]
+
+    assert header.version == 1
+    assert header.num_postings_lists == len(terms_used) == header.total_postings_lists
+    assert header.num_docs == n == header.total_docs
+    assert header.total_terms_in_collection == sum(doclengths)
+    assert header.average_doclength == sum(doclengths) / n
+    assert header.description == "test export"
+
+    assert [pl.term for pl in lists] == terms_used  # byte order, df > 0 only, no duplicates
+    for pl in lists:
+        assert pl.df == len(pl.postings) > 0
+        assert pl.cf == sum(p.tf for p in pl.postings)
+        assert all(p.docid > 0 for p in pl.postings[1:])  # d-gaps: strictly increasing
+    assert vectors_from_ciff(lists, n) == expect
+
+    assert [r.docid for r in docs] == list(range(n))
+    assert [r.collection_docid for r in docs] == corpus["ids"]
+    assert [r.doclength for r in docs] == doclengths
+    assert doclengths[5] == 0 and doclengths[0] == 0  # empty docs keep their DocRecord
+
+
+def test_ciff_bytes_are_what_protobuf_serializes(corpus):
+    # Parse with protobuf, write back with protobuf (ciff-toolkit's writer): identical bytes,
+    # so our hand-written encoding follows protobuf's field rules exactly.
+    ours = str(corpus["tmp"] / "ours.ciff")
+    theirs = str(corpus["tmp"] / "theirs.ciff")
+    run("ciff", "--input", corpus["dir"], "--output", ours)
+    header, lists, docs = read_ciff(ours)
+    with CiffWriter(theirs) as w:
+        w.write_header(header)
+        w.write_postings_lists(lists)
+        w.write_documents(docs)
+    assert open(ours, "rb").read() == open(theirs, "rb").read()
+    assert isinstance(header, Header) and isinstance(lists[0], PostingsList)
+    assert isinstance(docs[0], DocRecord)
+
+
+def test_ciff_gz_and_many_passes_give_identical_bytes(corpus):
+    base = str(corpus["tmp"] / "base.ciff")
+    run("ciff", "--input", corpus["dir"], "--output", base)
+    reference = open(base, "rb").read()
+    df_max = max(np.bincount(corpus["m"].indices, minlength=len(corpus["vocab"])))
+    # --memory M leaves M/2 for one pass's postings (8 bytes each): force many passes.
+    memory = 16 * int(df_max) + 64
+    small = str(corpus["tmp"] / "small.ciff")
+    p = run("ciff", "--input", corpus["dir"], "--output", small, "--memory", str(memory))
+    passes = int(p.stderr.split(" pass(es)")[0].rsplit(" ", 1)[1])
+    assert passes >= 5, p.stderr
+    assert open(small, "rb").read() == reference
+    gz = str(corpus["tmp"] / "small.ciff.gz")
+    run("ciff", "--input", corpus["dir"], "--output", gz, "--memory", "3K")
+    with gzip.open(gz, "rb") as f:
+        assert f.read() == reference
+    header, _, _ = read_ciff(gz)  # ciff-toolkit opens .gz itself
+    assert header.num_docs == len(corpus["ids"])
+
+
+def test_memory_too_small_for_one_term_names_it(corpus):
+    p = run("ciff", "--input", corpus["dir"], "--output", str(corpus["tmp"] / "x.ciff"),
+            "--memory", "1K", check=False)
+    assert p.returncode != 0
+    assert "postings" in p.stderr and "--memory" in p.stderr
+    assert not os.path.exists(str(corpus["tmp"] / "x.ciff"))
+    assert not os.path.exists(str(corpus["tmp"] / "x.ciff.tmp"))
+
+
+def test_quant_scale(corpus):
+    out = str(corpus["tmp"] / "s.jsonl")
+    run("jsonl", "--input", corpus["dir"], "--output", out, "--quant-scale", "51.2")
+    expect = shardgen.quantized_vectors(corpus["m"], corpus["vocab"], scale=51.2)
+    with open(out, encoding="utf-8") as f:
+        for d, line in enumerate(f):
+            assert json.loads(line)["vector"] == (expect[d] or {"[unused993]": 1})
+
+
+def test_several_workers_are_just_shards(corpus, tmp_path):
+    # Shards written by 3 workers (s % 3 == i), each worker in its own order and time, plus a
+    # job.json written by whichever finished: the same export as the single-writer directory.
+    out = str(tmp_path / "workers")
+    os.makedirs(out)
+    m, ids, vocab, size = corpus["m"], corpus["ids"], corpus["vocab"], 50
+    n_shards = -(-m.shape[0] // size)
+    for worker in (2, 0, 1):
+        for s in reversed(range(worker, n_shards, 3)):
+            a, b = s * size, min(m.shape[0], (s + 1) * size)
+            shardgen.write_shard(os.path.join(out, "shard-%05d.h5" % s), a, ids[a:b], m[a:b], vocab)
+    shardgen.write_job(out, size, m.shape[0])
+    for fmt in ("ciff", "jsonl"):
+        one, many = str(tmp_path / ("one." + fmt)), str(tmp_path / ("many." + fmt))
+        run(fmt, "--input", corpus["dir"], "--output", one)
+        run(fmt, "--input", out, "--output", many)
+        assert open(one, "rb").read() == open(many, "rb").read()
+
+
+def test_float16_shards(tmp_path):
+    rng = np.random.default_rng(16)
+    vocab = make_vocab(64)
+    m = shardgen.random_matrix(rng, 30, len(vocab), 8)
+    ids = ["d%d" % i for i in range(30)]
+    shardgen.write_dir(str(tmp_path / "h"), ids, m, vocab, 16, dtype=np.float16)
+    m16 = m.copy()
+    m16.data = m.data.astype(np.float16).astype(np.float32)
+    out = str(tmp_path / "h.ciff")
+    run("ciff", "--input", str(tmp_path / "h"), "--output", out)
+    _, lists, _ = read_ciff(out)
+    assert vectors_from_ciff(lists, 30) == shardgen.quantized_vectors(m16, vocab)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "ciff"])
+def test_incomplete_directory_is_refused_naming_missing_shards(corpus, tmp_path, fmt):
+    m, ids, vocab = corpus["m"], corpus["ids"], corpus["vocab"]
+    out = str(tmp_path / ("out." + fmt))
+    cases = {
+        # worker for shard 1 never ran; shard 3's worker was killed mid-shard
+        "gap": (dict(skip={1}, partial={3}),
+                ["shard-00001.h5", "shard-00003.h5 (only a partial .tmp)", "2 of 5"]),
+        # the last shard is missing: only job.json's n_shards can tell
+        "tail": (dict(skip={4}), ["shard-00004.h5", "1 of 5"]),
+    }
+    for name, (kw, needles) in cases.items():
+        d = str(tmp_path / name)
+        shardgen.write_dir(d, ids, m, vocab, 50, **kw)
+        p = run(fmt, "--input", d, "--output", out, check=False)
+        assert p.returncode != 0, name
+        assert "incomplete" in p.stderr, p.stderr
+        for needle in needles:
+            assert needle in p.stderr, (needle, p.stderr)
+        assert not os.path.exists(out)
+    # A job that has not finished reading its input (no totals in job.json) is refused too.
+    d = str(tmp_path / "unfinished")
+    shardgen.write_dir(d, ids, m, vocab, 50, job=False)
+    shardgen.write_job(d, 50, None)
+    p = run(fmt, "--input", d, "--output", out, check=False)
+    assert p.returncode != 0 and "not finished" in p.stderr, p.stderr
+    # Without job.json, gaps are still found.
+    d = str(tmp_path / "nojob")
+    shardgen.write_dir(d, ids, m, vocab, 50, job=False, skip={2})
+    p = run(fmt, "--input", d, "--output", out, check=False)
+    assert p.returncode != 0 and "shard-00002.h5" in p.stderr, p.stderr
+
+
+def test_shards_of_another_job_are_refused(corpus, tmp_path):
+    # A shard whose first_doc does not continue the directory (copied from a job with another
+    # shard size) is refused, naming it.
+    m, ids, vocab = corpus["m"], corpus["ids"], corpus["vocab"]
+    d = str(tmp_path / "mixed")
+    shardgen.write_dir(d, ids, m, vocab, 50)
+    shardgen.write_shard(os.path.join(d, "shard-00002.h5"), 90, ids[90:150], m[90:150], vocab)
+    p = run("ciff", "--input", d, "--output", str(tmp_path / "x.ciff"), check=False)
+    assert p.returncode != 0 and "shard-00002.h5" in p.stderr, p.stderr
+
+
+def test_bad_arguments():
+    assert run("--help").stdout.startswith("usage: spladex export")
+    for args in ([], ["xml", "--input", "a", "--output", "b"], ["ciff", "--output", "b"],
+                 ["ciff", "--input", "a", "--output", "b", "--memory", "lots"],
+                 ["ciff", "--input", "a", "--output", "b", "--quant-scale", "-1"]):
+        p = run(*args, check=False)
+        assert p.returncode == 2, (args, p.stderr)
