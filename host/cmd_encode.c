@@ -1,9 +1,374 @@
-/* cmd_encode: placeholder until the module lands (tracked in the issue); fails clearly. */
+/* cmd_encode: `spladex encode`, the SPLADE vector of each passage on stdout.
+ *
+ * Passages come from the TEXT arguments, else from stdin, one per line (--ids: each line is the
+ * space-separated token ids that `spladex tokenize` prints, [CLS] ... [SEP]). They are encoded in
+ * batches (up to 64 passages or --batch-tokens tokens) and printed in input order: in text mode one
+ * line per passage with its top terms "term:weight" by weight descending (ties: lower id first),
+ * with --json one object per line, {"n_tokens": N, "vector": {"term": w, ...}}, every kept term
+ * in ascending id order, weights with %.9g.
+ * An --ids line longer than --max-length is truncated the way the tokenizer truncates: its first
+ * max_length - 1 ids and its last id (the [SEP]).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "commands.h"
+#include "encoder.h"
 #include "err.h"
+#include "model.h"
+#include "tokenizer.h"
+
+enum { ENCODE_BATCH_DOCS = 64 };
+
+typedef struct {
+  const char *model_dir;
+  int max_length;
+  float threshold;
+  int top_k;
+  int threads;
+  int json;
+  int ids;
+  int top;
+  int batch_tokens;
+  enc_backend backend;
+  int device;
+} encode_args;
+
+typedef struct {
+  float w;
+  int32_t id;
+} encode_term;
+
+typedef struct {
+  encode_args a;
+  model *m;
+  tok *t;
+  encoder *e;
+  tok_buffer buf;
+  /* the pending batch */
+  int32_t *pool;        /* (batch_tokens) ids of the pending passages, concatenated */
+  int pool_used;
+  const int32_t *doc_ids[ENCODE_BATCH_DOCS];
+  int lengths[ENCODE_BATCH_DOCS];
+  int n_docs;
+  encode_term *terms;   /* (V) text mode: one row's terms, for sorting */
+  int32_t *line_ids;    /* (line_cap) --ids mode: the ids of one line */
+  size_t line_n, line_cap;
+  long long line;       /* input line number of the last passage read (1-based) */
+} encode_state;
+
+static void encode_usage(FILE *to) {
+  fprintf(to,
+          "usage: spladex encode --model DIR [options] [TEXT...]\n"
+          "Prints the SPLADE vector of each TEXT (or of each stdin line when there is none).\n\n"
+          "  --model DIR         model directory (config.json, weights, vocab.txt or tokenizer.json)\n"
+          "  --max-length N      tokens per passage, [CLS] and [SEP] included (default 256)\n"
+          "  --threshold T       keep terms with weight > T (default 0)\n"
+          "  --top-k K           keep the K largest terms per passage (default 0 = all)\n"
+          "  --threads N         CPU threads (default 0 = all cores)\n"
+          "  --device D          cpu (default) or cuda[:N]\n"
+          "  --batch-tokens N    token budget of one batch (default 8192)\n"
+          "  --json              one {\"n_tokens\": N, \"vector\": {term: weight}} object per line\n"
+          "  --ids               input lines are space-separated token ids (spladex tokenize)\n"
+          "  --top N             terms shown per passage in text mode (default 20)\n");
+}
+
+static int parse_int(const char *opt, const char *s, int lo, int hi, int *out) {
+  char *end = NULL;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi)
+    return err_set(ERR_ARG, "%s: '%s' is not an integer in [%d, %d]", opt, s, lo, hi);
+  *out = (int)v;
+  return 0;
+}
+
+static int parse_args(int argc, char **argv, encode_args *a, int *first_text, int *help) {
+  memset(a, 0, sizeof *a);
+  a->max_length = 256;
+  a->top = 20;
+  a->batch_tokens = 8192;
+  a->backend = ENC_CPU;
+  *help = 0;
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *o = argv[i];
+    if (!strcmp(o, "--")) {
+      i++;
+      break;
+    }
+    if (o[0] != '-' || o[1] != '-') break;
+    if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+      *help = 1;
+      return 0;
+    }
+    if (!strcmp(o, "--json")) {
+      a->json = 1;
+      continue;
+    }
+    if (!strcmp(o, "--ids")) {
+      a->ids = 1;
+      continue;
+    }
+    if (i + 1 >= argc) return err_set(ERR_ARG, "%s needs a value", o);
+    const char *v = argv[++i];
+    int rc = 0;
+    if (!strcmp(o, "--model")) {
+      a->model_dir = v;
+    } else if (!strcmp(o, "--max-length")) {
+      rc = parse_int(o, v, 2, 1 << 20, &a->max_length);
+    } else if (!strcmp(o, "--threshold")) {
+      char *end = NULL;
+      errno = 0;
+      double t = strtod(v, &end);
+      if (errno || end == v || *end || !(t >= 0) || t > 1e30)
+        return err_set(ERR_ARG, "--threshold: '%s' is not a number >= 0", v);
+      a->threshold = (float)t;
+    } else if (!strcmp(o, "--top-k")) {
+      rc = parse_int(o, v, 0, INT_MAX, &a->top_k);
+    } else if (!strcmp(o, "--threads")) {
+      rc = parse_int(o, v, 0, 4096, &a->threads);
+    } else if (!strcmp(o, "--top")) {
+      rc = parse_int(o, v, 0, INT_MAX, &a->top);
+    } else if (!strcmp(o, "--batch-tokens")) {
+      rc = parse_int(o, v, 2, 1 << 24, &a->batch_tokens);
+    } else if (!strcmp(o, "--device")) {
+      if (!strcmp(v, "cpu")) {
+        a->backend = ENC_CPU;
+      } else if (!strcmp(v, "cuda")) {
+        a->backend = ENC_CUDA;
+      } else if (!strncmp(v, "cuda:", 5)) {
+        a->backend = ENC_CUDA;
+        rc = parse_int(o, v + 5, 0, 1024, &a->device);
+      } else {
+        return err_set(ERR_ARG, "--device: '%s' is not cpu, cuda or cuda:N", v);
+      }
+    } else {
+      return err_set(ERR_ARG, "unknown option '%s' (see spladex encode --help)", o);
+    }
+    if (rc) return rc;
+  }
+  *first_text = i;
+  if (!a->model_dir) return err_set(ERR_ARG, "--model DIR is required (see spladex encode --help)");
+  return 0;
+}
+
+/* Writes s as a JSON string (quotes included). */
+static void json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\') {
+      fputc('\\', f);
+      fputc(*p, f);
+    } else if (*p == '\n') {
+      fputs("\\n", f);
+    } else if (*p == '\t') {
+      fputs("\\t", f);
+    } else if (*p < 0x20 || *p == 0x7f) {
+      fprintf(f, "\\u%04x", *p);
+    } else {
+      fputc(*p, f);
+    }
+  }
+  fputc('"', f);
+}
+
+static const char *term_of(const encode_state *s, int32_t id) {
+  const char *t = tok_token(s->t, id);
+  return t ? t : "[?]";
+}
+
+/* Weight descending, then term id ascending. */
+static int by_weight_desc(const void *pa, const void *pb) {
+  const encode_term *a = pa, *b = pb;
+  if (a->w != b->w) return a->w > b->w ? -1 : 1;
+  return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static int flush_batch(encode_state *s) {
+  if (s->n_docs == 0) return 0;
+  enc_batch batch = {s->n_docs, s->doc_ids, s->lengths};
+  enc_result r;
+  int rc = enc_run(s->e, &batch, &r);
+  if (rc) return rc;
+  for (int b = 0; b < r.n_docs; b++) {
+    int64_t lo = r.indptr[b], hi = r.indptr[b + 1];
+    if (s->a.json) {
+      printf("{\"n_tokens\": %d, \"vector\": {", s->lengths[b]);
+      for (int64_t k = lo; k < hi; k++) {
+        if (k > lo) fputs(", ", stdout);
+        json_string(stdout, term_of(s, r.indices[k]));
+        printf(": %.9g", (double)r.values[k]);
+      }
+      fputs("}}\n", stdout);
+    } else {
+      int n = s->a.top > 0 ? (int)(hi - lo) : 0;
+      for (int k = 0; k < n; k++) {
+        s->terms[k].w = r.values[lo + k];
+        s->terms[k].id = r.indices[lo + k];
+      }
+      qsort(s->terms, (size_t)n, sizeof *s->terms, by_weight_desc);
+      int shown = n < s->a.top ? n : s->a.top;
+      for (int k = 0; k < shown; k++)
+        printf("%s%s:%.3f", k ? " " : "", term_of(s, s->terms[k].id), (double)s->terms[k].w);
+      fputc('\n', stdout);
+    }
+  }
+  if (fflush(stdout) || ferror(stdout)) return err_set(ERR_IO, "writing to stdout: %s", strerror(errno));
+  s->n_docs = 0;
+  s->pool_used = 0;
+  return 0;
+}
+
+/* Queues one passage's ids (copied), flushing the pending batch first when it is full. */
+static int add_passage(encode_state *s, const int32_t *ids, int n) {
+  if (n > s->a.max_length) {
+    /* Truncate like the tokenizer: the first max_length - 1 ids and the last one ([SEP]). */
+    int32_t last = ids[n - 1];
+    if (s->n_docs == ENCODE_BATCH_DOCS || s->pool_used + s->a.max_length > s->a.batch_tokens) {
+      int rc = flush_batch(s);
+      if (rc) return rc;
+    }
+    int32_t *dst = s->pool + s->pool_used;
+    memmove(dst, ids, sizeof(int32_t) * (size_t)(s->a.max_length - 1));
+    dst[s->a.max_length - 1] = last;
+    n = s->a.max_length;
+  } else {
+    if (s->n_docs == ENCODE_BATCH_DOCS || s->pool_used + n > s->a.batch_tokens) {
+      int rc = flush_batch(s);
+      if (rc) return rc;
+    }
+    memmove(s->pool + s->pool_used, ids, sizeof(int32_t) * (size_t)n);
+  }
+  s->doc_ids[s->n_docs] = s->pool + s->pool_used;
+  s->lengths[s->n_docs] = n;
+  s->n_docs++;
+  s->pool_used += n;
+  return 0;
+}
+
+/* Parses an --ids line into s->line_ids. */
+static int parse_id_line(encode_state *s, const char *line, const char *where) {
+  int vocab = s->m->cfg.vocab;
+  s->line_n = 0;
+  const char *p = line;
+  for (;;) {
+    while (*p == ' ' || *p == '\t') p++;
+    if (!*p) break;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (end == p || errno || (*end && *end != ' ' && *end != '\t')) {
+      int len = 0;
+      while (p[len] && p[len] != ' ' && p[len] != '\t' && len < 40) len++;
+      return err_set(ERR_INPUT, "%s: '%.*s' is not a token id", where, len, p);
+    }
+    if (v < 0 || v >= vocab)
+      return err_set(ERR_INPUT, "%s: token id %ld is outside the vocabulary [0, %d)", where, v,
+                     vocab);
+    if (s->line_n == s->line_cap) {
+      size_t cap = s->line_cap ? 2 * s->line_cap : 512;
+      int32_t *ids = realloc(s->line_ids, cap * sizeof *ids);
+      if (!ids) return err_set(ERR_NOMEM, "%s: out of memory", where);
+      s->line_ids = ids;
+      s->line_cap = cap;
+    }
+    s->line_ids[s->line_n++] = (int32_t)v;
+    p = end;
+  }
+  if (s->line_n == 0)
+    return err_set(ERR_INPUT, "%s: empty id line (a passage needs at least one id)", where);
+  return 0;
+}
+
+static int encode_one(encode_state *s, const char *text, size_t len, const char *where) {
+  if (s->a.ids) {
+    (void)len;
+    int rc = parse_id_line(s, text, where);
+    if (rc) return rc;
+    if (s->line_n > (size_t)INT_MAX) return err_set(ERR_INPUT, "%s: too many ids", where);
+    return add_passage(s, s->line_ids, (int)s->line_n);
+  }
+  int rc = tok_encode(s->t, text, len, s->a.max_length, &s->buf);
+  if (rc) return err_wrap(rc, "%s", where);
+  return add_passage(s, s->buf.ids, (int)s->buf.n);
+}
 
 int cmd_encode(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  return err_set(ERR_ARG, "'encode' is not built yet");
+  encode_state s;
+  memset(&s, 0, sizeof s);
+  int first_text = 0, help = 0, rc;
+  char *line = NULL;
+  size_t line_cap = 0;
+  if ((rc = parse_args(argc, argv, &s.a, &first_text, &help))) goto fail;
+  if (help) {
+    encode_usage(stdout);
+    return 0;
+  }
+  if (s.a.batch_tokens < s.a.max_length) s.a.batch_tokens = s.a.max_length;
+  if ((rc = model_load(s.a.model_dir, &s.m))) goto fail;
+  if ((rc = tok_open(s.a.model_dir, &s.t))) goto fail;
+  if (s.a.max_length > s.m->cfg.max_positions) {
+    rc = err_set(ERR_ARG, "--max-length %d exceeds the model's %d positions", s.a.max_length,
+                 s.m->cfg.max_positions);
+    goto fail;
+  }
+  if (tok_vocab_size(s.t) != s.m->cfg.vocab) {
+    rc = err_set(ERR_FORMAT, "%s: the vocabulary has %d tokens but the model %d", s.a.model_dir,
+                 tok_vocab_size(s.t), s.m->cfg.vocab);
+    goto fail;
+  }
+  enc_options opt = enc_options_default();
+  opt.backend = s.a.backend;
+  opt.device = s.a.device;
+  opt.threads = s.a.threads;
+  opt.threshold = s.a.threshold;
+  opt.top_k = s.a.top_k;
+  opt.max_length = s.a.max_length;
+  opt.max_batch_tokens = s.a.batch_tokens;
+  opt.max_batch_docs = ENCODE_BATCH_DOCS;
+  if ((rc = enc_open(s.m, &opt, &s.e))) goto fail;
+  size_t V = (size_t)s.m->cfg.vocab;
+  s.pool = malloc(sizeof *s.pool * (size_t)s.a.batch_tokens);
+  s.terms = malloc(sizeof *s.terms * V);
+  if (!s.pool || !s.terms) {
+    rc = err_set(ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+
+  char where[64];
+  if (first_text < argc) {
+    for (int i = first_text; i < argc; i++) {
+      snprintf(where, sizeof where, "argument %d", i - first_text + 1);
+      if ((rc = encode_one(&s, argv[i], strlen(argv[i]), where))) goto fail;
+    }
+  } else {
+    ssize_t n;
+    while ((n = getline(&line, &line_cap, stdin)) >= 0) {
+      s.line++;
+      while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+      snprintf(where, sizeof where, "stdin line %lld", s.line);
+      if ((rc = encode_one(&s, line, (size_t)n, where))) goto fail;
+    }
+    if (ferror(stdin)) {
+      rc = err_set(ERR_IO, "reading stdin: %s", strerror(errno));
+      goto fail;
+    }
+  }
+  if ((rc = flush_batch(&s))) goto fail;
+  rc = 0;
+fail:
+  free(line);
+  free(s.pool);
+  free(s.terms);
+  free(s.line_ids);
+  tok_buffer_free(&s.buf);
+  enc_close(s.e);
+  tok_free(s.t);
+  model_free(s.m);
+  return rc;
 }

@@ -1,0 +1,42 @@
+/* encoder_cpu: the CPU backend of the encoder API (fp32, OpenBLAS; the oracle).
+ *
+ * encoder.c dispatches enc_open/enc_run/enc_describe/enc_close here for ENC_CPU. The functions
+ * have the same contracts as their enc_ counterparts in encoder.h, except that enc_cpu_run
+ * trusts its batch: encoder.c has already checked the document count, the lengths and the id
+ * range against the options and the model. A CUDA backend provides the same four functions with
+ * the prefix enc_cuda_ (cuda/encoder_cuda.h).
+ *
+ * Forward pass (DistilBertForMaskedLM and BertForMaskedLM, post-LN): packed batch without padding,
+ * embeddings + LayerNorm, per layer attention (per document) and FFN with erf GELU, the MLM head,
+ * then the decoder matmul over blocks of the vocabulary fused with the max over each document's
+ * tokens, so that no (tokens x V) logit tensor exists; then log1p(relu), threshold and top-k.
+ * Threads: `threads` OpenBLAS threads for every matmul (attention's included, all called from
+ * the caller's thread: OpenBLAS is never entered from two threads at once), and as many pool
+ * threads (the caller's included) for embeddings, GELU, LayerNorm, pooling and pruning.
+ * openblas_set_num_threads is process-wide: the last encoder opened sets it. Every workspace is
+ * allocated in enc_cpu_open; only the CSR output grows, geometrically, when a batch has more
+ * non-zeros than any batch before it.
+ */
+#ifndef SPLADEX_ENCODER_CPU_H
+#define SPLADEX_ENCODER_CPU_H
+
+#include "encoder.h"
+
+typedef struct enc_cpu enc_cpu;
+
+/* Allocates the workspaces for opt's largest batch and starts the thread pool. Returns 0 and
+ * *out, or ERR_ARG (options the model cannot serve) / ERR_NOMEM / ERR_DEVICE (threads) with a
+ * message. m is borrowed and must outlive the encoder. Free with enc_cpu_close(). */
+int enc_cpu_open(const model *m, const enc_options *opt, enc_cpu **out);
+
+/* Encodes a batch that encoder.c validated. Returns 0 and fills *out (owned by the encoder, valid
+ * until the next enc_cpu_run or enc_cpu_close), or ERR_NOMEM. */
+int enc_cpu_run(enc_cpu *e, const enc_batch *batch, enc_result *out);
+
+/* "cpu fp32, N threads". Borrowed. */
+const char *enc_cpu_describe(const enc_cpu *e);
+
+/* Stops the pool and frees everything. enc_cpu_close(NULL) is a no-op. */
+void enc_cpu_close(enc_cpu *e);
+
+#endif

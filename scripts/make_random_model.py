@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Writes a random SPLADE masked-LM model directory (config.json, model.safetensors, vocab.txt).
+
+numpy only (no torch): the parity tests rebuild these models on a CI machine that has no torch,
+so the weights come from numpy.random.RandomState(seed) (the legacy generator, whose streams are
+frozen across numpy versions) and a hand-written safetensors writer (sorted names, fixed header
+padding), and the same preset + seed always gives a byte-identical model.safetensors.
+The fixture records that file's sha256 so a test can prove it rebuilt the weights the
+reference vectors were computed from.
+
+Initialization (like HF's, but with non-trivial LayerNorms and biases so every parameter
+matters): matrices N(0, 0.02); LayerNorm gammas 1 + 0.1 N(0,1), betas 0.1 N(0,1); biases 0.02 N(0,1).
+
+Presets:
+  tiny-distilbert   DistilBertForMaskedLM, vocab 30522, dim 32, 2 layers, 4 heads, hidden_dim 64;
+                    decoder tied (vocab_projector.weight omitted from the checkpoint)
+  efficient-splade  DistilBertForMaskedLM with the exact config of
+                    naver/efficient-splade-VI-BT-large-doc (6 layers, 768, 12 heads, 3072); tied
+  tiny-bert         BertForMaskedLM, vocab 30522, hidden 32, 2 layers, 4 heads, intermediate 64,
+                    type_vocab 2, layer_norm_eps 1e-5 (not the default, so the config value is
+                    tested); decoder NOT tied: cls.predictions.decoder.weight is its own tensor and
+                    config.json says tie_word_embeddings false
+
+usage: make_random_model.py PRESET OUT_DIR [--seed N] [--vocab PATH]
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_VOCAB = os.path.join(HERE, "..", "tests", "fixtures", "vocab", "bert-base-uncased-vocab.txt")
+
+PRESETS = {
+    "tiny-distilbert": {
+        "architectures": ["DistilBertForMaskedLM"], "model_type": "distilbert",
+        "vocab_size": 30522, "max_position_embeddings": 512, "sinusoidal_pos_embds": False,
+        "n_layers": 2, "n_heads": 4, "dim": 32, "hidden_dim": 64, "dropout": 0.1,
+        "attention_dropout": 0.1, "activation": "gelu", "initializer_range": 0.02,
+        "qa_dropout": 0.1, "seq_classif_dropout": 0.2, "pad_token_id": 0, "tie_weights_": True,
+        "tie_word_embeddings": True,
+    },
+    # config.json of naver/efficient-splade-VI-BT-large-doc (transformers_version dropped).
+    "efficient-splade": {
+        "_name_or_path": "random-efficient-splade-VI-BT-large-doc",
+        "activation": "gelu", "architectures": ["DistilBertForMaskedLM"],
+        "attention_dropout": 0.1, "dim": 768, "dropout": 0.1, "hidden_dim": 3072,
+        "initializer_range": 0.02, "max_position_embeddings": 512, "model_type": "distilbert",
+        "n_heads": 12, "n_layers": 6, "pad_token_id": 0, "qa_dropout": 0.1,
+        "seq_classif_dropout": 0.2, "sinusoidal_pos_embds": False, "tie_weights_": True,
+        "torch_dtype": "float32", "vocab_size": 30522,
+    },
+    "tiny-bert": {
+        "architectures": ["BertForMaskedLM"], "model_type": "bert",
+        "vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "intermediate_size": 64, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512,
+        "type_vocab_size": 2, "initializer_range": 0.02, "layer_norm_eps": 1e-5,
+        "pad_token_id": 0, "position_embedding_type": "absolute", "tie_word_embeddings": False,
+    },
+}
+
+
+def tensor_plan(cfg):
+    """[(name, shape, kind)] in generation order; kind: matrix | gamma | beta | bias."""
+    plan = []
+    if cfg["model_type"] == "distilbert":
+        H, F, L, V, P = cfg["dim"], cfg["hidden_dim"], cfg["n_layers"], cfg["vocab_size"], cfg["max_position_embeddings"]
+        e = "distilbert.embeddings."
+        plan += [(e + "word_embeddings.weight", (V, H), "matrix"),
+                 (e + "position_embeddings.weight", (P, H), "matrix"),
+                 (e + "LayerNorm.weight", (H,), "gamma"), (e + "LayerNorm.bias", (H,), "beta")]
+        for i in range(L):
+            p = "distilbert.transformer.layer.%d." % i
+            for lin in ("q_lin", "k_lin", "v_lin", "out_lin"):
+                plan += [(p + "attention.%s.weight" % lin, (H, H), "matrix"),
+                         (p + "attention.%s.bias" % lin, (H,), "bias")]
+            plan += [(p + "sa_layer_norm.weight", (H,), "gamma"), (p + "sa_layer_norm.bias", (H,), "beta"),
+                     (p + "ffn.lin1.weight", (F, H), "matrix"), (p + "ffn.lin1.bias", (F,), "bias"),
+                     (p + "ffn.lin2.weight", (H, F), "matrix"), (p + "ffn.lin2.bias", (H,), "bias"),
+                     (p + "output_layer_norm.weight", (H,), "gamma"),
+                     (p + "output_layer_norm.bias", (H,), "beta")]
+        plan += [("vocab_transform.weight", (H, H), "matrix"), ("vocab_transform.bias", (H,), "bias"),
+                 ("vocab_layer_norm.weight", (H,), "gamma"), ("vocab_layer_norm.bias", (H,), "beta"),
+                 ("vocab_projector.bias", (V,), "bias")]
+        if not cfg.get("tie_word_embeddings", True):
+            plan.append(("vocab_projector.weight", (V, H), "matrix"))
+    else:
+        H, F, L, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
+        P, Y = cfg["max_position_embeddings"], cfg["type_vocab_size"]
+        e = "bert.embeddings."
+        plan += [(e + "word_embeddings.weight", (V, H), "matrix"),
+                 (e + "position_embeddings.weight", (P, H), "matrix"),
+                 (e + "token_type_embeddings.weight", (Y, H), "matrix"),
+                 (e + "LayerNorm.weight", (H,), "gamma"), (e + "LayerNorm.bias", (H,), "beta")]
+        for i in range(L):
+            p = "bert.encoder.layer.%d." % i
+            for lin in ("self.query", "self.key", "self.value", "output.dense"):
+                plan += [(p + "attention.%s.weight" % lin, (H, H), "matrix"),
+                         (p + "attention.%s.bias" % lin, (H,), "bias")]
+            plan += [(p + "attention.output.LayerNorm.weight", (H,), "gamma"),
+                     (p + "attention.output.LayerNorm.bias", (H,), "beta"),
+                     (p + "intermediate.dense.weight", (F, H), "matrix"),
+                     (p + "intermediate.dense.bias", (F,), "bias"),
+                     (p + "output.dense.weight", (H, F), "matrix"), (p + "output.dense.bias", (H,), "bias"),
+                     (p + "output.LayerNorm.weight", (H,), "gamma"), (p + "output.LayerNorm.bias", (H,), "beta")]
+        plan += [("cls.predictions.transform.dense.weight", (H, H), "matrix"),
+                 ("cls.predictions.transform.dense.bias", (H,), "bias"),
+                 ("cls.predictions.transform.LayerNorm.weight", (H,), "gamma"),
+                 ("cls.predictions.transform.LayerNorm.bias", (H,), "beta"),
+                 ("cls.predictions.bias", (V,), "bias")]
+        if not cfg.get("tie_word_embeddings", True):
+            plan.append(("cls.predictions.decoder.weight", (V, H), "matrix"))
+    return plan
+
+
+def make_weights(cfg, seed):
+    rs = np.random.RandomState(seed)
+    out = {}
+    for name, shape, kind in tensor_plan(cfg):
+        z = rs.standard_normal(size=shape)  # float64, frozen stream
+        if kind == "matrix":
+            a = 0.02 * z
+        elif kind == "gamma":
+            a = 1.0 + 0.1 * z
+        elif kind == "beta":
+            a = 0.1 * z
+        else:
+            a = 0.02 * z
+        out[name] = np.ascontiguousarray(a.astype("<f4"))
+    if "cls.predictions.bias" in out:
+        # HF BERT checkpoints carry the decoder bias twice (it is one parameter in the module).
+        out["cls.predictions.decoder.bias"] = out["cls.predictions.bias"].copy()
+    return out
+
+
+def write_safetensors(path, tensors):
+    """Minimal deterministic safetensors writer: F32 only, names sorted, header padded to 8."""
+    header, offset, names = {}, 0, sorted(tensors)
+    for n in names:
+        nbytes = tensors[n].nbytes
+        header[n] = {"dtype": "F32", "shape": list(tensors[n].shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    header["__metadata__"] = {"format": "pt"}
+    blob = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)))
+        f.write(blob)
+        for n in names:
+            f.write(tensors[n].tobytes())
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def make_model(preset, out_dir, seed=0, vocab=DEFAULT_VOCAB):
+    """Writes the model directory; returns the sha256 of model.safetensors."""
+    cfg = PRESETS[preset]
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    weights = make_weights(cfg, seed)
+    st = os.path.join(out_dir, "model.safetensors")
+    write_safetensors(st + ".tmp", weights)
+    os.replace(st + ".tmp", st)
+    shutil.copyfile(vocab, os.path.join(out_dir, "vocab.txt"))
+    return sha256_file(st)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("preset", choices=sorted(PRESETS))
+    ap.add_argument("out_dir")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--vocab", default=DEFAULT_VOCAB)
+    a = ap.parse_args()
+    print(make_model(a.preset, a.out_dir, a.seed, a.vocab))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
