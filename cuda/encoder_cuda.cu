@@ -1,0 +1,479 @@
+/* encoder_cuda: the CUDA encoder (see encoder_cuda.h), host code composing the op launchers.
+ * Legend: N tokens in the batch, B docs, H hidden, F ffn, V vocab, Nb token block, Vb vocab chunk.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+extern "C" {
+#include "encoder.h"
+#include "err.h"
+#include "model.h"
+}
+#include "attention.h"
+#include "bias_gelu.h"
+#include "cu_check.h"
+#include "cu_dtype.h"
+#include "cuda_twins.h"
+#include "embed_layernorm.h"
+#include "encoder_cuda.h"
+#include "fill.h"
+#include "linear.h"
+#include "maxpool_logits.h"
+#include "residual_layernorm.h"
+#include "row_offsets.h"
+#include "sparsify_gather.h"
+#include "sparsify_weights.h"
+
+namespace {
+const int kTokenBlockMax = 16384;               /* rows of one decoder GEMM */
+const size_t kBlasWorkspaceBytes = 32u << 20;   /* cuBLAS workspace, set once (no allocation per call) */
+
+/* Takes aligned pieces out of one allocation: a first pass with base == NULL only measures. */
+struct bump {
+  char *base;
+  size_t off;
+};
+
+void *take(bump *b, size_t bytes) {
+  const size_t o = (b->off + 255u) & ~(size_t)255u;
+  b->off = o + bytes;
+  return b->base ? b->base + o : NULL;
+}
+
+struct dev_layer {
+  void *qkv_w;      /* (3H, H) dtype: q_w | k_w | v_w */
+  float *qkv_b;     /* (3H) */
+  void *o_w;        /* (H, H) dtype */
+  float *o_b;       /* (H) */
+  float *attn_ln_g; /* (H) */
+  float *attn_ln_b; /* (H) */
+  void *ffn1_w;     /* (F, H) dtype */
+  float *ffn1_b;    /* (F) */
+  void *ffn2_w;     /* (H, F) dtype */
+  float *ffn2_b;    /* (H) */
+  float *out_ln_g;  /* (H) */
+  float *out_ln_b;  /* (H) */
+};
+}  // namespace
+
+struct enc_cuda {
+  const model *m;
+  enc_options opt;
+  cu_dtype dt;
+  size_t esz; /* bytes per GEMM operand element */
+  char description[320];
+  cudaStream_t stream;
+  cublasHandle_t blas;
+
+  /* weights: one allocation */
+  char *d_weights;
+  size_t weights_bytes;
+  float *word_emb;  /* (V, H) fp32 */
+  float *pos_emb;   /* (P, H) fp32 */
+  float *type_row;  /* (H) fp32 or NULL */
+  float *emb_ln_g, *emb_ln_b; /* (H) */
+  dev_layer *layers;          /* [L] host array of device pointers */
+  void *head_w;               /* (H, H) dtype */
+  float *head_b, *head_ln_g, *head_ln_b; /* (H) */
+  void *decoder_w;            /* (V, H) dtype; word_emb itself when tied and fp32 */
+  float *decoder_b;           /* (V) */
+
+  /* workspace: one allocation */
+  char *d_work;
+  size_t work_bytes;
+  int32_t *d_upload;  /* (2 Nmax + Bmax + 1): ids | positions | offsets */
+  int32_t *d_ids;     /* (Nmax) */
+  int *d_positions;   /* (Nmax) */
+  int *d_offsets;     /* (Bmax + 1) */
+  float *x;           /* (Nmax, H) hidden state */
+  void *x_lp;         /* (Nmax, H) dtype copy, NULL for fp32 */
+  float *wide;        /* (Nmax, max(3H, F)) qkv, then the FFN activations */
+  void *big_lp;       /* (Nmax, F) dtype copy of the FFN activations, NULL for fp32 */
+  float *ctx;         /* (Nmax, H) attention output (fp32 mode) */
+  void *ctx_lp;       /* (Nmax, H) dtype attention output, NULL for fp32 */
+  float *tmp;         /* (Nmax, H) projections, then the head output */
+  void *tmp_lp;       /* (Nmax, H) dtype copy of the head output, NULL for fp32 */
+  float *logits;      /* (Nb, Vb) one decoder block */
+  float *pooled;      /* (Bmax, V) running max, then weights */
+  int32_t *row_nnz;   /* (Bmax) */
+  int64_t *indptr;    /* (Bmax + 1) */
+  int32_t *indices;   /* (nnz_cap) */
+  float *values;      /* (nnz_cap) */
+  void *blas_ws;
+  int token_block;    /* Nb */
+  int64_t nnz_cap;    /* Bmax * min(top_k or V, V) */
+
+  /* pinned host buffers */
+  int32_t *h_upload;  /* (2 Nmax + Bmax + 1), the image of d_upload */
+  int64_t *h_indptr;  /* (Bmax + 1) */
+  int32_t *h_indices; /* (nnz_cap) */
+  float *h_values;    /* (nnz_cap) */
+};
+
+#define TRY(call)                  \
+  do {                             \
+    int try_rc_ = (call);          \
+    if (try_rc_ < 0) return try_rc_; \
+  } while (0)
+
+/* Lays out (or, with b->base set, assigns) the weight tensors. */
+static void layout_weights(enc_cuda *e, bump *b) {
+  const model_config *c = &e->m->cfg;
+  const size_t H = (size_t)c->hidden, F = (size_t)c->ffn, V = (size_t)c->vocab;
+  const size_t P = (size_t)c->max_positions, es = e->esz;
+  e->word_emb = (float *)take(b, V * H * 4);
+  e->pos_emb = (float *)take(b, P * H * 4);
+  e->type_row = e->m->type_emb ? (float *)take(b, H * 4) : NULL;
+  e->emb_ln_g = (float *)take(b, H * 4);
+  e->emb_ln_b = (float *)take(b, H * 4);
+  for (int l = 0; l < c->n_layers; l++) {
+    dev_layer *L = &e->layers[l];
+    L->qkv_w = take(b, 3 * H * H * es);
+    L->qkv_b = (float *)take(b, 3 * H * 4);
+    L->o_w = take(b, H * H * es);
+    L->o_b = (float *)take(b, H * 4);
+    L->attn_ln_g = (float *)take(b, H * 4);
+    L->attn_ln_b = (float *)take(b, H * 4);
+    L->ffn1_w = take(b, F * H * es);
+    L->ffn1_b = (float *)take(b, F * 4);
+    L->ffn2_w = take(b, H * F * es);
+    L->ffn2_b = (float *)take(b, H * 4);
+    L->out_ln_g = (float *)take(b, H * 4);
+    L->out_ln_b = (float *)take(b, H * 4);
+  }
+  e->head_w = take(b, H * H * es);
+  e->head_b = (float *)take(b, H * 4);
+  e->head_ln_g = (float *)take(b, H * 4);
+  e->head_ln_b = (float *)take(b, H * 4);
+  if (e->m->decoder_tied && e->dt == CU_F32)
+    e->decoder_w = e->word_emb;
+  else
+    e->decoder_w = take(b, V * H * es);
+  e->decoder_b = (float *)take(b, V * 4);
+}
+
+static void layout_work(enc_cuda *e, bump *b) {
+  const model_config *c = &e->m->cfg;
+  const size_t N = (size_t)e->opt.max_batch_tokens, B = (size_t)e->opt.max_batch_docs;
+  const size_t H = (size_t)c->hidden, F = (size_t)c->ffn, V = (size_t)c->vocab;
+  const size_t wide = 3 * H > F ? 3 * H : F, es = e->esz;
+  const int lp = e->dt != CU_F32;
+  e->d_upload = (int32_t *)take(b, (2 * N + B + 1) * 4);
+  if (e->d_upload) {
+    e->d_ids = e->d_upload;
+    e->d_positions = (int *)(e->d_upload + N);
+    e->d_offsets = (int *)(e->d_upload + 2 * N);
+  }
+  e->x = (float *)take(b, N * H * 4);
+  e->x_lp = lp ? take(b, N * H * es) : NULL;
+  e->wide = (float *)take(b, N * wide * 4);
+  e->big_lp = lp ? take(b, N * F * es) : NULL;
+  e->ctx = lp ? NULL : (float *)take(b, N * H * 4);
+  e->ctx_lp = lp ? take(b, N * H * es) : NULL;
+  e->tmp = (float *)take(b, N * H * 4);
+  e->tmp_lp = lp ? take(b, N * H * es) : NULL;
+  e->logits = (float *)take(b, (size_t)e->token_block * CUTWIN_VOCAB_BLOCK * 4);
+  e->pooled = (float *)take(b, B * V * 4);
+  e->row_nnz = (int32_t *)take(b, B * 4);
+  e->indptr = (int64_t *)take(b, (B + 1) * 8);
+  e->indices = (int32_t *)take(b, (size_t)e->nnz_cap * 4);
+  e->values = (float *)take(b, (size_t)e->nnz_cap * 4);
+  e->blas_ws = take(b, kBlasWorkspaceBytes);
+}
+
+/* Copies n floats of host src to device dst in type t (staging: n * esz bytes of host memory). */
+static int upload(void *dst, const float *src, size_t n, cu_dtype t, void *staging,
+                  const char *what) {
+  const void *from = src;
+  if (t != CU_F32) {
+    cu_convert(src, n, t, staging);
+    from = staging;
+  }
+  int rc = CU_CHECK(cudaMemcpy(dst, from, n * cu_dtype_size(t), cudaMemcpyHostToDevice));
+  return rc < 0 ? err_wrap(rc, "uploading %s", what) : 0;
+}
+
+static int upload_weights(enc_cuda *e) {
+  const model *m = e->m;
+  const model_config *c = &m->cfg;
+  const size_t H = (size_t)c->hidden, F = (size_t)c->ffn, V = (size_t)c->vocab;
+  const size_t P = (size_t)c->max_positions, es = e->esz;
+  size_t biggest = V * H > F * H ? V * H : F * H;
+  void *staging = malloc(biggest * es);
+  if (!staging) return err_set(ERR_NOMEM, "out of host memory staging %zu weights", biggest);
+  int rc = 0;
+#define UP(dst, src, n, t, what) \
+  if ((rc = upload((dst), (src), (n), (t), staging, (what))) < 0) goto done
+  UP(e->word_emb, m->word_emb, V * H, CU_F32, "word embeddings");
+  UP(e->pos_emb, m->pos_emb, P * H, CU_F32, "position embeddings");
+  if (e->type_row) UP(e->type_row, m->type_emb, H, CU_F32, "token type embedding 0");
+  UP(e->emb_ln_g, m->emb_ln_g, H, CU_F32, "embedding LayerNorm");
+  UP(e->emb_ln_b, m->emb_ln_b, H, CU_F32, "embedding LayerNorm");
+  for (int l = 0; l < c->n_layers; l++) {
+    const model_layer *S = &m->layers[l];
+    dev_layer *L = &e->layers[l];
+    char *qkv = (char *)L->qkv_w;
+    UP(qkv, S->q_w, H * H, e->dt, "a query weight");
+    UP(qkv + H * H * es, S->k_w, H * H, e->dt, "a key weight");
+    UP(qkv + 2 * H * H * es, S->v_w, H * H, e->dt, "a value weight");
+    UP(L->qkv_b, S->q_b, H, CU_F32, "a query bias");
+    UP(L->qkv_b + H, S->k_b, H, CU_F32, "a key bias");
+    UP(L->qkv_b + 2 * H, S->v_b, H, CU_F32, "a value bias");
+    UP(L->o_w, S->o_w, H * H, e->dt, "an attention output weight");
+    UP(L->o_b, S->o_b, H, CU_F32, "an attention output bias");
+    UP(L->attn_ln_g, S->attn_ln_g, H, CU_F32, "an attention LayerNorm");
+    UP(L->attn_ln_b, S->attn_ln_b, H, CU_F32, "an attention LayerNorm");
+    UP(L->ffn1_w, S->ffn1_w, F * H, e->dt, "an FFN weight");
+    UP(L->ffn1_b, S->ffn1_b, F, CU_F32, "an FFN bias");
+    UP(L->ffn2_w, S->ffn2_w, H * F, e->dt, "an FFN weight");
+    UP(L->ffn2_b, S->ffn2_b, H, CU_F32, "an FFN bias");
+    UP(L->out_ln_g, S->out_ln_g, H, CU_F32, "an output LayerNorm");
+    UP(L->out_ln_b, S->out_ln_b, H, CU_F32, "an output LayerNorm");
+  }
+  UP(e->head_w, m->head_w, H * H, e->dt, "the MLM head weight");
+  UP(e->head_b, m->head_b, H, CU_F32, "the MLM head bias");
+  UP(e->head_ln_g, m->head_ln_g, H, CU_F32, "the MLM head LayerNorm");
+  UP(e->head_ln_b, m->head_ln_b, H, CU_F32, "the MLM head LayerNorm");
+  if (e->decoder_w != e->word_emb) UP(e->decoder_w, m->decoder_w, V * H, e->dt, "the decoder weight");
+  UP(e->decoder_b, m->decoder_b, V, CU_F32, "the decoder bias");
+#undef UP
+done:
+  free(staging);
+  return rc;
+}
+
+extern "C" int enc_cuda_open(const model *m, const enc_options *opt, enc_cuda **out) {
+  *out = NULL;
+  const model_config *c = &m->cfg;
+  if (opt->precision != ENC_FP32 && opt->precision != ENC_FP16 && opt->precision != ENC_BF16)
+    return err_set(ERR_ARG, "unknown precision %d", (int)opt->precision);
+  if (c->n_heads < 1 || c->hidden % c->n_heads)
+    return err_set(ERR_ARG, "hidden %d is not a multiple of %d heads", c->hidden, c->n_heads);
+  if (c->hidden / c->n_heads > ATTENTION_MAX_HEAD_DIM)
+    return err_set(ERR_ARG, "head dim %d: the CUDA attention kernel supports at most %d",
+                   c->hidden / c->n_heads, ATTENTION_MAX_HEAD_DIM);
+  if (opt->max_batch_docs > INT_MAX / 2 || opt->max_batch_tokens > INT_MAX / 4)
+    return err_set(ERR_ARG, "batch limits too large (%d docs, %d tokens)", opt->max_batch_docs,
+                   opt->max_batch_tokens);
+  int n_dev = 0;
+  cudaError_t ce = cudaGetDeviceCount(&n_dev);
+  if (ce != cudaSuccess || n_dev < 1) {
+    (void)cudaGetLastError();
+    return err_set(ERR_DEVICE, "no CUDA device (%s)",
+                   ce != cudaSuccess ? cudaGetErrorString(ce) : "cudaGetDeviceCount found none");
+  }
+  if (opt->device < 0 || opt->device >= n_dev)
+    return err_set(ERR_DEVICE, "CUDA device cuda:%d does not exist (%d device%s)", opt->device,
+                   n_dev, n_dev == 1 ? "" : "s");
+
+  enc_cuda *e = (enc_cuda *)calloc(1, sizeof *e);
+  if (!e) return err_set(ERR_NOMEM, "out of memory for the CUDA encoder");
+  e->m = m;
+  e->opt = *opt;
+  e->dt = (cu_dtype)opt->precision;
+  e->esz = cu_dtype_size(e->dt);
+  e->token_block = opt->max_batch_tokens < kTokenBlockMax ? opt->max_batch_tokens : kTokenBlockMax;
+  {
+    const int64_t per_doc = opt->top_k > 0 && opt->top_k < c->vocab ? opt->top_k : c->vocab;
+    e->nnz_cap = (int64_t)opt->max_batch_docs * per_doc;
+  }
+  int rc = 0;
+  cudaDeviceProp prop;
+  bump b;
+  if ((rc = CU_CHECK(cudaSetDevice(opt->device))) < 0) goto fail;
+  if ((rc = CU_CHECK(cudaGetDeviceProperties(&prop, opt->device))) < 0) goto fail;
+  snprintf(e->description, sizeof e->description, "cuda:%d %s %s", opt->device, prop.name,
+           cu_dtype_name(e->dt));
+  if ((rc = CU_CHECK(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking))) < 0) goto fail;
+  if ((rc = CU_CHECK_BLAS(cublasCreate(&e->blas))) < 0) goto fail;
+  if ((rc = CU_CHECK_BLAS(cublasSetStream(e->blas, e->stream))) < 0) goto fail;
+  /* fp32 stays fp32: no TF32 (the parity budget is 1e-4). */
+  if ((rc = CU_CHECK_BLAS(cublasSetMathMode(e->blas, e->dt == CU_F32 ? CUBLAS_PEDANTIC_MATH
+                                                                     : CUBLAS_DEFAULT_MATH))) < 0)
+    goto fail;
+
+  e->layers = (dev_layer *)calloc((size_t)(c->n_layers > 0 ? c->n_layers : 1), sizeof *e->layers);
+  if (!e->layers) {
+    rc = err_set(ERR_NOMEM, "out of memory for the CUDA encoder");
+    goto fail;
+  }
+  b.base = NULL;
+  b.off = 0;
+  layout_weights(e, &b);
+  e->weights_bytes = b.off;
+  rc = CU_CHECK(cudaMalloc((void **)&e->d_weights, e->weights_bytes));
+  if (rc < 0) {
+    rc = err_wrap(rc, "allocating %.1f MB of device memory for the weights",
+                  e->weights_bytes / 1e6);
+    goto fail;
+  }
+  b.base = e->d_weights;
+  b.off = 0;
+  layout_weights(e, &b);
+  if ((rc = upload_weights(e)) < 0) goto fail;
+
+  b.base = NULL;
+  b.off = 0;
+  layout_work(e, &b);
+  e->work_bytes = b.off;
+  rc = CU_CHECK(cudaMalloc((void **)&e->d_work, e->work_bytes));
+  if (rc < 0) {
+    rc = err_wrap(rc, "allocating %.1f MB of device workspace (%d tokens, %d docs per batch)",
+                  e->work_bytes / 1e6, opt->max_batch_tokens, opt->max_batch_docs);
+    goto fail;
+  }
+  b.base = e->d_work;
+  b.off = 0;
+  layout_work(e, &b);
+  if ((rc = CU_CHECK_BLAS(cublasSetWorkspace(e->blas, e->blas_ws, kBlasWorkspaceBytes))) < 0)
+    goto fail;
+
+  {
+    const size_t N = (size_t)opt->max_batch_tokens, B = (size_t)opt->max_batch_docs;
+    if ((rc = CU_CHECK(cudaHostAlloc((void **)&e->h_upload, (2 * N + B + 1) * 4,
+                                     cudaHostAllocDefault))) < 0)
+      goto fail;
+    if ((rc = CU_CHECK(cudaHostAlloc((void **)&e->h_indptr, (B + 1) * 8, cudaHostAllocDefault))) < 0)
+      goto fail;
+    if ((rc = CU_CHECK(cudaHostAlloc((void **)&e->h_indices, (size_t)e->nnz_cap * 4,
+                                     cudaHostAllocDefault))) < 0)
+      goto fail;
+    if ((rc = CU_CHECK(cudaHostAlloc((void **)&e->h_values, (size_t)e->nnz_cap * 4,
+                                     cudaHostAllocDefault))) < 0)
+      goto fail;
+  }
+  *out = e;
+  return 0;
+fail:
+  enc_cuda_close(e);
+  return rc;
+}
+
+extern "C" int enc_cuda_run(enc_cuda *e, const enc_batch *batch, enc_result *out) {
+  const model *m = e->m;
+  const model_config *c = &m->cfg;
+  const int H = c->hidden, F = c->ffn, V = c->vocab, heads = c->n_heads;
+  const int B = batch->n_docs;
+  const size_t Nmax = (size_t)e->opt.max_batch_tokens;
+  const cu_dtype dt = e->dt;
+  const int lp = dt != CU_F32;
+  cudaStream_t s = e->stream;
+
+  out->n_docs = B;
+  e->h_indptr[0] = 0;
+  out->indptr = e->h_indptr;
+  out->indices = e->h_indices;
+  out->values = e->h_values;
+  if (B == 0) return 0;
+
+  /* Pack the batch into the pinned image of d_upload: ids | positions | offsets. */
+  int32_t *h_ids = e->h_upload, *h_pos = e->h_upload + Nmax, *h_off = e->h_upload + 2 * Nmax;
+  int N = 0, max_len = 0;
+  h_off[0] = 0;
+  for (int b = 0; b < B; b++) {
+    const int len = batch->lengths[b];
+    SPX_ASSERT(len >= 1 && (size_t)N + (size_t)len <= Nmax); /* encoder.c checked this */
+    memcpy(h_ids + N, batch->ids[b], sizeof(int32_t) * (size_t)len);
+    for (int t = 0; t < len; t++) h_pos[N + t] = t;
+    N += len;
+    h_off[b + 1] = N;
+    max_len = len > max_len ? len : max_len;
+  }
+
+  TRY(CU_CHECK(cudaSetDevice(e->opt.device)));
+  TRY(CU_CHECK(cudaMemcpyAsync(e->d_upload, e->h_upload, (2 * Nmax + (size_t)B + 1) * 4,
+                               cudaMemcpyHostToDevice, s)));
+
+  /* GEMM operands: the dtype copies in fp16/bf16 mode, the fp32 tensors themselves in fp32. */
+  const void *x_in = lp ? e->x_lp : (const void *)e->x;
+  const void *ctx_in = lp ? e->ctx_lp : (const void *)e->ctx;
+  const void *big_in = lp ? e->big_lp : (const void *)e->wide;
+  const void *head_in = lp ? e->tmp_lp : (const void *)e->tmp;
+
+  TRY(embed_layernorm_cuda(e->d_ids, e->d_positions, N, e->word_emb, e->pos_emb, e->type_row,
+                           e->emb_ln_g, e->emb_ln_b, c->ln_eps, H, e->x, e->x_lp, dt, s));
+  for (int l = 0; l < c->n_layers; l++) {
+    const dev_layer *L = &e->layers[l];
+    TRY(linear_cuda(x_in, L->qkv_w, L->qkv_b, N, H, 3 * H, e->wide, 3 * H, dt, e->blas, s));
+    TRY(attention_cuda(e->wide, e->d_offsets, B, heads, H / heads, NULL, e->ctx, e->ctx_lp, dt,
+                       max_len, s));
+    TRY(linear_cuda(ctx_in, L->o_w, NULL, N, H, H, e->tmp, H, dt, e->blas, s));
+    TRY(residual_layernorm_cuda(e->tmp, L->o_b, e->x, L->attn_ln_g, L->attn_ln_b, c->ln_eps, N, H,
+                                e->x, e->x_lp, dt, s));
+    TRY(linear_cuda(x_in, L->ffn1_w, NULL, N, H, F, e->wide, F, dt, e->blas, s));
+    TRY(bias_gelu_cuda(e->wide, L->ffn1_b, N, F, e->big_lp, dt, s));
+    TRY(linear_cuda(big_in, L->ffn2_w, NULL, N, F, H, e->tmp, H, dt, e->blas, s));
+    TRY(residual_layernorm_cuda(e->tmp, L->ffn2_b, e->x, L->out_ln_g, L->out_ln_b, c->ln_eps, N,
+                                H, e->x, e->x_lp, dt, s));
+  }
+  /* MLM head: tmp = LN(gelu(x . head_w^T + head_b)). */
+  TRY(linear_cuda(x_in, e->head_w, NULL, N, H, H, e->tmp, H, dt, e->blas, s));
+  TRY(bias_gelu_cuda(e->tmp, e->head_b, N, H, NULL, dt, s));
+  TRY(residual_layernorm_cuda(e->tmp, NULL, NULL, e->head_ln_g, e->head_ln_b, c->ln_eps, N, H,
+                              e->tmp, e->tmp_lp, dt, s));
+
+  /* Decoder in (Nb x Vb) blocks, each max-pooled over its documents' tokens (no bias: it is
+   * constant per term and added once in sparsify). */
+  TRY(fill_cuda(e->pooled, (size_t)B * V, -INFINITY, s));
+  for (int t0 = 0; t0 < N; t0 += e->token_block) {
+    const int rows = N - t0 < e->token_block ? N - t0 : e->token_block;
+    const char *in = (const char *)head_in + (size_t)t0 * H * e->esz;
+    for (int v0 = 0; v0 < V; v0 += CUTWIN_VOCAB_BLOCK) {
+      const int vb = V - v0 < CUTWIN_VOCAB_BLOCK ? V - v0 : CUTWIN_VOCAB_BLOCK;
+      const char *w = (const char *)e->decoder_w + (size_t)v0 * H * e->esz;
+      TRY(linear_cuda(in, w, NULL, rows, H, vb, e->logits, CUTWIN_VOCAB_BLOCK, dt, e->blas, s));
+      TRY(maxpool_logits_cuda(e->logits, CUTWIN_VOCAB_BLOCK, t0, rows, v0, vb, e->d_offsets, B,
+                              e->pooled, V, s));
+    }
+  }
+
+  TRY(sparsify_weights_cuda(e->pooled, e->decoder_b, B, V, e->opt.threshold, e->opt.top_k,
+                            e->row_nnz, NULL, s));
+  TRY(row_offsets_cuda(e->row_nnz, B, e->indptr, s));
+  TRY(sparsify_gather_cuda(e->pooled, B, V, e->opt.threshold, e->indptr, e->indices, e->values,
+                           s));
+
+  /* Only the CSR rows come back: indptr first (to learn nnz), then the entries. */
+  TRY(CU_CHECK(cudaMemcpyAsync(e->h_indptr, e->indptr, sizeof(int64_t) * ((size_t)B + 1),
+                               cudaMemcpyDeviceToHost, s)));
+  TRY(CU_CHECK(cudaStreamSynchronize(s)));
+  const int64_t nnz = e->h_indptr[B];
+  if (nnz < 0 || nnz > e->nnz_cap)
+    return err_set(ERR_DEVICE, "CUDA encoder: batch of %d docs produced %lld non-zeros "
+                   "(capacity %lld): device state is corrupt", B, (long long)nnz,
+                   (long long)e->nnz_cap);
+  if (nnz > 0) {
+    TRY(CU_CHECK(cudaMemcpyAsync(e->h_indices, e->indices, sizeof(int32_t) * (size_t)nnz,
+                                 cudaMemcpyDeviceToHost, s)));
+    TRY(CU_CHECK(cudaMemcpyAsync(e->h_values, e->values, sizeof(float) * (size_t)nnz,
+                                 cudaMemcpyDeviceToHost, s)));
+    TRY(CU_CHECK(cudaStreamSynchronize(s)));
+  }
+  return 0;
+}
+
+extern "C" const char *enc_cuda_describe(const enc_cuda *e) { return e->description; }
+
+extern "C" void enc_cuda_close(enc_cuda *e) {
+  if (!e) return;
+  /* Best effort: errors here have nowhere to go, and a sticky context error must not stop the
+   * host memory from being freed. */
+  (void)cudaSetDevice(e->opt.device);
+  if (e->stream) (void)cudaStreamSynchronize(e->stream);
+  if (e->blas) (void)cublasDestroy(e->blas);
+  if (e->d_work) (void)cudaFree(e->d_work);
+  if (e->d_weights) (void)cudaFree(e->d_weights);
+  if (e->h_upload) (void)cudaFreeHost(e->h_upload);
+  if (e->h_indptr) (void)cudaFreeHost(e->h_indptr);
+  if (e->h_indices) (void)cudaFreeHost(e->h_indices);
+  if (e->h_values) (void)cudaFreeHost(e->h_values);
+  if (e->stream) (void)cudaStreamDestroy(e->stream);
+  (void)cudaGetLastError();
+  free(e->layers);
+  free(e);
+}

@@ -1,0 +1,71 @@
+/* residual_layernorm: one warp per row. out may alias x or residual (so no __restrict__ on
+ * them): lane i reads x[i] and residual[i] before it writes out[i], and the later passes read
+ * back only out[i] it wrote itself. Statistics in fp32, two passes. */
+#include "residual_layernorm.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "cu_check.h"
+
+namespace {
+const int kWarps = 8;
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ void store_lp(void *p, size_t i, int lp, float v) {
+  if (lp == CU_F16)
+    static_cast<__half *>(p)[i] = __float2half_rn(v);
+  else if (lp == CU_BF16)
+    static_cast<__nv_bfloat16 *>(p)[i] = __float2bfloat16_rn(v);
+  else
+    static_cast<float *>(p)[i] = v;
+}
+}  // namespace
+
+static __global__ void k_residual_layernorm(const float *x, const float *__restrict__ bias,
+                                            const float *residual,
+                                            const float *__restrict__ gamma,
+                                            const float *__restrict__ beta, float eps, int n,
+                                            int hidden, float *out, void *__restrict__ out_lp,
+                                            int lp) {
+  const int row = blockIdx.x * kWarps + (int)(threadIdx.x / 32);
+  const int lane = (int)(threadIdx.x % 32);
+  if (row >= n) return;
+  const size_t base = (size_t)row * hidden;
+  float sum = 0.0f;
+  for (int i = lane; i < hidden; i += 32) {
+    float v = x[base + i];
+    if (bias) v += bias[i];
+    if (residual) v += residual[base + i];
+    out[base + i] = v;
+    sum += v;
+  }
+  const float mean = warp_sum(sum) / (float)hidden;
+  float var = 0.0f;
+  for (int i = lane; i < hidden; i += 32) {
+    const float d = out[base + i] - mean;
+    var += d * d;
+  }
+  var = warp_sum(var) / (float)hidden;
+  const float rstd = 1.0f / sqrtf(var + eps);
+  for (int i = lane; i < hidden; i += 32) {
+    const float y = (out[base + i] - mean) * rstd * gamma[i] + beta[i];
+    out[base + i] = y;
+    if (out_lp) store_lp(out_lp, base + i, lp, y);
+  }
+}
+
+extern "C" int residual_layernorm_cuda(const float *x, const float *bias, const float *residual,
+                                       const float *gamma, const float *beta, float eps, int n,
+                                       int hidden, float *out, void *out_lp, cu_dtype lp,
+                                       cudaStream_t stream) {
+  if (n <= 0) return 0;
+  const unsigned blocks = (unsigned)((n + kWarps - 1) / kWarps);
+  k_residual_layernorm<<<blocks, kWarps * 32, 0, stream>>>(x, bias, residual, gamma, beta, eps, n,
+                                                            hidden, out, out_lp, (int)lp);
+  return CU_CHECK_LAUNCH("k_residual_layernorm", stream);
+}

@@ -1,0 +1,563 @@
+/* test_ops: every CUDA op against its CPU twin (ops_cpu.h, cuda_twins.h, cu_dtype.h), on shapes
+ * that include T = 1, odd lengths and ragged batches, at fp32 and (for the ops that write GEMM
+ * operands) fp16 / bf16. Prints the normalized error ||gpu - cpu|| / ||cpu|| and the max abs
+ * error of every case next to its tolerance. Outputs are poisoned (0xff bytes: NaN floats, -1
+ * ints) before each run, so a value the kernel failed to write shows up as an error.
+ * Exits 77 (ctest: Not Run) when built without CUDA or when no CUDA device is usable.
+ * `--small`: small shapes only, for compute-sanitizer (scripts/gpu_check.sh).
+ *
+ * Tolerance table (normalized error unless said otherwise):
+ *   op                  fp32        fp16 / bf16 copy
+ *   embed_layernorm     1e-6        bit-equal to cu_convert(gpu fp32 output)
+ *   residual_layernorm  1e-6        bit-equal to cu_convert(gpu fp32 output)
+ *   bias_gelu           1e-6        bit-equal to cu_convert(gpu fp32 output)
+ *   attention           2e-6        bit-equal to cu_convert(gpu fp32 output)
+ *   linear (cuBLAS)     1e-5        1e-5 against fp32 math on the same rounded operands
+ *                       (K up to 3072: summation order alone moves fp32 results by ~eps*sqrt(K))
+ *   maxpool_logits      exact       -
+ *   fill, row_offsets, sparsify_gather, csr_to_csc, convert: exact
+ *   sparsify_weights    same kept ids and row counts; values 1e-6 relative (log1pf may differ
+ *                       by an ulp between the device and libm; inputs on a 2^-8 grid keep the
+ *                       ranking identical)
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+#ifdef SPLADEX_HAVE_CUDA
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "attention.h"
+#include "bias_gelu.h"
+#include "convert.h"
+#include "csr_to_csc.h"
+#include "cu_check.h"
+#include "cu_dtype.h"
+#include "cuda_twins.h"
+#include "embed_layernorm.h"
+#include "err.h"
+#include "fill.h"
+#include "linear.h"
+#include "maxpool_logits.h"
+#include "ops_cpu.h"
+#include "residual_layernorm.h"
+#include "row_offsets.h"
+#include "sparsify_gather.h"
+#include "sparsify_weights.h"
+
+static int small_only;
+static cudaStream_t S;
+static cublasHandle_t blas;
+
+/* ---- helpers ---- */
+
+static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
+static uint32_t rng_u32(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (uint32_t)(rng_state >> 16);
+}
+static float rng_uniform(float lo, float hi) {
+  return lo + (hi - lo) * (float)(rng_u32() >> 8) / 16777216.0f;
+}
+static float *host_random(size_t n, float lo, float hi) {
+  float *p = malloc(sizeof(float) * (n ? n : 1));
+  for (size_t i = 0; i < n; i++) p[i] = rng_uniform(lo, hi);
+  return p;
+}
+
+enum { MAX_ALLOCS = 64 };
+static void *allocs[MAX_ALLOCS];
+static int n_allocs;
+
+/* Device buffer of `bytes`, poisoned with 0xff bytes; NULL (and a failed check) on error. */
+static void *dev_poison(size_t bytes) {
+  void *d = NULL;
+  if (bytes == 0) bytes = 4;
+  if (n_allocs == MAX_ALLOCS || CU_CHECK(cudaMalloc(&d, bytes)) < 0 ||
+      CU_CHECK(cudaMemset(d, 0xff, bytes)) < 0) {
+    fprintf(stderr, "test_ops: %s\n", err_msg());
+    CHECK(!"device allocation");
+    return NULL;
+  }
+  allocs[n_allocs++] = d;
+  return d;
+}
+
+static void *dev_copy(const void *h, size_t bytes) {
+  void *d = dev_poison(bytes);
+  if (d && bytes && CU_CHECK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice)) < 0) {
+    fprintf(stderr, "test_ops: %s\n", err_msg());
+    CHECK(!"upload");
+  }
+  return d;
+}
+
+static void to_host(void *h, const void *d, size_t bytes) {
+  if (CU_CHECK(cudaStreamSynchronize(S)) < 0 ||
+      (bytes && CU_CHECK(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost)) < 0)) {
+    fprintf(stderr, "test_ops: %s\n", err_msg());
+    CHECK(!"download");
+    memset(h, 0xff, bytes);
+  }
+}
+
+static void dev_free_all(void) {
+  for (int i = 0; i < n_allocs; i++) cudaFree(allocs[i]);
+  n_allocs = 0;
+}
+
+/* A launcher's return code: 0 expected. */
+static int launched(int rc, const char *op) {
+  if (rc < 0) {
+    fprintf(stderr, "test_ops: %s failed: %s\n", op, err_msg());
+    CHECK(!"launch");
+    return 0;
+  }
+  return 1;
+}
+
+/* Prints and checks the normalized error of gpu against cpu (a NaN anywhere counts as infinite). */
+static void compare(const char *op, const char *prec, const char *shape, const float *gpu,
+                    const float *cpu, size_t n, double tol) {
+  double num = 0, den = 0, maxabs = 0;
+  int nan = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (isnan(gpu[i]) != isnan(cpu[i])) nan = 1;
+    if (isnan(cpu[i])) continue;
+    double d = (double)gpu[i] - cpu[i];
+    num += d * d;
+    den += (double)cpu[i] * cpu[i];
+    if (fabs(d) > maxabs) maxabs = fabs(d);
+  }
+  double err = nan ? INFINITY : sqrt(num / (den > 0 ? den : 1.0));
+  int ok = err <= tol;
+  printf("%-20s %-5s %-28s norm err %-10.3g max abs %-10.3g tol %-8.1g %s\n", op, prec, shape, err,
+         maxabs, tol, ok ? "ok" : "FAIL");
+  CHECK(ok);
+}
+
+/* The lp copy must be exactly the fp32 output rounded by the CPU twin. */
+static void compare_lp(const char *op, cu_dtype t, const char *shape, const void *d_lp,
+                       const float *gpu_f32, size_t n) {
+  uint16_t *got = malloc(2 * (n ? n : 1)), *want = malloc(2 * (n ? n : 1));
+  to_host(got, d_lp, 2 * n);
+  cu_convert(gpu_f32, n, t, want);
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) bad += got[i] != want[i];
+  printf("%-20s %-5s %-28s %zu of %zu rounded copies differ from cu_convert %s\n", op,
+         cu_dtype_name(t), shape, bad, n, bad ? "FAIL" : "ok");
+  CHECK(bad == 0);
+  free(got), free(want);
+}
+
+/* A ragged batch: lengths[i] tokens, offsets (B + 1). */
+typedef struct {
+  int n_docs, n, max_len;
+  int offsets[16];
+  const char *name;
+} batch_shape;
+
+static batch_shape make_shape(const char *name, const int *lens, int b) {
+  batch_shape s;
+  memset(&s, 0, sizeof s);
+  s.name = name;
+  s.n_docs = b;
+  for (int i = 0; i < b; i++) {
+    s.offsets[i + 1] = s.offsets[i] + lens[i];
+    if (lens[i] > s.max_len) s.max_len = lens[i];
+  }
+  s.n = s.offsets[b];
+  return s;
+}
+
+/* ---- the ops ---- */
+
+static void test_embed_layernorm(const batch_shape *bs, int H) {
+  const int V = 1000, P = 512, N = bs->n;
+  char shape[64];
+  snprintf(shape, sizeof shape, "%s H=%d", bs->name, H);
+  int32_t *ids = malloc(sizeof(int32_t) * N);
+  int *pos = malloc(sizeof(int) * N);
+  for (int b = 0; b < bs->n_docs; b++)
+    for (int t = bs->offsets[b]; t < bs->offsets[b + 1]; t++) {
+      ids[t] = (int32_t)(rng_u32() % V);
+      pos[t] = t - bs->offsets[b];
+    }
+  float *we = host_random((size_t)V * H, -1, 1), *pe = host_random((size_t)P * H, -1, 1);
+  float *ty = host_random(H, -1, 1), *g = host_random(H, 0.5f, 1.5f), *be = host_random(H, -0.5f, 0.5f);
+  float *ref = malloc(sizeof(float) * N * H), *got = malloc(sizeof(float) * N * H);
+  for (int with_type = 0; with_type < 2; with_type++) {
+    ops_embed_layernorm(ids, pos, N, we, pe, with_type ? ty : NULL, g, be, 1e-12f, H, ref);
+    void *d_ids = dev_copy(ids, sizeof(int32_t) * N), *d_pos = dev_copy(pos, sizeof(int) * N);
+    float *d_we = dev_copy(we, sizeof(float) * V * H), *d_pe = dev_copy(pe, sizeof(float) * P * H);
+    float *d_ty = dev_copy(ty, sizeof(float) * H), *d_g = dev_copy(g, sizeof(float) * H);
+    float *d_b = dev_copy(be, sizeof(float) * H), *d_out = dev_poison(sizeof(float) * N * H);
+    void *d_lp = dev_poison(2 * (size_t)N * H);
+    cu_dtype t = with_type ? CU_BF16 : CU_F16;
+    if (launched(embed_layernorm_cuda(d_ids, d_pos, N, d_we, d_pe, with_type ? d_ty : NULL, d_g,
+                                      d_b, 1e-12f, H, d_out, d_lp, t, S),
+                 "embed_layernorm")) {
+      to_host(got, d_out, sizeof(float) * N * H);
+      compare("embed_layernorm", "fp32", shape, got, ref, (size_t)N * H, 1e-6);
+      compare_lp("embed_layernorm", t, shape, d_lp, got, (size_t)N * H);
+    }
+    dev_free_all();
+  }
+  free(ids), free(pos), free(we), free(pe), free(ty), free(g), free(be), free(ref), free(got);
+}
+
+static void test_residual_layernorm(int N, int H) {
+  char shape[64];
+  snprintf(shape, sizeof shape, "N=%d H=%d", N, H);
+  float *x = host_random((size_t)N * H, -2, 2), *r = host_random((size_t)N * H, -2, 2);
+  float *bias = host_random(H, -1, 1), *g = host_random(H, 0.5f, 1.5f), *b = host_random(H, -0.5f, 0.5f);
+  float *ref = malloc(sizeof(float) * N * H), *got = malloc(sizeof(float) * N * H);
+  /* variants: bias + residual into a new buffer; no bias no residual; out aliasing residual */
+  for (int variant = 0; variant < 3; variant++) {
+    const float *vb = variant == 1 ? NULL : bias;
+    const int use_res = variant != 1;
+    memcpy(ref, variant == 2 ? r : x, sizeof(float) * N * H);
+    if (variant == 2)
+      ops_residual_layernorm(x, vb, ref, g, b, 1e-5f, N, H, ref); /* out = residual */
+    else
+      ops_residual_layernorm(x, vb, use_res ? r : NULL, g, b, 1e-5f, N, H, ref);
+    float *d_x = dev_copy(x, sizeof(float) * N * H), *d_r = dev_copy(r, sizeof(float) * N * H);
+    float *d_bias = dev_copy(bias, sizeof(float) * H), *d_g = dev_copy(g, sizeof(float) * H);
+    float *d_b = dev_copy(b, sizeof(float) * H);
+    float *d_out = variant == 2 ? d_r : dev_poison(sizeof(float) * N * H);
+    void *d_lp = dev_poison(2 * (size_t)N * H);
+    cu_dtype t = variant == 0 ? CU_F16 : CU_BF16;
+    if (launched(residual_layernorm_cuda(d_x, vb ? d_bias : NULL, use_res ? d_r : NULL, d_g, d_b,
+                                         1e-5f, N, H, d_out, d_lp, t, S),
+                 "residual_layernorm")) {
+      to_host(got, d_out, sizeof(float) * N * H);
+      compare("residual_layernorm", "fp32", shape, got, ref, (size_t)N * H, 1e-6);
+      compare_lp("residual_layernorm", t, shape, d_lp, got, (size_t)N * H);
+    }
+    dev_free_all();
+  }
+  free(x), free(r), free(bias), free(g), free(b), free(ref), free(got);
+}
+
+static void test_bias_gelu(int N, int F) {
+  char shape[64];
+  snprintf(shape, sizeof shape, "N=%d F=%d", N, F);
+  float *x = host_random((size_t)N * F, -4, 4), *bias = host_random(F, -1, 1);
+  float *ref = malloc(sizeof(float) * N * F), *got = malloc(sizeof(float) * N * F);
+  for (int with_bias = 0; with_bias < 2; with_bias++) {
+    memcpy(ref, x, sizeof(float) * N * F);
+    ops_bias_gelu(ref, with_bias ? bias : NULL, N, F);
+    float *d_x = dev_copy(x, sizeof(float) * N * F), *d_bias = dev_copy(bias, sizeof(float) * F);
+    void *d_lp = dev_poison(2 * (size_t)N * F);
+    if (launched(bias_gelu_cuda(d_x, with_bias ? d_bias : NULL, N, F, d_lp, CU_F16, S), "bias_gelu")) {
+      to_host(got, d_x, sizeof(float) * N * F);
+      compare("bias_gelu", "fp32", shape, got, ref, (size_t)N * F, 1e-6);
+      compare_lp("bias_gelu", CU_F16, shape, d_lp, got, (size_t)N * F);
+    }
+    dev_free_all();
+  }
+  free(x), free(bias), free(ref), free(got);
+}
+
+static void test_linear(int N, int in, int out, int ldy, int with_bias) {
+  char shape[64];
+  snprintf(shape, sizeof shape, "N=%d %dx%d ld=%d%s", N, in, out, ldy, with_bias ? " +b" : "");
+  float *x = host_random((size_t)N * in, -1, 1), *w = host_random((size_t)out * in, -1, 1);
+  float *bias = host_random(out, -1, 1);
+  float *xr = malloc(sizeof(float) * N * in), *wr = malloc(sizeof(float) * out * in);
+  float *ref = malloc(sizeof(float) * N * ldy), *got = malloc(sizeof(float) * N * ldy);
+  for (int t = CU_F32; t <= CU_BF16; t++) {
+    const cu_dtype dt = (cu_dtype)t;
+    for (size_t i = 0; i < (size_t)N * in; i++) xr[i] = cu_round(x[i], dt);
+    for (size_t i = 0; i < (size_t)out * in; i++) wr[i] = cu_round(w[i], dt);
+    ops_linear(xr, wr, with_bias ? bias : NULL, N, in, out, ref, ldy);
+    void *hx = malloc(cu_dtype_size(dt) * N * in), *hw = malloc(cu_dtype_size(dt) * out * in);
+    cu_convert(x, (size_t)N * in, dt, hx);
+    cu_convert(w, (size_t)out * in, dt, hw);
+    /* as the encoder does it: true fp32 for fp32, tensor cores for fp16 / bf16 */
+    if (CU_CHECK_BLAS(cublasSetMathMode(blas, dt == CU_F32 ? CUBLAS_PEDANTIC_MATH
+                                                           : CUBLAS_DEFAULT_MATH)) < 0)
+      CHECK(!"cublasSetMathMode");
+    void *d_x = dev_copy(hx, cu_dtype_size(dt) * N * in), *d_w = dev_copy(hw, cu_dtype_size(dt) * out * in);
+    float *d_bias = dev_copy(bias, sizeof(float) * out), *d_y = dev_poison(sizeof(float) * N * ldy);
+    if (launched(linear_cuda(d_x, d_w, with_bias ? d_bias : NULL, N, in, out, d_y, ldy, dt, blas, S),
+                 "linear")) {
+      to_host(got, d_y, sizeof(float) * N * ldy);
+      /* compare the written columns only: the rest of each ldy row is not the op's */
+      float *g2 = malloc(sizeof(float) * N * out), *r2 = malloc(sizeof(float) * N * out);
+      for (int i = 0; i < N; i++) {
+        memcpy(g2 + (size_t)i * out, got + (size_t)i * ldy, sizeof(float) * out);
+        memcpy(r2 + (size_t)i * out, ref + (size_t)i * ldy, sizeof(float) * out);
+      }
+      compare("linear", cu_dtype_name(dt), shape, g2, r2, (size_t)N * out, 1e-5);
+      free(g2), free(r2);
+    }
+    dev_free_all();
+    free(hx), free(hw);
+  }
+  free(x), free(w), free(bias), free(xr), free(wr), free(ref), free(got);
+}
+
+static void test_attention(const batch_shape *bs, int n_heads, int D) {
+  char shape[64];
+  snprintf(shape, sizeof shape, "%s NH=%d D=%d", bs->name, n_heads, D);
+  const int H = n_heads * D, N = bs->n;
+  float *qkv = host_random((size_t)N * 3 * H, -1, 1);
+  float *ref = malloc(sizeof(float) * N * H), *twin = malloc(sizeof(float) * N * H);
+  float *got = malloc(sizeof(float) * N * H);
+  float *scratch = malloc(sizeof(float) * ops_attention_scratch_floats(bs->max_len, D));
+  float *tscratch = malloc(sizeof(float) * cutwin_attention_scratch_floats(D));
+  ops_attention(qkv, bs->offsets, bs->n_docs, n_heads, D, scratch, ref);
+  cutwin_attention(qkv, bs->offsets, bs->n_docs, n_heads, D, tscratch, twin);
+  float *d_qkv = dev_copy(qkv, sizeof(float) * N * 3 * H);
+  int *d_off = dev_copy(bs->offsets, sizeof(int) * (bs->n_docs + 1));
+  float *d_out = dev_poison(sizeof(float) * N * H);
+  void *d_lp = dev_poison(2 * (size_t)N * H);
+  if (launched(attention_cuda(d_qkv, d_off, bs->n_docs, n_heads, D, NULL, d_out, d_lp, CU_BF16,
+                              bs->max_len, S),
+               "attention")) {
+    to_host(got, d_out, sizeof(float) * N * H);
+    compare("attention", "fp32", shape, got, ref, (size_t)N * H, 2e-6);
+    compare("attention(vs twin)", "fp32", shape, got, twin, (size_t)N * H, 2e-6);
+    compare_lp("attention", CU_BF16, shape, d_lp, got, (size_t)N * H);
+  }
+  dev_free_all();
+  free(qkv), free(ref), free(twin), free(got), free(scratch), free(tscratch);
+}
+
+static void test_maxpool(const batch_shape *bs, int V, int t0, int rows, int v0, int vb) {
+  char shape[64];
+  snprintf(shape, sizeof shape, "%s t0=%d rows=%d v0=%d vb=%d", bs->name, t0, rows, v0, vb);
+  const int B = bs->n_docs, ld = vb + 3;
+  float *logits = host_random((size_t)rows * ld, -5, 5);
+  float *pooled = host_random((size_t)B * V, -5, 5), *got = malloc(sizeof(float) * B * V);
+  float *d_l = dev_copy(logits, sizeof(float) * rows * ld);
+  float *d_p = dev_copy(pooled, sizeof(float) * B * V);
+  int *d_off = dev_copy(bs->offsets, sizeof(int) * (B + 1));
+  ops_maxpool_logits(logits, ld, t0, rows, v0, vb, bs->offsets, B, pooled, V);
+  if (launched(maxpool_logits_cuda(d_l, ld, t0, rows, v0, vb, d_off, B, d_p, V, S), "maxpool_logits")) {
+    to_host(got, d_p, sizeof(float) * B * V);
+    compare("maxpool_logits", "fp32", shape, got, pooled, (size_t)B * V, 0.0);
+  }
+  dev_free_all();
+  free(logits), free(pooled), free(got);
+}
+
+static void test_fill_convert(size_t n) {
+  char shape[64];
+  snprintf(shape, sizeof shape, "n=%zu", n);
+  float *x = host_random(n, -70000, 70000), *got = malloc(sizeof(float) * n);
+  for (size_t i = 0; i < n; i += 7) x[i] *= 1e-9f; /* subnormal fp16 range too */
+  float *d = dev_poison(sizeof(float) * n);
+  if (launched(fill_cuda(d, n, -INFINITY, S), "fill")) {
+    to_host(got, d, sizeof(float) * n);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += !(isinf(got[i]) && got[i] < 0);
+    printf("%-20s %-5s %-28s %zu wrong %s\n", "fill", "fp32", shape, bad, bad ? "FAIL" : "ok");
+    CHECK(bad == 0);
+  }
+  float *d_x = dev_copy(x, sizeof(float) * n);
+  for (int t = CU_F16; t <= CU_BF16; t++) {
+    void *d_o = dev_poison(2 * n);
+    if (launched(convert_cuda(d_x, n, (cu_dtype)t, d_o, S), "convert"))
+      compare_lp("convert", (cu_dtype)t, shape, d_o, x, n);
+  }
+  dev_free_all();
+  free(x), free(got);
+}
+
+static void test_sparsify(int B, int V, float threshold, int top_k) {
+  char shape[64];
+  snprintf(shape, sizeof shape, "B=%d V=%d thr=%g k=%d", B, V, (double)threshold, top_k);
+  float *pooled = malloc(sizeof(float) * B * V), *bias = malloc(sizeof(float) * V);
+  for (int v = 0; v < V; v++) bias[v] = (float)((int)(rng_u32() % 9) - 4) / 256.0f;
+  for (size_t i = 0; i < (size_t)B * V; i++) pooled[i] = (float)((int)(rng_u32() % 1024) - 640) / 256.0f;
+  for (int v = 0; v < V && B > 1; v++) pooled[V + v] = v % 97 == 0 ? 1.0f : -3.0f; /* sparse row */
+  float *ref = malloc(sizeof(float) * B * V), *got = malloc(sizeof(float) * B * V);
+  int32_t *nnz_ref = malloc(sizeof(int32_t) * B), *nnz_got = malloc(sizeof(int32_t) * B);
+  float *scratch = malloc(sizeof(float) * V);
+  memcpy(ref, pooled, sizeof(float) * B * V);
+  ops_sparsify_weights(ref, bias, B, V, threshold, top_k, nnz_ref, scratch);
+  float *d_p = dev_copy(pooled, sizeof(float) * B * V), *d_bias = dev_copy(bias, sizeof(float) * V);
+  int32_t *d_nnz = dev_poison(sizeof(int32_t) * B);
+  int64_t *d_indptr = dev_poison(sizeof(int64_t) * (B + 1));
+  if (!launched(sparsify_weights_cuda(d_p, d_bias, B, V, threshold, top_k, d_nnz, NULL, S),
+                "sparsify_weights"))
+    goto done;
+  to_host(got, d_p, sizeof(float) * B * V);
+  to_host(nnz_got, d_nnz, sizeof(int32_t) * B);
+  {
+    size_t wrong_set = 0;
+    double maxrel = 0;
+    for (size_t i = 0; i < (size_t)B * V; i++) {
+      if ((got[i] > threshold) != (ref[i] > threshold)) wrong_set++;
+      if (ref[i] > 0) {
+        double rel = fabs((double)got[i] - ref[i]) / ref[i];
+        if (!(rel <= maxrel)) maxrel = isnan(rel) ? INFINITY : rel;
+      }
+    }
+    int counts_equal = memcmp(nnz_ref, nnz_got, sizeof(int32_t) * B) == 0;
+    int ok = wrong_set == 0 && counts_equal && maxrel <= 1e-6;
+    printf("%-20s %-5s %-28s %zu kept-set diffs, counts %s, max rel %.3g %s\n", "sparsify_weights",
+           "fp32", shape, wrong_set, counts_equal ? "equal" : "DIFFER", maxrel, ok ? "ok" : "FAIL");
+    CHECK(ok);
+  }
+  /* prefix sum and compaction, on the GPU's own weights against the CPU twins */
+  {
+    int64_t *ip_ref = malloc(sizeof(int64_t) * (B + 1)), *ip_got = malloc(sizeof(int64_t) * (B + 1));
+    cutwin_row_offsets(nnz_got, B, ip_ref);
+    if (launched(row_offsets_cuda(d_nnz, B, d_indptr, S), "row_offsets")) {
+      to_host(ip_got, d_indptr, sizeof(int64_t) * (B + 1));
+      int same = memcmp(ip_ref, ip_got, sizeof(int64_t) * (B + 1)) == 0;
+      printf("%-20s %-5s %-28s %s\n", "row_offsets", "int64", shape, same ? "ok" : "FAIL");
+      CHECK(same);
+    }
+    int64_t nnz = ip_ref[B];
+    int32_t *i_ref = malloc(sizeof(int32_t) * (nnz + 1)), *i_got = malloc(sizeof(int32_t) * (nnz + 1));
+    float *v_ref = malloc(sizeof(float) * (nnz + 1)), *v_got = malloc(sizeof(float) * (nnz + 1));
+    ops_sparsify_gather(got, B, V, threshold, ip_ref, i_ref, v_ref);
+    int32_t *d_i = dev_poison(sizeof(int32_t) * (nnz + 1));
+    float *d_v = dev_poison(sizeof(float) * (nnz + 1));
+    if (launched(sparsify_gather_cuda(d_p, B, V, threshold, d_indptr, d_i, d_v, S), "sparsify_gather")) {
+      to_host(i_got, d_i, sizeof(int32_t) * nnz);
+      to_host(v_got, d_v, sizeof(float) * nnz);
+      int same = memcmp(i_ref, i_got, sizeof(int32_t) * nnz) == 0 &&
+                 memcmp(v_ref, v_got, sizeof(float) * nnz) == 0;
+      printf("%-20s %-5s %-28s %lld entries %s\n", "sparsify_gather", "fp32", shape, (long long)nnz,
+             same ? "ok" : "FAIL");
+      CHECK(same);
+    }
+    free(ip_ref), free(ip_got), free(i_ref), free(i_got), free(v_ref), free(v_got);
+  }
+done:
+  dev_free_all();
+  free(pooled), free(bias), free(ref), free(got), free(nnz_ref), free(nnz_got), free(scratch);
+}
+
+static void test_csr_to_csc(int R, int C, int density_pct) {
+  char shape[64];
+  snprintf(shape, sizeof shape, "%dx%d %d%%", R, C, density_pct);
+  int32_t *indptr = malloc(sizeof(int32_t) * (R + 1));
+  int32_t *indices = malloc(sizeof(int32_t) * ((size_t)R * C + 1));
+  float *values = malloc(sizeof(float) * ((size_t)R * C + 1));
+  int nnz = 0;
+  indptr[0] = 0;
+  for (int r = 0; r < R; r++) {
+    for (int c = 0; c < C; c++)
+      if ((int)(rng_u32() % 100) < density_pct) {
+        indices[nnz] = c;
+        values[nnz] = rng_uniform(0, 3);
+        nnz++;
+      }
+    indptr[r + 1] = nnz;
+  }
+  int32_t *cp_ref = malloc(sizeof(int32_t) * (C + 1)), *cp_got = malloc(sizeof(int32_t) * (C + 1));
+  int32_t *ri_ref = malloc(sizeof(int32_t) * (nnz + 1)), *ri_got = malloc(sizeof(int32_t) * (nnz + 1));
+  float *cv_ref = malloc(sizeof(float) * (nnz + 1)), *cv_got = malloc(sizeof(float) * (nnz + 1));
+  cutwin_csr_to_csc(indptr, indices, values, R, C, nnz, cp_ref, ri_ref, cv_ref);
+  int32_t *d_ip = dev_copy(indptr, sizeof(int32_t) * (R + 1));
+  int32_t *d_ix = dev_copy(indices, sizeof(int32_t) * (nnz + 1));
+  float *d_v = dev_copy(values, sizeof(float) * (nnz + 1));
+  int32_t *d_cp = dev_poison(sizeof(int32_t) * (C + 1)), *d_ri = dev_poison(sizeof(int32_t) * (nnz + 1));
+  float *d_cv = dev_poison(sizeof(float) * (nnz + 1));
+  if (launched(csr_to_csc_cuda(d_ip, d_ix, d_v, R, C, nnz, d_cp, d_ri, d_cv, S), "csr_to_csc")) {
+    to_host(cp_got, d_cp, sizeof(int32_t) * (C + 1));
+    to_host(ri_got, d_ri, sizeof(int32_t) * nnz);
+    to_host(cv_got, d_cv, sizeof(float) * nnz);
+    int same = memcmp(cp_ref, cp_got, sizeof(int32_t) * (C + 1)) == 0 &&
+               memcmp(ri_ref, ri_got, sizeof(int32_t) * nnz) == 0 &&
+               memcmp(cv_ref, cv_got, sizeof(float) * nnz) == 0;
+    printf("%-20s %-5s %-28s %d entries %s\n", "csr_to_csc", "fp32", shape, nnz, same ? "ok" : "FAIL");
+    CHECK(same);
+  }
+  dev_free_all();
+  free(indptr), free(indices), free(values), free(cp_ref), free(cp_got), free(ri_ref), free(ri_got);
+  free(cv_ref), free(cv_got);
+}
+
+static int run_all(void) {
+  const int l_one[] = {1};
+  const int l_ragged[] = {1, 3, 17, 64, 2, 129, 31, 33};
+  const int l_long[] = {512, 7, 256, 255};
+  batch_shape one = make_shape("T=1", l_one, 1);
+  batch_shape ragged = make_shape("ragged 8 docs", l_ragged, 8);
+  batch_shape longer = make_shape("512,7,256,255", l_long, 4);
+
+  test_embed_layernorm(&one, 32);
+  test_embed_layernorm(&ragged, 37);
+  test_residual_layernorm(1, 32);
+  test_residual_layernorm(41, 129);
+  test_bias_gelu(1, 64);
+  test_bias_gelu(33, 257);
+  test_linear(1, 32, 96, 96, 1);
+  test_linear(37, 65, 33, 40, 0);
+  test_attention(&one, 2, 8);
+  test_attention(&ragged, 4, 8);
+  test_attention(&ragged, 3, 64);
+  test_attention(&ragged, 2, 96);
+  test_maxpool(&ragged, 1000, 0, ragged.n, 0, 1000);
+  test_maxpool(&ragged, 1000, 20, 50, 333, 129); /* a block starting and ending inside docs */
+  test_fill_convert(1);
+  test_fill_convert(100003);
+  test_sparsify(1, 5, 0.0f, 0);
+  test_sparsify(4, 1537, 0.0f, 0);
+  test_sparsify(4, 1537, 0.25f, 7);
+  test_sparsify(3, 1537, 0.0f, 5000); /* top_k above every row's nnz */
+  test_sparsify(2, 1537, 0.0f, 1);
+  test_csr_to_csc(1, 1, 100);
+  test_csr_to_csc(37, 53, 20);
+  test_csr_to_csc(5, 9, 0);
+  if (!small_only) {
+    test_embed_layernorm(&longer, 768);
+    test_residual_layernorm(1000, 768);
+    test_bias_gelu(1000, 3072);
+    test_linear(1000, 768, 2304, 2304, 1);
+    test_linear(777, 3072, 768, 768, 0);
+    test_linear(300, 768, 4096, 4096, 0);
+    test_attention(&longer, 12, 64);
+    test_attention(&longer, 2, 128);
+    test_maxpool(&longer, 30522, 0, longer.n, 28672, 30522 - 28672);
+    test_sparsify(16, 30522, 0.0f, 0);
+    test_sparsify(16, 30522, 0.0f, 64);
+    test_sparsify(8, 30522, 0.5f, 256);
+    test_csr_to_csc(2000, 30522, 1);
+  }
+  return 0;
+}
+#endif
+
+int main(int argc, char **argv) {
+#ifndef SPLADEX_HAVE_CUDA
+  (void)argc, (void)argv;
+  printf("test_ops: built without CUDA: skipped\n");
+  return CHECK_SKIP;
+#else
+  if (!cu_have_device()) {
+    printf("test_ops: no usable CUDA device (cudaGetDeviceCount failed or found none): skipped\n");
+    return CHECK_SKIP;
+  }
+  small_only = argc > 1 && strcmp(argv[1], "--small") == 0;
+  if (CU_CHECK(cudaStreamCreate(&S)) < 0 || CU_CHECK_BLAS(cublasCreate(&blas)) < 0 ||
+      CU_CHECK_BLAS(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH)) < 0) {
+    fprintf(stderr, "test_ops: %s\n", err_msg());
+    return 1;
+  }
+  struct cudaDeviceProp prop;
+  int dev = 0;
+  cudaGetDevice(&dev);
+  if (cudaGetDeviceProperties(&prop, dev) == cudaSuccess)
+    printf("test_ops: device %d: %s (sm_%d%d)%s\n", dev, prop.name, prop.major, prop.minor,
+           cu_sync_mode() ? ", SPLADEX_CUDA_SYNC=1" : "");
+  run_all();
+  cublasDestroy(blas);
+  cudaStreamDestroy(S);
+  return check_report("test_ops");
+#endif
+}
