@@ -1,9 +1,419 @@
-/* cmd_expand: placeholder until the module lands (tracked in the issue); fails clearly. */
+/* cmd_expand: `spladex expand`, the main job: a corpus in, HDF5 shards of SPLADE vectors out.
+ *
+ * Parses the options (DESIGN.md section 6), loads the model, tokenizer and encoder, checks or
+ * writes OUT/job.json (a rerun with other parameters is refused, naming the parameter;
+ * --overwrite starts over), installs SIGINT/SIGTERM handlers that ask the pipeline to stop
+ * cleanly (a second signal kills at once), and runs host/pipeline.c. When the whole input was
+ * read, job.json is rewritten with the doc and shard totals for `spladex verify`.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "commands.h"
+#include "corpus.h"
+#include "encoder.h"
 #include "err.h"
+#include "jobfile.h"
+#include "model.h"
+#include "pipeline.h"
+#include "tokenizer.h"
+
+static atomic_int expand_stop = 0; /* lock-free: safe to store from a signal handler */
+
+static void expand_on_signal(int sig) {
+  (void)sig;
+  atomic_store(&expand_stop, 1); /* SA_RESETHAND: a second signal kills at once */
+}
+
+static const char expand_usage[] =
+    "usage: spladex expand --model DIR --input PATH --output DIR [options]\n"
+    "\n"
+    "Encodes every passage of a corpus into a SPLADE vector and writes them, in input order, to\n"
+    "HDF5 shards OUT/shard-NNNNN.h5 (docs [i*S, (i+1)*S) each) plus OUT/job.json. Rerunning the\n"
+    "same command after a crash or kill resumes: complete shards are kept, partial ones redone.\n"
+    "\n"
+    "  --model DIR          SPLADE model directory (config.json, weights, vocab.txt/tokenizer.json)\n"
+    "  --input PATH         corpus file, plain or gzip (detected by its magic bytes)\n"
+    "  --output DIR         output directory (created if missing)\n"
+    "  --format F           tsv (id<TAB>text), jsonl (Pyserini id/contents or BEIR _id/title/text)\n"
+    "                       or ids (id<TAB>space-separated token ids, as `spladex tokenize` prints);\n"
+    "                       default: jsonl for *.jsonl, *.json (and .gz), else tsv\n"
+    "  --max-length N       tokens per passage, [CLS] and [SEP] included (default 256)\n"
+    "  --threshold T        keep weights > T (default 0)\n"
+    "  --top-k K            keep the K largest weights per passage (default 0 = all)\n"
+    "  --shard-size S       docs per shard (default 100000)\n"
+    "  --device D           auto | cpu | cuda | cuda:N (default auto: CUDA when built with it and\n"
+    "                       a device opens, else cpu)\n"
+    "  --precision P        fp32 | fp16 | bf16 (default fp16 on cuda, fp32 on cpu; cpu: fp32 only)\n"
+    "  --batch-tokens N     padded token budget of one batch: docs * longest <= N (default 16384)\n"
+    "  --threads N          CPU threads for tokenizing and the CPU encoder (default: all cores)\n"
+    "  --worker I/N         this process owns shards s with s %% N == I (default 0/1); run N\n"
+    "                       processes on one output directory to split the job\n"
+    "  --skip-bad-lines     skip (and count) malformed input lines instead of stopping at the first\n"
+    "  --overwrite          remove OUT's shards and job.json first and start over\n"
+    "  --quiet              no progress output\n"
+    "  --help               this text\n"
+    "\n"
+    "Progress on stderr: a bar on a terminal, a line every 10 s otherwise.\n";
+
+typedef struct {
+  const char *model_dir, *input, *output, *format, *device, *precision, *worker;
+  int max_length, top_k, batch_tokens, threads;
+  float threshold;
+  int64_t shard_size;
+  int overwrite, skip_bad_lines, quiet, help;
+} expand_args;
+
+static int parse_int(const char *opt, const char *v, long long lo, long long hi, long long *out) {
+  char *end;
+  errno = 0;
+  long long x = strtoll(v, &end, 10);
+  if (errno || end == v || *end || x < lo || x > hi)
+    return err_set(ERR_ARG, "%s '%s': expected an integer in [%lld, %lld]", opt, v, lo, hi);
+  *out = x;
+  return 0;
+}
+
+static int parse_args(int argc, char **argv, expand_args *a) {
+  memset(a, 0, sizeof *a);
+  a->max_length = 256;
+  a->shard_size = 100000;
+  a->batch_tokens = 16384;
+  a->device = "auto";
+  a->worker = "0/1";
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+      a->help = 1;
+      return 0;
+    }
+    if (!strcmp(arg, "--overwrite")) { a->overwrite = 1; continue; }
+    if (!strcmp(arg, "--skip-bad-lines")) { a->skip_bad_lines = 1; continue; }
+    if (!strcmp(arg, "--quiet")) { a->quiet = 1; continue; }
+    /* options with a value: --name VALUE or --name=VALUE */
+    char name[64];
+    const char *value = NULL;
+    const char *eq = strchr(arg, '=');
+    if (strncmp(arg, "--", 2) || (eq && (size_t)(eq - arg) >= sizeof name))
+      return err_set(ERR_ARG, "unexpected argument '%s' (see spladex expand --help)", arg);
+    if (eq) {
+      memcpy(name, arg, (size_t)(eq - arg));
+      name[eq - arg] = '\0';
+      value = eq + 1;
+    } else {
+      snprintf(name, sizeof name, "%s", arg);
+      if (i + 1 >= argc) return err_set(ERR_ARG, "%s needs a value", arg);
+      value = argv[++i];
+    }
+    long long v;
+    int rc = 0;
+    if (!strcmp(name, "--model")) a->model_dir = value;
+    else if (!strcmp(name, "--input")) a->input = value;
+    else if (!strcmp(name, "--output")) a->output = value;
+    else if (!strcmp(name, "--format")) a->format = value;
+    else if (!strcmp(name, "--device")) a->device = value;
+    else if (!strcmp(name, "--precision")) a->precision = value;
+    else if (!strcmp(name, "--worker")) a->worker = value;
+    else if (!strcmp(name, "--max-length")) {
+      if ((rc = parse_int(name, value, 2, 100000, &v)) == 0) a->max_length = (int)v;
+    } else if (!strcmp(name, "--top-k")) {
+      if ((rc = parse_int(name, value, 0, INT_MAX, &v)) == 0) a->top_k = (int)v;
+    } else if (!strcmp(name, "--batch-tokens")) {
+      if ((rc = parse_int(name, value, 2, INT_MAX, &v)) == 0) a->batch_tokens = (int)v;
+    } else if (!strcmp(name, "--threads")) {
+      if ((rc = parse_int(name, value, 0, 1024, &v)) == 0) a->threads = (int)v;
+    } else if (!strcmp(name, "--shard-size")) {
+      if ((rc = parse_int(name, value, 1, (long long)1 << 40, &v)) == 0) a->shard_size = v;
+    } else if (!strcmp(name, "--threshold")) {
+      char *end;
+      double t = strtod(value, &end);
+      if (end == value || *end || !(t >= 0) || t > 1e30)
+        rc = err_set(ERR_ARG, "--threshold '%s': expected a number >= 0", value);
+      a->threshold = (float)t;
+    } else {
+      return err_set(ERR_ARG, "unknown option '%s' (see spladex expand --help)", name);
+    }
+    if (rc < 0) return rc;
+  }
+  if (!a->model_dir || !a->input || !a->output)
+    return err_set(ERR_ARG, "--model, --input and --output are required (see spladex expand --help)");
+  return 0;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && !strcmp(s + n - m, suffix);
+}
+
+static int parse_worker(const char *v, int *index, int *count) {
+  char *end;
+  long i = strtol(v, &end, 10);
+  if (end == v || *end != '/') goto bad;
+  const char *rest = end + 1;
+  long n = strtol(rest, &end, 10);
+  if (end == rest || *end || n < 1 || n > 1000000 || i < 0 || i >= n) goto bad;
+  *index = (int)i;
+  *count = (int)n;
+  return 0;
+bad:
+  return err_set(ERR_ARG, "--worker '%s': expected I/N with 0 <= I < N", v);
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path) {
+  char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+    return err_set(ERR_ARG, "--output path too long");
+  for (char *p = buf + 1;; p++) {
+    if (*p != '/' && *p) continue;
+    char saved = *p;
+    *p = '\0';
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+      return err_set(ERR_IO, "%s: cannot create the directory: %s", buf, strerror(errno));
+    *p = saved;
+    if (!saved) break;
+  }
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+    return err_set(ERR_IO, "%s: not a directory", path);
+  return 0;
+}
+
+static const char *precision_name(enc_precision p) {
+  return p == ENC_FP16 ? "fp16" : p == ENC_BF16 ? "bf16" : "fp32";
+}
 
 int cmd_expand(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  return err_set(ERR_ARG, "'expand' is not built yet");
+  expand_args a;
+  model *m = NULL;
+  tok *t = NULL;
+  encoder *enc = NULL;
+  const char **vocab = NULL;
+  int rc = parse_args(argc, argv, &a);
+  if (rc < 0) return rc;
+  if (a.help) {
+    fputs(expand_usage, stdout);
+    return 0;
+  }
+
+  pipe_options po = pipe_options_default();
+  job_params run;
+  job_params_init(&run);
+  struct sigaction sa, old_int, old_term;
+  int handlers = 0;
+
+  /* ---- options that need no model ---- */
+  const char *format = a.format;
+  if (!format)
+    format = (ends_with(a.input, ".jsonl") || ends_with(a.input, ".jsonl.gz") ||
+              ends_with(a.input, ".json") || ends_with(a.input, ".json.gz"))
+                 ? "jsonl"
+                 : "tsv";
+  if ((rc = corpus_parse_format(format, &po.corpus.format)) < 0) goto fail;
+  if ((rc = parse_worker(a.worker, &po.worker_index, &po.worker_count)) < 0) goto fail;
+  if (a.batch_tokens < a.max_length) {
+    rc = err_set(ERR_ARG, "--batch-tokens %d is smaller than --max-length %d", a.batch_tokens,
+                 a.max_length);
+    goto fail;
+  }
+  enc_options eo = enc_options_default();
+  int want_cuda = 0, auto_device = 0;
+  if (!strcmp(a.device, "auto")) {
+    auto_device = 1;
+#ifdef SPLADEX_HAVE_CUDA
+    want_cuda = 1;
+#endif
+  } else if (!strcmp(a.device, "cpu")) {
+    want_cuda = 0;
+  } else if (!strncmp(a.device, "cuda", 4)) {
+    want_cuda = 1;
+    if (a.device[4] == ':') {
+      char *end;
+      long d = strtol(a.device + 5, &end, 10);
+      if (end == a.device + 5 || *end || d < 0 || d > 1024) {
+        rc = err_set(ERR_ARG, "--device '%s': expected auto, cpu, cuda or cuda:N", a.device);
+        goto fail;
+      }
+      eo.device = (int)d;
+    } else if (a.device[4]) {
+      rc = err_set(ERR_ARG, "--device '%s': expected auto, cpu, cuda or cuda:N", a.device);
+      goto fail;
+    }
+  } else {
+    rc = err_set(ERR_ARG, "--device '%s': expected auto, cpu, cuda or cuda:N", a.device);
+    goto fail;
+  }
+  enc_precision precision = ENC_FP32;
+  int precision_given = a.precision != NULL;
+  if (a.precision) {
+    if (!strcmp(a.precision, "fp32")) precision = ENC_FP32;
+    else if (!strcmp(a.precision, "fp16")) precision = ENC_FP16;
+    else if (!strcmp(a.precision, "bf16")) precision = ENC_BF16;
+    else {
+      rc = err_set(ERR_ARG, "--precision '%s': expected fp16, bf16 or fp32", a.precision);
+      goto fail;
+    }
+  }
+  char input_path[PATH_MAX];
+  if (!realpath(a.input, input_path)) {
+    rc = err_set(ERR_IO, "%s: %s", a.input, strerror(errno));
+    goto fail;
+  }
+  struct stat st;
+  if (stat(input_path, &st) != 0 || !S_ISREG(st.st_mode)) {
+    rc = err_set(ERR_IO, "%s: not a regular file", a.input);
+    goto fail;
+  }
+
+  /* ---- model, tokenizer, encoder ---- */
+  if ((rc = model_load(a.model_dir, &m)) < 0) goto fail;
+  if ((rc = tok_open(a.model_dir, &t)) < 0) goto fail;
+  if (a.max_length > m->cfg.max_positions) {
+    rc = err_set(ERR_ARG, "--max-length %d exceeds the model's %d positions", a.max_length,
+                 m->cfg.max_positions);
+    goto fail;
+  }
+  eo.threads = a.threads;
+  eo.threshold = a.threshold;
+  eo.top_k = a.top_k;
+  eo.max_batch_tokens = a.batch_tokens;
+  eo.max_batch_docs = po.max_batch_docs;
+  eo.max_length = a.max_length;
+  if (want_cuda) {
+    eo.backend = ENC_CUDA;
+    eo.precision = precision_given ? precision : ENC_FP16;
+    rc = enc_open(m, &eo, &enc);
+    if (rc < 0 && auto_device && rc == ERR_DEVICE) {
+      fprintf(stderr, "spladex expand: no usable CUDA device (%s); using the CPU\n", err_msg());
+      want_cuda = 0;
+    } else if (rc < 0) {
+      goto fail;
+    }
+  }
+  if (!want_cuda) {
+    eo.backend = ENC_CPU;
+    eo.precision = precision_given ? precision : ENC_FP32;
+    if (eo.precision != ENC_FP32) {
+      rc = err_set(ERR_ARG, "--precision %s: the CPU encoder computes in fp32 only", a.precision);
+      goto fail;
+    }
+    if ((rc = enc_open(m, &eo, &enc)) < 0) goto fail;
+  }
+
+  /* ---- job.json ---- */
+  snprintf(run.version, sizeof run.version, "0.1.0");
+  snprintf(run.model, sizeof run.model, "%s", m->name);
+  snprintf(run.model_sha256, sizeof run.model_sha256, "%s", m->weights_sha256);
+  snprintf(run.input, sizeof run.input, "%s", input_path);
+  run.input_size = (int64_t)st.st_size;
+  snprintf(run.format, sizeof run.format, "%s", format);
+  run.max_length = a.max_length;
+  run.threshold = a.threshold;
+  run.top_k = a.top_k;
+  run.shard_size = a.shard_size;
+  snprintf(run.precision, sizeof run.precision, "%s", precision_name(eo.precision));
+
+  if ((rc = make_dirs(a.output)) < 0) goto fail;
+  if (a.overwrite) {
+    char path[4096];
+    if ((rc = pipe_remove_shards(a.output)) < 0) goto fail;
+    if ((rc = job_path(a.output, path, sizeof path)) < 0) goto fail;
+    if (unlink(path) != 0 && errno != ENOENT) {
+      rc = err_set(ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+      goto fail;
+    }
+  }
+  job_params existing;
+  rc = job_read(a.output, &existing);
+  if (rc < 0) goto fail;
+  if (rc == 1) {
+    if ((rc = job_write(a.output, &run)) < 0) goto fail;
+  } else {
+    if ((rc = job_compare(&existing, &run, NULL)) < 0) {
+      char why[1024];
+      snprintf(why, sizeof why, "%s", err_msg());
+      err_set(rc, "%s/%s: %s; rerun with the job's parameters to resume it, or add --overwrite "
+                  "to start over", a.output, JOB_FILE_NAME, why);
+      goto fail;
+    }
+  }
+
+  /* ---- the pipeline ---- */
+  int V = m->cfg.vocab;
+  vocab = calloc((size_t)V, sizeof *vocab);
+  if (!vocab) {
+    rc = err_set(ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+  for (int i = 0; i < V; i++) {
+    const char *term = tok_token(t, i);
+    vocab[i] = term ? term : "";
+  }
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cores < 1) cores = 1;
+  po.input = input_path;
+  po.output_dir = a.output;
+  po.corpus.skip_bad_lines = a.skip_bad_lines;
+  po.corpus.vocab_size = V;
+  po.model_name = m->name;
+  po.max_length = a.max_length;
+  po.threshold = a.threshold;
+  po.top_k = a.top_k;
+  po.shard_size = a.shard_size;
+  po.batch_tokens = a.batch_tokens;
+  po.tokenizer_threads = a.threads > 0 ? a.threads : (int)(cores < 8 ? cores : 8);
+  po.stop = &expand_stop;
+  po.quiet = a.quiet;
+
+  if (!a.quiet)
+    fprintf(stderr, "spladex expand: %s -> %s, worker %d/%d, %s, shard size %lld\n", a.input,
+            a.output, po.worker_index, po.worker_count, enc_describe(enc), (long long)a.shard_size);
+  atomic_store(&expand_stop, 0);
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = expand_on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  handlers = 1;
+
+  pipe_stats ps;
+  memset(&ps, 0, sizeof ps);
+  rc = pipe_run(&po, t, enc, vocab, V, &ps);
+  if (ps.corpus.duplicates)
+    fprintf(stderr, "spladex expand: warning: %lld duplicate id(s) in the input (first: %s); "
+            "each is kept as its own doc\n", (long long)ps.corpus.duplicates,
+            ps.corpus.first_duplicate);
+  if (ps.corpus.bad_lines)
+    fprintf(stderr, "spladex expand: warning: %lld malformed line(s) skipped (first: %s)\n",
+            (long long)ps.corpus.bad_lines, ps.corpus.first_bad_line);
+  if (rc < 0) goto fail;
+
+  job_set_totals(&run, ps.docs_in_input);
+  if ((rc = job_write(a.output, &run)) < 0) goto fail;
+  if (!a.quiet)
+    fprintf(stderr, "spladex expand: %lld docs in the input (%lld shards); this process wrote "
+            "%lld shard(s) (%lld docs, %lld tokens) in %.1f s; %lld shard(s) were already "
+            "complete\n", (long long)ps.docs_in_input, (long long)ps.shards_in_input,
+            (long long)ps.shards_written, (long long)ps.docs_encoded,
+            (long long)ps.tokens_encoded, ps.seconds, (long long)ps.shards_skipped);
+  rc = 0;
+
+fail:
+  if (handlers) {
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+  }
+  free(vocab);
+  enc_close(enc);
+  tok_free(t);
+  model_free(m);
+  return rc;
 }

@@ -1,0 +1,864 @@
+/* pipeline: reader -> tokenizer threads -> batcher/encoder -> writer (see pipeline.h).
+ *
+ * One mutex and one condition variable guard all the hand-offs; every wait is timed (100 ms)
+ * so that a stop flag set by a signal handler, or a failure in another stage, is noticed
+ * without any thread having to be woken explicitly. Hand-offs are per chunk (64 docs) and per
+ * window (thousands of docs), so the lock is taken rarely.
+ *
+ * Order: the reader fills chunks in input order into a ring; tokenizer threads take them in
+ * any order; the encoder thread consumes them strictly in ring order, so each window is a run
+ * of consecutive owned docs. Sorting by length happens inside a window only, and rows are
+ * stored at their window position, so the writer emits them in input order with no reorder
+ * buffer. Legend: W window docs, L max_length, B batch docs, C chunk docs.
+ */
+#include "pipeline.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "jobfile.h"
+#include "progress.h"
+#include "shard.h"
+
+#define PIPE_CHUNK_DOCS 64 /* C */
+
+enum { CHUNK_FREE, CHUNK_FILLED, CHUNK_TOKENIZING, CHUNK_TOKENIZED };
+enum { WINDOW_FREE, WINDOW_READY };
+
+typedef struct {
+  int state;
+  int n;
+  int64_t doc[PIPE_CHUNK_DOCS];
+  int64_t byte_start[PIPE_CHUNK_DOCS], byte_end[PIPE_CHUNK_DOCS], line[PIPE_CHUNK_DOCS];
+  size_t id_off[PIPE_CHUNK_DOCS], text_off[PIPE_CHUNK_DOCS], text_len[PIPE_CHUNK_DOCS];
+  char *bytes; /* ids (NUL-terminated) and texts, back to back */
+  size_t bytes_n, bytes_cap;
+  int32_t *ids; /* (C, L) */
+  int len[PIPE_CHUNK_DOCS];
+} pipe_chunk;
+
+typedef struct {
+  int state;
+  int n;
+  int last;        /* no window follows this one */
+  int64_t *doc;    /* (W) global doc numbers */
+  int64_t *byte_start, *byte_end; /* (W) */
+  size_t *id_off;  /* (W) into id_bytes */
+  char *id_bytes;
+  size_t id_n, id_cap;
+  int32_t *ids;    /* (W, L) */
+  int *len;        /* (W) */
+  int64_t *row_off; /* (W) into indices / values */
+  int *row_nnz;    /* (W) */
+  int32_t *indices; /* (nnz) */
+  float *values;    /* (nnz) */
+  size_t nnz, nnz_cap;
+} pipe_window;
+
+typedef struct {
+  int64_t shard;
+  int64_t n_docs, input_start, input_end;
+} pipe_complete;
+
+typedef struct {
+  const pipe_options *opt;
+  const tok *t;
+  encoder *enc;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pipe_chunk *chunks;
+  int n_chunks;
+  int64_t next_fill, next_tokenize, next_consume;
+  int reader_done;
+  pipe_window win[2];
+  atomic_int failed; /* read without the mutex by should_stop() */
+  int fail_code;
+  char fail_msg[1024];
+  int64_t raw_read;       /* bytes of the input file read (compressed bytes for .gz) */
+  int64_t plain_read;     /* the same in uncompressed bytes (corpus_read_offset) */
+  int64_t encoded_pos;    /* uncompressed offset the encoder reached (estimate within a window) */
+  int64_t docs_encoded, tokens_encoded;
+  int64_t docs_in_input;
+  corpus_stats corpus_stats;
+  pipe_complete *complete; /* this worker's shards already complete, ascending */
+  size_t n_complete;
+  /* test-only kill point */
+  char kill_name[32];
+  long kill_count;
+  long kill_seen;
+} pipe_state;
+
+pipe_options pipe_options_default(void) {
+  pipe_options o;
+  memset(&o, 0, sizeof o);
+  o.corpus = corpus_options_default();
+  o.model_name = "";
+  o.max_length = 256;
+  o.shard_size = 100000;
+  o.worker_count = 1;
+  o.batch_tokens = 16384;
+  o.max_batch_docs = 512;
+  o.window_docs = 0;
+  o.tokenizer_threads = 2;
+  return o;
+}
+
+int pipe_remove_shards(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) {
+    if (errno == ENOENT) return 0;
+    return err_set(ERR_IO, "%s: %s", dir, strerror(errno));
+  }
+  int removed = 0;
+  struct dirent *e;
+  char path[4096];
+  while ((e = readdir(d))) {
+    int64_t shard;
+    int tmp;
+    if (!job_shard_index(e->d_name, &shard, &tmp)) continue;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (unlink(path) != 0) {
+      int code = errno;
+      closedir(d);
+      return err_set(ERR_IO, "%s: cannot remove: %s", path, strerror(code));
+    }
+    removed++;
+  }
+  closedir(d);
+  return removed;
+}
+
+/* ---- shared state helpers ---- */
+
+static int should_stop(pipe_state *s) {
+  return atomic_load(&s->failed) || (s->opt->stop && atomic_load(s->opt->stop));
+}
+
+/* Records the first failure (the calling thread's err_msg) and wakes everyone. Returns code. */
+static int pipe_fail(pipe_state *s, int code) {
+  pthread_mutex_lock(&s->mu);
+  if (!s->failed) {
+    s->failed = 1;
+    s->fail_code = code;
+    snprintf(s->fail_msg, sizeof s->fail_msg, "%s", err_msg()[0] ? err_msg() : "failed");
+  }
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  return code;
+}
+
+/* Waits on the condition for at most 100 ms; the caller holds the mutex and rechecks. */
+static void timed_wait(pipe_state *s) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_nsec += 100 * 1000 * 1000;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+}
+
+static void kill_point(pipe_state *s, const char *name) {
+  if (!s->kill_name[0] || strcmp(s->kill_name, name)) return;
+  pthread_mutex_lock(&s->mu);
+  long seen = ++s->kill_seen;
+  pthread_mutex_unlock(&s->mu);
+  if (seen == s->kill_count) {
+    fprintf(stderr, "spladex: test kill point %s:%ld reached, raising SIGKILL\n", name, seen);
+    fflush(stderr);
+    kill(getpid(), SIGKILL);
+  }
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return 0;
+  size_t c = *cap ? *cap : 1024;
+  while (c < need) c *= 2;
+  void *q = realloc(*p, c * elem);
+  if (!q) return err_set(ERR_NOMEM, "out of memory (%zu bytes)", c * elem);
+  *p = q;
+  *cap = c;
+  return 0;
+}
+
+static const pipe_complete *find_complete(const pipe_state *s, int64_t shard) {
+  size_t lo = 0, hi = s->n_complete;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (s->complete[mid].shard < shard) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < s->n_complete && s->complete[lo].shard == shard ? &s->complete[lo] : NULL;
+}
+
+/* ---- reader ---- */
+
+static int chunk_add(pipe_chunk *ch, const corpus_record *r) {
+  size_t need = ch->bytes_n + r->id_len + 1 + r->text_len + 1;
+  if (grow((void **)&ch->bytes, &ch->bytes_cap, need, 1) < 0) return ERR_NOMEM;
+  int i = ch->n++;
+  ch->doc[i] = r->index;
+  ch->byte_start[i] = r->byte_start;
+  ch->byte_end[i] = r->byte_end;
+  ch->line[i] = r->line;
+  ch->id_off[i] = ch->bytes_n;
+  memcpy(ch->bytes + ch->bytes_n, r->id, r->id_len + 1);
+  ch->bytes_n += r->id_len + 1;
+  ch->text_off[i] = ch->bytes_n;
+  ch->text_len[i] = r->text_len;
+  memcpy(ch->bytes + ch->bytes_n, r->text, r->text_len);
+  ch->bytes[ch->bytes_n + r->text_len] = '\0';
+  ch->bytes_n += r->text_len + 1;
+  return 0;
+}
+
+/* Waits for the next ring slot to be free; NULL when stopping. */
+static pipe_chunk *chunk_acquire(pipe_state *s) {
+  pthread_mutex_lock(&s->mu);
+  pipe_chunk *ch = &s->chunks[s->next_fill % s->n_chunks];
+  while (ch->state != CHUNK_FREE && !should_stop(s)) timed_wait(s);
+  pthread_mutex_unlock(&s->mu);
+  if (should_stop(s)) return NULL;
+  ch->n = 0;
+  ch->bytes_n = 0;
+  return ch;
+}
+
+static void chunk_publish(pipe_state *s, pipe_chunk *ch, const corpus *c) {
+  pthread_mutex_lock(&s->mu);
+  ch->state = CHUNK_FILLED;
+  s->next_fill++;
+  s->raw_read = corpus_file_offset(c);
+  s->plain_read = corpus_read_offset(c);
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* A complete shard being skipped must match what the input has now. */
+static int check_skipped(const pipe_state *s, const pipe_complete *c, int64_t seen,
+                         int64_t start, int64_t end) {
+  char path[4096];
+  job_shard_path(s->opt->output_dir, c->shard, path, sizeof path);
+  if (seen != c->n_docs || start != c->input_start || end != c->input_end)
+    return err_set(ERR_MISMATCH,
+                   "%s holds %lld docs from input bytes [%lld, %lld) but %s now has %lld docs "
+                   "at [%lld, %lld) for that shard: the input changed; rerun with --overwrite",
+                   path, (long long)c->n_docs, (long long)c->input_start, (long long)c->input_end,
+                   s->opt->input, (long long)seen, (long long)start, (long long)end);
+  return 0;
+}
+
+static void *reader_main(void *arg) {
+  pipe_state *s = arg;
+  const pipe_options *o = s->opt;
+  corpus *c = NULL;
+  pipe_chunk *ch = NULL;
+  int rc = corpus_open(o->input, &o->corpus, &c);
+  int64_t cur_shard = -1, seen = 0, shard_start = 0, shard_end = 0;
+  const pipe_complete *skipping = NULL; /* the complete shard being skipped, if any */
+  int owned_todo = 0;
+  if (rc < 0) goto fail;
+  corpus_record r;
+  for (;;) {
+    rc = corpus_next(c, &r);
+    if (rc < 0) goto fail;
+    if (rc == 0) break;
+    int64_t shard = r.index / o->shard_size;
+    if (shard != cur_shard) {
+      if (skipping && (rc = check_skipped(s, skipping, seen, shard_start, shard_end)) < 0) goto fail;
+      if (ch && ch->n) {
+        chunk_publish(s, ch, c);
+        ch = NULL;
+      }
+      cur_shard = shard;
+      seen = 0;
+      shard_start = r.byte_start;
+      owned_todo = 0;
+      skipping = NULL;
+      if (shard % o->worker_count == o->worker_index) {
+        skipping = find_complete(s, shard);
+        owned_todo = !skipping;
+      }
+    }
+    seen++;
+    shard_end = r.byte_end;
+    if (owned_todo) {
+      if (!ch && !(ch = chunk_acquire(s))) goto stopped;
+      if ((rc = chunk_add(ch, &r)) < 0) goto fail;
+      kill_point(s, "read");
+      if (ch->n == PIPE_CHUNK_DOCS) {
+        chunk_publish(s, ch, c);
+        ch = NULL;
+      }
+    } else if ((r.index & 4095) == 0) {
+      pthread_mutex_lock(&s->mu);
+      s->raw_read = corpus_file_offset(c);
+      s->plain_read = corpus_read_offset(c);
+      pthread_mutex_unlock(&s->mu);
+      if (should_stop(s)) goto stopped;
+    }
+  }
+  if (skipping && (rc = check_skipped(s, skipping, seen, shard_start, shard_end)) < 0) goto fail;
+  if (ch && ch->n) chunk_publish(s, ch, c);
+  ch = NULL;
+  pthread_mutex_lock(&s->mu);
+  s->docs_in_input = corpus_get_stats(c)->records;
+  s->corpus_stats = *corpus_get_stats(c);
+  s->raw_read = corpus_file_size(c);
+  s->plain_read = corpus_read_offset(c);
+  s->reader_done = 1;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  corpus_close(c);
+  return NULL;
+fail:
+  pipe_fail(s, rc);
+stopped:
+  corpus_close(c);
+  return NULL;
+}
+
+/* ---- tokenizer threads ---- */
+
+static void *tokenizer_main(void *arg) {
+  pipe_state *s = arg;
+  const pipe_options *o = s->opt;
+  tok_buffer buf = {0};
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    while (s->next_tokenize == s->next_fill && !s->reader_done && !should_stop(s)) timed_wait(s);
+    if (should_stop(s) || s->next_tokenize == s->next_fill) break;
+    pipe_chunk *ch = &s->chunks[s->next_tokenize % s->n_chunks];
+    s->next_tokenize++;
+    ch->state = CHUNK_TOKENIZING;
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < ch->n; i++) {
+      int32_t *ids = ch->ids + (size_t)i * o->max_length; /* (L) */
+      const char *text = ch->bytes + ch->text_off[i];
+      if (o->corpus.format == CORPUS_IDS) {
+        size_t n = corpus_parse_ids(text, ch->text_len[i], ids, (size_t)o->max_length);
+        if (n > (size_t)o->max_length) {
+          /* truncated as `spladex encode --ids` does: the first max_length - 1 ids, then the
+           * line's last id (the [SEP] of a `spladex tokenize` line) */
+          size_t end = ch->text_len[i];
+          while (end > 0 && (text[end - 1] < '0' || text[end - 1] > '9')) end--;
+          size_t start = end;
+          while (start > 0 && text[start - 1] >= '0' && text[start - 1] <= '9') start--;
+          n = (size_t)o->max_length;
+          corpus_parse_ids(text + start, end - start, &ids[n - 1], 1);
+        }
+        ch->len[i] = (int)n;
+      } else {
+        int rc = tok_encode(s->t, text, ch->text_len[i], o->max_length, &buf);
+        if (rc < 0) {
+          err_wrap(rc, "%s:%lld", o->input, (long long)ch->line[i]);
+          pipe_fail(s, rc);
+          tok_buffer_free(&buf);
+          return NULL;
+        }
+        memcpy(ids, buf.ids, buf.n * sizeof *ids);
+        ch->len[i] = (int)buf.n;
+      }
+    }
+    pthread_mutex_lock(&s->mu);
+    ch->state = CHUNK_TOKENIZED;
+    pthread_cond_broadcast(&s->cv);
+  }
+  pthread_mutex_unlock(&s->mu);
+  tok_buffer_free(&buf);
+  return NULL;
+}
+
+/* ---- batcher + encoder thread ---- */
+
+typedef struct {
+  int len, pos;
+} pipe_order;
+
+static int order_cmp(const void *a, const void *b) {
+  const pipe_order *x = a, *y = b;
+  if (x->len != y->len) return x->len > y->len ? -1 : 1; /* longest first */
+  return x->pos - y->pos;
+}
+
+static int window_take_chunk(pipe_state *s, pipe_window *w, const pipe_chunk *ch) {
+  int L = s->opt->max_length;
+  for (int i = 0; i < ch->n; i++) {
+    int p = w->n++;
+    const char *id = ch->bytes + ch->id_off[i];
+    size_t id_len = strlen(id);
+    if (grow((void **)&w->id_bytes, &w->id_cap, w->id_n + id_len + 1, 1) < 0) return ERR_NOMEM;
+    w->id_off[p] = w->id_n;
+    memcpy(w->id_bytes + w->id_n, id, id_len + 1);
+    w->id_n += id_len + 1;
+    w->doc[p] = ch->doc[i];
+    w->byte_start[p] = ch->byte_start[i];
+    w->byte_end[p] = ch->byte_end[i];
+    w->len[p] = ch->len[i];
+    memcpy(w->ids + (size_t)p * L, ch->ids + (size_t)i * L, (size_t)ch->len[i] * sizeof(int32_t));
+  }
+  return 0;
+}
+
+typedef struct {
+  pipe_state *s;
+  pipe_order *order;      /* (W) */
+  const int32_t **ids;    /* (B) */
+  int *lengths;           /* (B) */
+} pipe_encoder_ctx;
+
+static int window_encode(pipe_encoder_ctx *x, pipe_window *w) {
+  pipe_state *s = x->s;
+  const pipe_options *o = s->opt;
+  for (int i = 0; i < w->n; i++) x->order[i].len = w->len[i], x->order[i].pos = i;
+  qsort(x->order, (size_t)w->n, sizeof *x->order, order_cmp);
+  w->nnz = 0;
+  for (int at = 0; at < w->n;) {
+    if (should_stop(s)) return 0;
+    int longest = x->order[at].len, b = 0;
+    int64_t batch_tokens = 0;
+    while (at + b < w->n && b < o->max_batch_docs &&
+           (b == 0 || (int64_t)(b + 1) * longest <= o->batch_tokens)) {
+      const pipe_order *d = &x->order[at + b];
+      x->ids[b] = w->ids + (size_t)d->pos * o->max_length;
+      x->lengths[b] = d->len;
+      batch_tokens += d->len;
+      b++;
+    }
+    enc_batch batch = {b, x->ids, x->lengths};
+    enc_result res;
+    int rc = enc_run(s->enc, &batch, &res);
+    if (rc < 0) return rc;
+    kill_point(s, "batch");
+    if (res.n_docs != b) return err_set(ERR_DEVICE, "encoder returned %d rows for %d docs", res.n_docs, b);
+    size_t nnz = (size_t)res.indptr[b];
+    if (grow((void **)&w->indices, &w->nnz_cap, w->nnz + nnz, sizeof(int32_t)) < 0) return ERR_NOMEM;
+    float *values = realloc(w->values, w->nnz_cap * sizeof(float));
+    if (!values) return err_set(ERR_NOMEM, "out of memory (window rows)");
+    w->values = values;
+    for (int i = 0; i < b; i++) {
+      int pos = x->order[at + i].pos;
+      int64_t from = res.indptr[i], count = res.indptr[i + 1] - res.indptr[i];
+      w->row_off[pos] = (int64_t)w->nnz;
+      w->row_nnz[pos] = (int)count;
+      memcpy(w->indices + w->nnz, res.indices + from, (size_t)count * sizeof(int32_t));
+      memcpy(w->values + w->nnz, res.values + from, (size_t)count * sizeof(float));
+      w->nnz += (size_t)count;
+    }
+    at += b;
+    pthread_mutex_lock(&s->mu);
+    s->docs_encoded += b;
+    s->tokens_encoded += batch_tokens;
+    s->encoded_pos = w->byte_start[0] +
+                     (int64_t)((double)(w->byte_end[w->n - 1] - w->byte_start[0]) * at / w->n);
+    pthread_mutex_unlock(&s->mu);
+  }
+  return 0;
+}
+
+static void *encoder_main(void *arg) {
+  pipe_encoder_ctx *x = arg;
+  pipe_state *s = x->s;
+  const pipe_options *o = s->opt;
+  int rc = 0;
+  for (int64_t k = 0;; k++) {
+    pipe_window *w = &s->win[k % 2];
+    int end = 0;
+    pthread_mutex_lock(&s->mu);
+    while (w->state != WINDOW_FREE && !should_stop(s)) timed_wait(s);
+    w->n = 0;
+    w->id_n = 0;
+    while (!should_stop(s) && w->n < o->window_docs) {
+      pipe_chunk *ch = &s->chunks[s->next_consume % s->n_chunks];
+      int ready = s->next_consume < s->next_fill && ch->state == CHUNK_TOKENIZED;
+      if (!ready && s->reader_done && s->next_consume == s->next_fill) {
+        end = 1;
+        break;
+      }
+      if (!ready) {
+        timed_wait(s);
+        continue;
+      }
+      if (w->n + ch->n > o->window_docs) break;
+      pthread_mutex_unlock(&s->mu);
+      rc = window_take_chunk(s, w, ch);
+      pthread_mutex_lock(&s->mu);
+      if (rc < 0) break;
+      ch->state = CHUNK_FREE;
+      s->next_consume++;
+      pthread_cond_broadcast(&s->cv);
+    }
+    int stop = should_stop(s);
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0) goto fail;
+    if (stop) return NULL;
+    if ((rc = window_encode(x, w)) < 0) goto fail;
+    pthread_mutex_lock(&s->mu);
+    w->last = end;
+    w->state = WINDOW_READY;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (end) return NULL;
+  }
+fail:
+  pipe_fail(s, rc);
+  return NULL;
+}
+
+/* The encoder's position in file bytes (compressed bytes for .gz: the uncompressed position
+ * scaled by the reader's compression ratio so far), for the progress fraction and ETA.
+ * The caller holds the mutex. */
+static int64_t progress_bytes(const pipe_state *s) {
+  if (s->plain_read <= 0) return 0;
+  return (int64_t)((double)s->encoded_pos * (double)s->raw_read / (double)s->plain_read);
+}
+
+/* ---- writer (the calling thread) ---- */
+
+typedef struct {
+  pipe_state *s;
+  const char *const *vocab;
+  int vocab_size;
+  shard_writer *w;
+  int64_t shard, n, input_start, input_end;
+  int64_t shards_written, docs_written, tokens;
+} pipe_writer;
+
+static int writer_finish(pipe_writer *pw) {
+  int rc = shard_writer_set_input_range(pw->w, pw->input_start, pw->input_end);
+  if (rc < 0) return rc;
+  kill_point(pw->s, "finish");
+  shard_writer *w = pw->w;
+  pw->w = NULL;
+  if ((rc = shard_writer_finish(w)) < 0) return rc;
+  kill_point(pw->s, "finished");
+  pw->shards_written++;
+  return 0;
+}
+
+static int writer_row(pipe_writer *pw, const pipe_window *win, int i) {
+  const pipe_options *o = pw->s->opt;
+  int64_t doc = win->doc[i], shard = doc / o->shard_size;
+  int rc;
+  if (!pw->w) {
+    SPX_ASSERT(doc == shard * o->shard_size);
+    char path[4096];
+    if ((rc = job_shard_path(o->output_dir, shard, path, sizeof path)) < 0) return rc;
+    shard_meta meta;
+    memset(&meta, 0, sizeof meta);
+    meta.model = o->model_name;
+    meta.max_length = o->max_length;
+    meta.threshold = o->threshold;
+    meta.top_k = o->top_k;
+    meta.first_doc = doc;
+    meta.input_start = meta.input_end = win->byte_start[i];
+    meta.vocab_size = pw->vocab_size;
+    meta.vocab = pw->vocab;
+    meta.float16 = o->float16;
+    if ((rc = shard_writer_open(path, &meta, &pw->w)) < 0) return rc;
+    pw->shard = shard;
+    pw->n = 0;
+    pw->input_start = win->byte_start[i];
+  }
+  SPX_ASSERT(shard == pw->shard && doc == shard * o->shard_size + pw->n);
+  rc = shard_writer_append(pw->w, win->id_bytes + win->id_off[i], win->indices + win->row_off[i],
+                           win->values + win->row_off[i], win->row_nnz[i]);
+  if (rc < 0) return err_wrap(rc, "doc %lld", (long long)doc);
+  kill_point(pw->s, "append");
+  pw->n++;
+  pw->docs_written++;
+  pw->tokens += win->len[i];
+  pw->input_end = win->byte_end[i];
+  if (pw->n == o->shard_size) return writer_finish(pw);
+  return 0;
+}
+
+/* Removes this worker's .tmp leftovers and records its complete shards. */
+static int scan_output(pipe_state *s) {
+  const pipe_options *o = s->opt;
+  DIR *d = opendir(o->output_dir);
+  if (!d) return err_set(ERR_IO, "%s: %s", o->output_dir, strerror(errno));
+  int rc = 0;
+  size_t cap = 0;
+  struct dirent *e;
+  char path[4096];
+  while ((e = readdir(d))) {
+    int64_t shard;
+    int tmp;
+    if (!job_shard_index(e->d_name, &shard, &tmp) || shard % o->worker_count != o->worker_index)
+      continue;
+    snprintf(path, sizeof path, "%s/%s", o->output_dir, e->d_name);
+    if (tmp) {
+      if (unlink(path) != 0 && errno != ENOENT) {
+        rc = err_set(ERR_IO, "%s: cannot remove a leftover: %s", path, strerror(errno));
+        break;
+      }
+      continue;
+    }
+    shard_info info;
+    if ((rc = shard_check(path, shard * o->shard_size, -1, &info)) < 0) {
+      err_wrap(rc, "a shard with its final name is not complete (remove it to recompute it, or "
+                   "rerun with --overwrite)");
+      break;
+    }
+    if (info.n_docs < 1 || info.n_docs > o->shard_size) {
+      rc = err_set(ERR_MISMATCH, "%s: holds %lld docs, more than --shard-size %lld", path,
+                   (long long)info.n_docs, (long long)o->shard_size);
+      break;
+    }
+    if (grow((void **)&s->complete, &cap, s->n_complete + 1, sizeof *s->complete) < 0) {
+      rc = ERR_NOMEM;
+      break;
+    }
+    pipe_complete *c = &s->complete[s->n_complete++];
+    c->shard = shard;
+    c->n_docs = info.n_docs;
+    c->input_start = info.input_start;
+    c->input_end = info.input_end;
+  }
+  closedir(d);
+  if (rc < 0) return rc;
+  /* ascending by shard (insertion sort: a few hundred entries at most) */
+  for (size_t i = 1; i < s->n_complete; i++)
+    for (size_t j = i; j > 0 && s->complete[j - 1].shard > s->complete[j].shard; j--) {
+      pipe_complete t = s->complete[j];
+      s->complete[j] = s->complete[j - 1];
+      s->complete[j - 1] = t;
+    }
+  return 0;
+}
+
+static void parse_kill_point(pipe_state *s) {
+  const char *env = getenv("SPLADEX_TEST_KILL_POINT");
+  if (!env || !*env) return;
+  const char *colon = strchr(env, ':');
+  size_t n = colon ? (size_t)(colon - env) : strlen(env);
+  if (n >= sizeof s->kill_name) n = sizeof s->kill_name - 1;
+  memcpy(s->kill_name, env, n);
+  s->kill_name[n] = '\0';
+  s->kill_count = colon ? atol(colon + 1) : 1;
+  if (s->kill_count < 1) s->kill_count = 1;
+}
+
+static void free_state(pipe_state *s) {
+  if (s->chunks)
+    for (int i = 0; i < s->n_chunks; i++) {
+      free(s->chunks[i].bytes);
+      free(s->chunks[i].ids);
+    }
+  free(s->chunks);
+  for (int k = 0; k < 2; k++) {
+    pipe_window *w = &s->win[k];
+    free(w->doc);
+    free(w->byte_start);
+    free(w->byte_end);
+    free(w->id_off);
+    free(w->id_bytes);
+    free(w->ids);
+    free(w->len);
+    free(w->row_off);
+    free(w->row_nnz);
+    free(w->indices);
+    free(w->values);
+  }
+  free(s->complete);
+}
+
+int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *const *vocab,
+             int vocab_size, pipe_stats *stats) {
+  pipe_options o = *opt;
+  if (o.shard_size < 1 || o.worker_count < 1 || o.worker_index < 0 ||
+      o.worker_index >= o.worker_count || o.max_length < 2 || o.batch_tokens < o.max_length ||
+      o.max_batch_docs < 1 || o.tokenizer_threads < 1)
+    return err_set(ERR_ARG, "pipeline: bad options (shard size %lld, worker %d/%d, max length %d, "
+                            "batch tokens %d)", (long long)o.shard_size, o.worker_index,
+                   o.worker_count, o.max_length, o.batch_tokens);
+  if (o.window_docs <= 0) { /* auto: about 8 full batches, so sorting by length pays off */
+    int64_t w = 8 * (int64_t)(o.batch_tokens / o.max_length);
+    o.window_docs = (int)(w < 256 ? 256 : w > 4096 ? 4096 : w);
+  }
+  if (o.window_docs < PIPE_CHUNK_DOCS) o.window_docs = PIPE_CHUNK_DOCS;
+  if (o.tokenizer_threads > 64) o.tokenizer_threads = 64;
+
+  pipe_state s;
+  memset(&s, 0, sizeof s);
+  s.opt = &o;
+  s.t = t;
+  s.enc = enc;
+  pthread_mutex_init(&s.mu, NULL);
+  pthread_cond_init(&s.cv, NULL);
+  parse_kill_point(&s);
+
+  pthread_t reader, encoder_thread, tokenizers[64];
+  int n_tokenizers = 0, reader_started = 0, encoder_started = 0;
+  pipe_encoder_ctx x = {&s, NULL, NULL, NULL};
+  pipe_writer pw;
+  memset(&pw, 0, sizeof pw);
+  pw.s = &s;
+  pw.vocab = vocab;
+  pw.vocab_size = vocab_size;
+  progress *prog = NULL;
+  int rc = 0;
+  int64_t size_hint = 0;
+  struct stat st;
+  if (stat(o.input, &st) == 0) size_hint = (int64_t)st.st_size;
+
+  if ((rc = scan_output(&s)) < 0) goto done;
+
+  size_t W = (size_t)o.window_docs, L = (size_t)o.max_length;
+  s.n_chunks = 4 * o.tokenizer_threads + 4;
+  s.chunks = calloc((size_t)s.n_chunks, sizeof *s.chunks);
+  x.order = malloc(W * sizeof *x.order);
+  x.ids = malloc((size_t)o.max_batch_docs * sizeof *x.ids);
+  x.lengths = malloc((size_t)o.max_batch_docs * sizeof *x.lengths);
+  if (!s.chunks || !x.order || !x.ids || !x.lengths) {
+    rc = err_set(ERR_NOMEM, "out of memory (pipeline buffers)");
+    goto done;
+  }
+  for (int i = 0; i < s.n_chunks; i++)
+    if (!(s.chunks[i].ids = malloc(PIPE_CHUNK_DOCS * L * sizeof(int32_t)))) {
+      rc = err_set(ERR_NOMEM, "out of memory (pipeline buffers)");
+      goto done;
+    }
+  for (int k = 0; k < 2; k++) {
+    pipe_window *w = &s.win[k];
+    w->doc = malloc(W * sizeof *w->doc);
+    w->byte_start = malloc(W * sizeof *w->byte_start);
+    w->byte_end = malloc(W * sizeof *w->byte_end);
+    w->id_off = malloc(W * sizeof *w->id_off);
+    w->ids = malloc(W * L * sizeof *w->ids);
+    w->len = malloc(W * sizeof *w->len);
+    w->row_off = malloc(W * sizeof *w->row_off);
+    w->row_nnz = malloc(W * sizeof *w->row_nnz);
+    if (!w->doc || !w->byte_start || !w->byte_end || !w->id_off || !w->ids || !w->len ||
+        !w->row_off || !w->row_nnz) {
+      rc = err_set(ERR_NOMEM, "out of memory (pipeline window of %zu docs)", W);
+      goto done;
+    }
+  }
+
+  prog = progress_new(stderr, size_hint, o.quiet);
+  if (pthread_create(&reader, NULL, reader_main, &s) != 0) {
+    rc = err_set(ERR_NOMEM, "cannot start the reader thread");
+    goto done;
+  }
+  reader_started = 1;
+  for (; n_tokenizers < o.tokenizer_threads; n_tokenizers++)
+    if (pthread_create(&tokenizers[n_tokenizers], NULL, tokenizer_main, &s) != 0) {
+      rc = pipe_fail(&s, err_set(ERR_NOMEM, "cannot start a tokenizer thread"));
+      goto done;
+    }
+  if (pthread_create(&encoder_thread, NULL, encoder_main, &x) != 0) {
+    rc = pipe_fail(&s, err_set(ERR_NOMEM, "cannot start the encoder thread"));
+    goto done;
+  }
+  encoder_started = 1;
+
+  for (int64_t k = 0;; k++) {
+    pipe_window *w = &s.win[k % 2];
+    pthread_mutex_lock(&s.mu);
+    while (w->state != WINDOW_READY && !should_stop(&s)) {
+      timed_wait(&s);
+      int64_t docs = s.docs_encoded, tokens = s.tokens_encoded, bytes = progress_bytes(&s);
+      pthread_mutex_unlock(&s.mu);
+      progress_update(prog, docs, tokens, bytes, pw.shards_written);
+      pthread_mutex_lock(&s.mu);
+    }
+    pthread_mutex_unlock(&s.mu);
+    if (should_stop(&s)) break;
+    for (int i = 0; i < w->n; i++) {
+      if ((rc = writer_row(&pw, w, i)) < 0) {
+        pipe_fail(&s, rc);
+        goto done;
+      }
+      if ((i & 255) == 255) {
+        if (should_stop(&s)) goto done;
+        pthread_mutex_lock(&s.mu);
+        int64_t docs = s.docs_encoded, tokens = s.tokens_encoded, bytes = progress_bytes(&s);
+        pthread_mutex_unlock(&s.mu);
+        progress_update(prog, docs, tokens, bytes, pw.shards_written);
+      }
+    }
+    pthread_mutex_lock(&s.mu);
+    int last = w->last;
+    w->state = WINDOW_FREE;
+    pthread_cond_broadcast(&s.cv);
+    pthread_mutex_unlock(&s.mu);
+    if (last) break;
+  }
+  if (!should_stop(&s) && pw.w) {
+    /* the input ended inside this worker's last shard: it is the corpus's last shard */
+    if ((rc = writer_finish(&pw)) < 0) pipe_fail(&s, rc);
+  }
+
+done:
+  if (rc < 0 || should_stop(&s)) {
+    if (!s.failed) {
+      if (o.stop && atomic_load(o.stop)) {
+        pthread_mutex_lock(&s.mu);
+        s.failed = 1;
+        s.fail_code = ERR_INTERRUPTED;
+        snprintf(s.fail_msg, sizeof s.fail_msg, "interrupted");
+        pthread_mutex_unlock(&s.mu);
+      } else {
+        pipe_fail(&s, rc < 0 ? rc : ERR_IO);
+      }
+    }
+    pthread_mutex_lock(&s.mu);
+    pthread_cond_broadcast(&s.cv);
+    pthread_mutex_unlock(&s.mu);
+  }
+  if (reader_started) pthread_join(reader, NULL);
+  for (int i = 0; i < n_tokenizers; i++) pthread_join(tokenizers[i], NULL);
+  if (encoder_started) pthread_join(encoder_thread, NULL);
+  shard_writer_abort(pw.w); /* a shard still open now is incomplete: drop its .tmp */
+  pw.w = NULL;
+
+  if (!s.failed && s.docs_in_input == 0)
+    pipe_fail(&s, err_set(ERR_INPUT, "%s: no records in the input", o.input));
+  if (s.failed) {
+    rc = s.fail_code;
+    if (rc == ERR_INTERRUPTED)
+      err_set(rc, "interrupted: %lld shard(s) finished in this run, the shard in progress was "
+                  "discarded; rerun the same command to resume", (long long)pw.shards_written);
+    else
+      err_set(rc, "%s", s.fail_msg);
+  } else {
+    rc = 0;
+    progress_update(prog, pw.docs_written, pw.tokens, s.raw_read, pw.shards_written);
+    progress_finish(prog);
+  }
+  if (stats) {
+    memset(stats, 0, sizeof *stats);
+    stats->docs_in_input = s.docs_in_input;
+    stats->shards_in_input = (s.docs_in_input + o.shard_size - 1) / o.shard_size;
+    stats->docs_encoded = pw.docs_written;
+    stats->tokens_encoded = pw.tokens;
+    stats->shards_written = pw.shards_written;
+    int64_t skipped = 0;
+    for (size_t i = 0; i < s.n_complete; i++)
+      if (s.complete[i].shard < stats->shards_in_input) skipped++;
+    stats->shards_skipped = skipped;
+    stats->corpus = s.corpus_stats;
+    stats->seconds = progress_elapsed(prog);
+  }
+  progress_free(prog);
+  free(x.order);
+  free(x.ids);
+  free(x.lengths);
+  free_state(&s);
+  pthread_mutex_destroy(&s.mu);
+  pthread_cond_destroy(&s.cv);
+  return rc;
+}

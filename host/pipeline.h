@@ -1,0 +1,88 @@
+/* pipeline: the expansion job's streaming pipeline (DESIGN.md sections 3 and 5).
+ *
+ *   reader thread       corpus_next over the whole input; numbers every record (the global doc
+ *                       number); docs of shards this worker owns and that are not complete yet
+ *                       go on in chunks, all others are only counted (never tokenized)
+ *   tokenizer threads   tok_encode (or parse `--format ids` lists) chunk by chunk
+ *   encoder thread      gathers a window of docs in input order, sorts it by length, cuts
+ *                       batches by a padded token budget (docs * longest <= batch_tokens),
+ *                       runs the encoder, keeps each doc's sparse row in the window
+ *   writer (caller)     takes windows in order, so rows reach the shard in input order; opens
+ *                       shard s at its first doc, finishes (fsync + rename) it at its S-th doc
+ *                       or at the end of the input
+ * Queues are bounded (a ring of chunks, two windows), so memory depends on the options, never
+ * on the corpus size. Only the writer touches HDF5.
+ *
+ * Resume: before starting, the .tmp leftovers of this worker's shards are removed and this
+ * worker's shards with their final name are checked with shard_check() (first_doc, structure);
+ * those are skipped, and the reader checks that the input still has the same docs and byte
+ * range for them. A stop (the options' stop flag, set by a signal handler) or any error aborts
+ * the shard being written (its .tmp is removed): only complete shards ever have a final name.
+ *
+ * Test-only hook: env SPLADEX_TEST_KILL_POINT=NAME:COUNT makes the process SIGKILL itself the
+ * COUNT-th time it reaches point NAME: read (a doc of an owned shard was read), batch (a batch
+ * was encoded, its rows not yet written), append (a row was appended to the open shard),
+ * finish (a shard's rows are all written, just before finish: fsync + rename), finished (just
+ * after a shard was renamed). Used by tests/sh/test_expand_kill.sh.
+ */
+#ifndef SPLADEX_PIPELINE_H
+#define SPLADEX_PIPELINE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "corpus.h"
+#include "encoder.h"
+#include "tokenizer.h"
+
+typedef struct {
+  const char *input;        /* corpus path (plain or .gz) */
+  const char *output_dir;   /* must exist */
+  corpus_options corpus;    /* format, --skip-bad-lines */
+  const char *model_name;   /* written to each shard's attrs */
+  int max_length;           /* tokens per doc, [CLS] and [SEP] included */
+  float threshold;          /* written to the attrs (the encoder applies it) */
+  int top_k;                /* likewise */
+  int64_t shard_size;       /* S docs per shard */
+  int worker_index;         /* I of --worker I/N */
+  int worker_count;         /* N */
+  int batch_tokens;         /* padded token budget per batch, >= max_length */
+  int max_batch_docs;       /* docs per batch at most */
+  int window_docs;          /* docs sorted by length together (>= 64); 0 = auto: 8 batches of
+                               max_length docs, clamped to [256, 4096] */
+  int tokenizer_threads;    /* >= 1 */
+  int float16;              /* store /vectors/data as float16 */
+  atomic_int *stop;         /* set to non-zero to stop (a signal handler may: atomic_int is
+                               lock-free, so the store is async-signal-safe); may be NULL */
+  int quiet;                /* no progress output */
+} pipe_options;
+
+/* Defaults: tsv, max_length 256, threshold 0, top_k 0, shard_size 100000, worker 0/1,
+ * batch_tokens 16384, max_batch_docs 512, window_docs 0 (auto), 2 tokenizer threads. */
+pipe_options pipe_options_default(void);
+
+typedef struct {
+  int64_t docs_in_input;    /* records in the input (the whole input, every worker) */
+  int64_t shards_in_input;  /* ceil(docs_in_input / S) */
+  int64_t docs_encoded;     /* docs this process encoded and wrote */
+  int64_t tokens_encoded;
+  int64_t shards_written;   /* shards this process finished */
+  int64_t shards_skipped;   /* this worker's shards found complete and left untouched */
+  corpus_stats corpus;      /* lines, bad lines, duplicates */
+  double seconds;
+} pipe_stats;
+
+/* Removes every shard-N.h5 and shard-N.h5.tmp in dir (for --overwrite); other files are left
+ * alone. Returns the number removed or ERR_IO. */
+int pipe_remove_shards(const char *dir);
+
+/* Runs the job. t (tokenizer) and enc (encoder) are borrowed; vocab[vocab_size] are the terms
+ * written to each shard. Returns 0 and fills *stats (when not NULL), or a negative ERR_ code
+ * with a message: ERR_INTERRUPTED when the stop flag was set, ERR_INPUT naming file:line,
+ * ERR_MISMATCH when a complete shard does not match the input, ERR_IO, ERR_NOMEM, or the
+ * encoder's error. On error the shard being written is discarded; complete shards stay. */
+int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *const *vocab,
+             int vocab_size, pipe_stats *stats);
+
+#endif
