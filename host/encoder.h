@@ -63,4 +63,10 @@ const char *enc_describe(const encoder *e);
 /* Frees everything. enc_close(NULL) is a no-op. */
 void enc_close(encoder *e);
 
+/* 1 when the CUDA backend can be tried: spladex was built with it, its module libspladex_cuda.so
+ * loads (see encoder.c for where it is looked for) and at least one CUDA device exists; else 0.
+ * Records no error. For `--device auto`. The first call loads the CUDA libraries (slow: ~0.5 s);
+ * a CPU-only run should not call it. */
+int enc_cuda_available(void);
+
 #endif
