@@ -227,9 +227,7 @@ int cmd_expand(int argc, char **argv) {
   int want_cuda = 0, auto_device = 0;
   if (!strcmp(a.device, "auto")) {
     auto_device = 1;
-#ifdef SPLADEX_HAVE_CUDA
-    want_cuda = 1;
-#endif
+    want_cuda = enc_cuda_available(); /* loads the CUDA module only in a CUDA build */
   } else if (!strcmp(a.device, "cpu")) {
     want_cuda = 0;
   } else if (!strncmp(a.device, "cuda", 4)) {
