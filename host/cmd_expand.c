@@ -54,7 +54,7 @@ static const char expand_usage[] =
     "  --precision P        fp32 | fp16 | bf16 (default fp16 on cuda, fp32 on cpu; cpu: fp32 only)\n"
     "  --batch-tokens N     padded token budget of one batch: docs * longest <= N (default 16384)\n"
     "  --threads N          CPU threads for tokenizing and the CPU encoder (default: all cores)\n"
-    "  --worker I/N         this process owns shards s with s %% N == I (default 0/1); run N\n"
+    "  --worker I/N         this process owns shards s with s % N == I (default 0/1); run N\n"
     "                       processes on one output directory to split the job\n"
     "  --skip-bad-lines     skip (and count) malformed input lines instead of stopping at the first\n"
     "  --overwrite          remove OUT's shards and job.json first and start over\n"
