@@ -112,7 +112,7 @@ static int parse_args(int argc, char **argv, expand_args *a) {
       if (i + 1 >= argc) return err_set(ERR_ARG, "%s needs a value", arg);
       value = argv[++i];
     }
-    long long v;
+    long long v = 0;
     int rc = 0;
     if (!strcmp(name, "--model")) a->model_dir = value;
     else if (!strcmp(name, "--input")) a->input = value;
