@@ -19,7 +19,7 @@ werror=OFF
 [ -n "${CI:-}" ] && werror=ON
 
 set -e
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPLADEX_WERROR=$werror >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSPLADEX_WERROR=$werror >/dev/null
 cmake --build build -j"$jobs"
 scripts/fetch_model.sh rasyosef/splade-tiny models/splade-tiny
 set +e
