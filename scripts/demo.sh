@@ -13,6 +13,7 @@ n_passages=${DEMO_PASSAGES:-300}
 scripts/install_deps.sh
 # shellcheck disable=SC1091
 source .venv/bin/activate
+echo "== building spladex (build/, Release; the CUDA backend too where nvcc exists: a few minutes)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSPLADEX_WERROR=OFF >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 scripts/fetch_model.sh "$model_name" "$model_dir"
