@@ -7,17 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "err.h"
-
-#define CIFF_BUFFER (1 << 20)
+#include "gzsink.h"
 
 struct ciff_writer {
-  char *path;
-  gzFile file;
-  uint8_t *buffer; /* (CIFF_BUFFER) */
-  size_t used;
+  gzsink sink; /* the messages are encoded straight into sink.buffer */
   int64_t bytes;
 };
 
@@ -54,28 +49,10 @@ static size_t ciff_int_field_size(int64_t v) {
 /* Size of a string / message field of length len (tag + length + bytes). */
 static size_t ciff_len_field_size(size_t len) { return 1 + ciff_varint_size(len) + len; }
 
-static int ciff_flush(ciff_writer *w) {
-  if (w->used == 0) return 0;
-  if (gzwrite(w->file, w->buffer, (unsigned)w->used) != (int)w->used) {
-    int gz_errno = 0;
-    const char *why = gzerror(w->file, &gz_errno);
-    return err_set(ERR_IO, "%s: write failed: %s", w->path,
-                   gz_errno == Z_ERRNO ? strerror(errno) : why);
-  }
-  w->used = 0;
-  return 0;
-}
-
-/* Makes room for n more bytes (n <= CIFF_BUFFER). */
-static int ciff_reserve(ciff_writer *w, size_t n) {
-  if (w->used + n > CIFF_BUFFER) return ciff_flush(w);
-  return 0;
-}
-
-static void ciff_put_byte(ciff_writer *w, uint8_t b) { w->buffer[w->used++] = b; }
+static void ciff_put_byte(ciff_writer *w, uint8_t b) { w->sink.buffer[w->sink.used++] = b; }
 
 static void ciff_put_varint(ciff_writer *w, uint64_t v) {
-  w->used += ciff_varint(v, w->buffer + w->used);
+  w->sink.used += ciff_varint(v, w->sink.buffer + w->sink.used);
 }
 
 static void ciff_put_int_field(ciff_writer *w, int field, int64_t v) {
@@ -86,15 +63,15 @@ static void ciff_put_int_field(ciff_writer *w, int field, int64_t v) {
 
 /* Writes a length-delimited field (tag, length, bytes), flushing as needed for long strings. */
 static int ciff_put_bytes_field(ciff_writer *w, int field, const char *s, size_t len) {
-  int rc = ciff_reserve(w, 11);
+  int rc = gzsink_reserve(&w->sink, 11);
   if (rc) return rc;
   ciff_put_byte(w, (uint8_t)(field << 3 | WIRE_LEN));
   ciff_put_varint(w, len);
   while (len) {
-    if (w->used == CIFF_BUFFER && (rc = ciff_flush(w))) return rc;
-    size_t room = CIFF_BUFFER - w->used, n = len < room ? len : room;
-    memcpy(w->buffer + w->used, s, n);
-    w->used += n;
+    if (w->sink.used == w->sink.cap && (rc = gzsink_flush(&w->sink))) return rc;
+    size_t room = w->sink.cap - w->sink.used, n = len < room ? len : room;
+    memcpy(w->sink.buffer + w->sink.used, s, n);
+    w->sink.used += n;
     s += n;
     len -= n;
   }
@@ -105,21 +82,11 @@ int ciff_writer_open(const char *path, int gzip, ciff_writer **out) {
   *out = NULL;
   ciff_writer *w = calloc(1, sizeof *w);
   if (!w) return err_set(ERR_NOMEM, "out of memory");
-  w->path = malloc(strlen(path) + 1);
-  w->buffer = malloc(CIFF_BUFFER);
-  if (!w->path || !w->buffer) {
-    ciff_writer_abort(w);
-    return err_set(ERR_NOMEM, "out of memory");
+  int rc = gzsink_open(&w->sink, path, gzip);
+  if (rc) {
+    free(w);
+    return rc;
   }
-  strcpy(w->path, path);
-  /* "T": zlib writes the plain bytes, so one code path serves both. */
-  w->file = gzopen(path, gzip ? "wb1" : "wbT");
-  if (!w->file) {
-    int e = errno;
-    ciff_writer_abort(w);
-    return err_set(ERR_IO, "%s: %s", path, e ? strerror(e) : "cannot open for writing");
-  }
-  gzbuffer(w->file, 1 << 17);
   *out = w;
   return 0;
 }
@@ -132,7 +99,7 @@ int ciff_write_header(ciff_writer *w, const ciff_header *h) {
                 ciff_int_field_size(h->total_docs) +
                 ciff_int_field_size(h->total_terms_in_collection) + (has_average ? 9 : 0) +
                 (description_len ? ciff_len_field_size(description_len) : 0);
-  int rc = ciff_reserve(w, 80);
+  int rc = gzsink_reserve(&w->sink, 80);
   if (rc) return rc;
   ciff_put_varint(w, size);
   ciff_put_int_field(w, 1, 1);
@@ -177,17 +144,17 @@ int ciff_write_postings_list(ciff_writer *w, const char *term, const int32_t *do
   }
   size_t size = (term_len ? ciff_len_field_size(term_len) : 0) + ciff_int_field_size(n) +
                 ciff_int_field_size(cf) + postings_bytes;
-  int rc = ciff_reserve(w, 32);
+  int rc = gzsink_reserve(&w->sink, 32);
   if (rc) return rc;
   ciff_put_varint(w, size);
   if (term_len && (rc = ciff_put_bytes_field(w, 1, term, term_len))) return rc;
-  if ((rc = ciff_reserve(w, 22))) return rc;
+  if ((rc = gzsink_reserve(&w->sink, 22))) return rc;
   ciff_put_int_field(w, 2, n);
   ciff_put_int_field(w, 3, cf);
   previous = 0;
   for (int64_t i = 0; i < n; i++) {
     /* A Posting is at most 1 + 1 + 11 + 11 bytes. */
-    if (w->used + 24 > CIFF_BUFFER && (rc = ciff_flush(w))) return rc;
+    if ((rc = gzsink_reserve(&w->sink, 24))) return rc;
     int64_t gap = docids[i] - previous;
     previous = docids[i];
     ciff_put_byte(w, 4 << 3 | WIRE_LEN);
@@ -205,27 +172,27 @@ int ciff_write_doc_record(ciff_writer *w, int32_t docid, const char *collection_
   size_t id_len = collection_docid ? strlen(collection_docid) : 0;
   size_t size = ciff_int_field_size(docid) + (id_len ? ciff_len_field_size(id_len) : 0) +
                 ciff_int_field_size(doclength);
-  int rc = ciff_reserve(w, 24);
+  int rc = gzsink_reserve(&w->sink, 24);
   if (rc) return rc;
   ciff_put_varint(w, size);
   ciff_put_int_field(w, 1, docid);
   if (id_len && (rc = ciff_put_bytes_field(w, 2, collection_docid, id_len))) return rc;
-  if ((rc = ciff_reserve(w, 12))) return rc;
+  if ((rc = gzsink_reserve(&w->sink, 12))) return rc;
   ciff_put_int_field(w, 3, doclength);
   w->bytes += (int64_t)(ciff_varint_size(size) + size);
   return 0;
 }
 
 int ciff_writer_append_file(ciff_writer *w, const char *path) {
-  int rc = ciff_flush(w);
+  int rc = gzsink_flush(&w->sink);
   if (rc) return rc;
   FILE *f = fopen(path, "rb");
   if (!f) return err_set(ERR_IO, "%s: %s", path, strerror(errno));
   size_t n;
-  while ((n = fread(w->buffer, 1, CIFF_BUFFER, f)) > 0) {
-    w->used = n;
+  while ((n = fread(w->sink.buffer, 1, w->sink.cap, f)) > 0) {
+    w->sink.used = n;
     w->bytes += (int64_t)n;
-    if ((rc = ciff_flush(w))) break;
+    if ((rc = gzsink_flush(&w->sink))) break;
   }
   if (!rc && ferror(f)) rc = err_set(ERR_IO, "%s: read failed: %s", path, strerror(errno));
   fclose(f);
@@ -235,22 +202,13 @@ int ciff_writer_append_file(ciff_writer *w, const char *path) {
 int64_t ciff_writer_bytes(const ciff_writer *w) { return w->bytes; }
 
 int ciff_writer_close(ciff_writer *w) {
-  int rc = ciff_flush(w);
-  int closed = gzclose(w->file);
-  w->file = NULL;
-  if (!rc && closed != Z_OK)
-    rc = err_set(ERR_IO, "%s: close failed: %s", w->path,
-                 closed == Z_ERRNO ? strerror(errno) : "zlib error");
-  free(w->path);
-  free(w->buffer);
+  int rc = gzsink_close(&w->sink);
   free(w);
   return rc;
 }
 
 void ciff_writer_abort(ciff_writer *w) {
   if (!w) return;
-  if (w->file) gzclose(w->file);
-  free(w->path);
-  free(w->buffer);
+  gzsink_abort(&w->sink);
   free(w);
 }

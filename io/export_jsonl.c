@@ -3,21 +3,15 @@
  * integers into one output buffer. */
 #include "export_jsonl.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "err.h"
-
-#define JSONL_BUFFER (1 << 20)
+#include "gzsink.h"
 
 struct jsonl_writer {
-  char *path;
-  gzFile file;
-  char *buffer; /* (JSONL_BUFFER) */
-  size_t used;
+  gzsink sink; /* documents are formatted straight into sink.buffer */
   int vocab_size;
   char *key_arena;     /* every term as `"escaped": `, back to back */
   size_t *key_offset;  /* (vocab_size + 1) */
@@ -83,32 +77,6 @@ size_t jsonl_escape(const char *s, char *out) {
   return (size_t)(o - out);
 }
 
-static int jsonl_flush(jsonl_writer *w) {
-  if (w->used == 0) return 0;
-  if (gzwrite(w->file, w->buffer, (unsigned)w->used) != (int)w->used) {
-    int gz_errno = 0;
-    const char *why = gzerror(w->file, &gz_errno);
-    return err_set(ERR_IO, "%s: write failed: %s", w->path,
-                   gz_errno == Z_ERRNO ? strerror(errno) : why);
-  }
-  w->used = 0;
-  return 0;
-}
-
-/* Appends n bytes, flushing first if they do not fit (and writing through if n is huge). */
-static int jsonl_put(jsonl_writer *w, const char *s, size_t n) {
-  int rc;
-  if (w->used + n > JSONL_BUFFER && (rc = jsonl_flush(w))) return rc;
-  if (n > JSONL_BUFFER) {
-    if (gzwrite(w->file, s, (unsigned)n) != (int)n)
-      return err_set(ERR_IO, "%s: write failed", w->path);
-    return 0;
-  }
-  memcpy(w->buffer + w->used, s, n);
-  w->used += n;
-  return 0;
-}
-
 int jsonl_writer_open(const char *path, int gzip, const char *const *terms, int vocab_size,
                       jsonl_writer **out) {
   int rc = 0;
@@ -116,17 +84,14 @@ int jsonl_writer_open(const char *path, int gzip, const char *const *terms, int 
   jsonl_writer *w = calloc(1, sizeof *w);
   if (!w) return err_set(ERR_NOMEM, "out of memory");
   w->vocab_size = vocab_size;
-  w->path = malloc(strlen(path) + 1);
-  w->buffer = malloc(JSONL_BUFFER);
   w->key_offset = malloc(((size_t)vocab_size + 1) * sizeof *w->key_offset);
   size_t arena = 0;
   for (int v = 0; v < vocab_size; v++) arena += 6 * strlen(terms[v]) + 4;
   w->key_arena = malloc(arena + 1);
-  if (!w->path || !w->buffer || !w->key_offset || !w->key_arena) {
+  if (!w->key_offset || !w->key_arena) {
     rc = err_set(ERR_NOMEM, "out of memory for the JSONL writer");
     goto fail;
   }
-  strcpy(w->path, path);
   size_t at = 0;
   for (int v = 0; v < vocab_size; v++) {
     if (!jsonl_utf8_valid(terms[v], strlen(terms[v]))) {
@@ -139,12 +104,10 @@ int jsonl_writer_open(const char *path, int gzip, const char *const *terms, int 
     at += 2;
   }
   w->key_offset[vocab_size] = at;
-  w->file = gzopen(path, gzip ? "wb1" : "wbT");
-  if (!w->file) {
-    rc = err_set(ERR_IO, "%s: %s", path, errno ? strerror(errno) : "cannot open for writing");
+  if ((rc = gzsink_open(&w->sink, path, gzip))) {
+    if (rc == ERR_NOMEM) rc = err_set(ERR_NOMEM, "out of memory for the JSONL writer");
     goto fail;
   }
-  gzbuffer(w->file, 1 << 17);
   *out = w;
   return 0;
 fail:
@@ -183,34 +146,37 @@ int jsonl_write_doc(jsonl_writer *w, const char *doc_id, const int32_t *vocab_id
     w->id_scratch_cap = cap;
   }
   size_t escaped = jsonl_escape(doc_id, w->id_scratch);
-  if ((rc = jsonl_put(w, "{\"id\": ", 7)) || (rc = jsonl_put(w, w->id_scratch, escaped)) ||
-      (rc = jsonl_put(w, ", \"contents\": \"\", \"vector\": {", 29)))
+  if ((rc = gzsink_write(&w->sink, "{\"id\": ", 7)) ||
+      (rc = gzsink_write(&w->sink, w->id_scratch, escaped)) ||
+      (rc = gzsink_write(&w->sink, ", \"contents\": \"\", \"vector\": {", 29)))
     return rc;
   if (n == 0) {
     static const char empty[] = "\"" JSONL_EMPTY_TERM "\": 1";
-    if ((rc = jsonl_put(w, empty, sizeof empty - 1))) return rc;
+    if ((rc = gzsink_write(&w->sink, empty, sizeof empty - 1))) return rc;
     w->empty_docs++;
   }
+  gzsink *out = &w->sink;
   for (int64_t i = 0; i < n; i++) {
     int32_t v = vocab_ids[i];
     SPX_ASSERT(v >= 0 && v < w->vocab_size);
     const char *key = w->key_arena + w->key_offset[v];
     size_t key_len = w->key_offset[v + 1] - w->key_offset[v];
-    if (w->used + key_len + 16 > JSONL_BUFFER && (rc = jsonl_flush(w))) return rc;
-    if (key_len + 16 > JSONL_BUFFER) { /* a giant term: not on the fast path */
-      if ((rc = jsonl_put(w, ", ", i ? 2 : 0)) || (rc = jsonl_put(w, key, key_len))) return rc;
+    if (out->used + key_len + 16 > out->cap && (rc = gzsink_flush(out))) return rc;
+    if (key_len + 16 > out->cap) { /* a giant term: not on the fast path */
+      if ((rc = gzsink_write(out, ", ", i ? 2 : 0)) || (rc = gzsink_write(out, key, key_len)))
+        return rc;
     } else {
       if (i) {
-        w->buffer[w->used++] = ',';
-        w->buffer[w->used++] = ' ';
+        out->buffer[out->used++] = ',';
+        out->buffer[out->used++] = ' ';
       }
-      memcpy(w->buffer + w->used, key, key_len);
-      w->used += key_len;
+      memcpy(out->buffer + out->used, key, key_len);
+      out->used += key_len;
     }
-    if (w->used + 16 > JSONL_BUFFER && (rc = jsonl_flush(w))) return rc;
-    w->used += jsonl_format_int(weights[i], w->buffer + w->used);
+    if ((rc = gzsink_reserve(out, 16))) return rc;
+    out->used += jsonl_format_int(weights[i], (char *)out->buffer + out->used);
   }
-  if ((rc = jsonl_put(w, "}}\n", 3))) return rc;
+  if ((rc = gzsink_write(&w->sink, "}}\n", 3))) return rc;
   w->docs++;
   return 0;
 }
@@ -219,21 +185,14 @@ int64_t jsonl_writer_docs(const jsonl_writer *w) { return w->docs; }
 int64_t jsonl_writer_empty_docs(const jsonl_writer *w) { return w->empty_docs; }
 
 int jsonl_writer_close(jsonl_writer *w) {
-  int rc = jsonl_flush(w);
-  int closed = gzclose(w->file);
-  w->file = NULL;
-  if (!rc && closed != Z_OK)
-    rc = err_set(ERR_IO, "%s: close failed: %s", w->path,
-                 closed == Z_ERRNO ? strerror(errno) : "zlib error");
+  int rc = gzsink_close(&w->sink);
   jsonl_writer_abort(w);
   return rc;
 }
 
 void jsonl_writer_abort(jsonl_writer *w) {
   if (!w) return;
-  if (w->file) gzclose(w->file);
-  free(w->path);
-  free(w->buffer);
+  gzsink_abort(&w->sink);
   free(w->key_offset);
   free(w->key_arena);
   free(w->id_scratch);
