@@ -260,6 +260,18 @@ static int read_line(corpus *c, char **line, size_t *len) {
       if (zerr == Z_BUF_ERROR)
         return err_set(ERR_IO, "%s: the gzip stream is truncated (after %lld uncompressed bytes)",
                        c->path, (long long)(c->offset + (int64_t)(c->end - c->start)));
+      /* A file that shrank (or grew) while the job read it must not pass for a complete
+       * corpus: the job would finish with the documents read before the cut. */
+      struct stat now;
+      int64_t consumed = corpus_file_offset(c);
+      if ((stat(c->path, &now) == 0 && (int64_t)now.st_size != c->file_size) ||
+          (gzdirect(c->gz) && consumed != c->file_size))
+        return err_set(ERR_IO,
+                       "%s: the input changed while it was read (%lld bytes when the job started, "
+                       "%lld bytes now, reading ended at byte %lld); restore it and rerun",
+                       c->path, (long long)c->file_size,
+                       stat(c->path, &now) == 0 ? (long long)now.st_size : -1LL,
+                       (long long)consumed);
       c->eof = 1;
     }
     c->end += (size_t)n;
