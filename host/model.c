@@ -88,8 +88,9 @@ fail:
 static int model_config_int(const char *path, const cJSON *root, const char *key, int limit, int *out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
   if (!v) return err_set(ERR_FORMAT, "%s: missing '%s'", path, key);
-  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valuedouble < 1 ||
-      v->valuedouble > limit)
+  /* Range first: casting a double outside int's range (1e82, NaN) to int is undefined. */
+  if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1 && v->valuedouble <= limit) ||
+      v->valuedouble != (double)(int)v->valuedouble)
     return err_set(ERR_FORMAT, "%s: '%s' must be an integer in [1, %d]", path, key, limit);
   *out = (int)v->valuedouble;
   return 0;
@@ -170,6 +171,10 @@ static int model_parse_config(const char *path, const cJSON *root, model *m) {
     return err_set(ERR_FORMAT, "%s: hidden size %d is not a multiple of the %d attention heads", path, c->hidden,
                    c->n_heads);
   const cJSON *pad = cJSON_GetObjectItemCaseSensitive(root, "pad_token_id");
+  if (pad && !cJSON_IsNull(pad) &&
+      (!cJSON_IsNumber(pad) || !(pad->valuedouble >= 0 && pad->valuedouble < c->vocab) ||
+       pad->valuedouble != (double)(int)pad->valuedouble))
+    return err_set(ERR_FORMAT, "%s: 'pad_token_id' must be an integer in [0, %d)", path, c->vocab);
   c->pad_id = cJSON_IsNumber(pad) ? (int)pad->valuedouble : 0;
   c->tie_embeddings = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings"));
   c->unk_id = 100;
@@ -415,6 +420,18 @@ int model_load(const char *dir, model **out) {
     goto fail;
   }
   if (m->decoder_tied) n--;
+
+  /* Every tensor must be present with its shape before the arena is sized: the sizes come from
+   * config.json, and a config that disagrees with the checkpoint (or a hostile one: vocab 2^24 x
+   * hidden 2^16) must get the tensor's name in the message, not an allocation of terabytes. */
+  for (size_t i = 0; i < n; i++) {
+    const tensor_ref *t = model_find(tf, entries[i].name);
+    if (!t) {
+      rc = model_missing(m->weights_path, &entries[i]);
+      goto fail;
+    }
+    if ((rc = model_check_shape(m->weights_path, t, &entries[i]))) goto fail;
+  }
 
   /* Size and carve the arena. */
   size_t total = 0;

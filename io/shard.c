@@ -40,10 +40,34 @@ enum {
 
 /* ---- HDF5 helpers ---- */
 
-static void shard_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+/* Every entry point calls this first. H5dont_atexit() (effective only before the library's first
+ * use) keeps HDF5 from closing still-open files at exit: after a write failed at close time (disk
+ * full), HDF5 1.10 leaves the file half-closed and its exit handler crashed on it (SIGSEGV after the
+ * error was printed); the writer already removed that .tmp, so there is nothing to flush. */
+static void shard_quiet(void) {
+  static int first = 1;
+  if (first) {
+    first = 0;
+    H5dont_atexit();
+  }
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
+/* Keeps the innermost description, reduced to one line: a failed write's description spans
+ * lines with buffer addresses; its "error message = '...'" part (strerror) is the reason. */
 static herr_t shard_walk_innermost(unsigned n, const H5E_error2_t *e, void *data) {
-  if (n == 0 && e && e->desc) snprintf((char *)data, 256, "%s", e->desc);
+  if (n != 0 || !e || !e->desc) return 0;
+  char *out = data;
+  const char *reason = strstr(e->desc, "error message = '");
+  if (reason) {
+    reason += strlen("error message = '");
+    const char *end = strchr(reason, '\'');
+    snprintf(out, 256, "%.*s", (int)(end ? end - reason : (ptrdiff_t)strlen(reason)), reason);
+  } else {
+    snprintf(out, 256, "%s", e->desc);
+  }
+  for (char *c = out; *c; c++)
+    if (*c == '\n' || *c == '\r') *c = ' ';
   return 0;
 }
 
@@ -56,19 +80,23 @@ static int shard_h5_error(int code, const char *path, const char *what) {
   return err_set(code, "%s: %s", path, what);
 }
 
-static void shard_close_id(hid_t *id) {
-  if (*id < 0) return;
+/* Closes *id (any kind) and invalidates it. Returns the close's status: closing a dataset or a
+ * file writes what HDF5 still caches (chunks, metadata), so a writer must check it. */
+static herr_t shard_close_id(hid_t *id) {
+  herr_t status = 0;
+  if (*id < 0) return 0;
   switch (H5Iget_type(*id)) {
-    case H5I_FILE: H5Fclose(*id); break;
-    case H5I_GROUP: H5Gclose(*id); break;
-    case H5I_DATASET: H5Dclose(*id); break;
-    case H5I_DATATYPE: H5Tclose(*id); break;
-    case H5I_DATASPACE: H5Sclose(*id); break;
-    case H5I_ATTR: H5Aclose(*id); break;
-    case H5I_GENPROP_LST: H5Pclose(*id); break;
+    case H5I_FILE: status = H5Fclose(*id); break;
+    case H5I_GROUP: status = H5Gclose(*id); break;
+    case H5I_DATASET: status = H5Dclose(*id); break;
+    case H5I_DATATYPE: status = H5Tclose(*id); break;
+    case H5I_DATASPACE: status = H5Sclose(*id); break;
+    case H5I_ATTR: status = H5Aclose(*id); break;
+    case H5I_GENPROP_LST: status = H5Pclose(*id); break;
     default: break;
   }
   *id = H5I_INVALID_HID;
+  return status;
 }
 
 /* Variable-length UTF-8 string type (the caller closes it). */
@@ -531,14 +559,24 @@ int shard_writer_finish(shard_writer *w) {
     rc = shard_h5_error(ERR_IO, w->tmp_path, "cannot write the shard attributes");
     goto fail;
   }
-  shard_close_id(&w->doc_ids);
-  shard_close_id(&w->indptr);
-  shard_close_id(&w->indices);
-  shard_close_id(&w->data);
-  shard_close_id(&w->vectors);
-  herr_t closed = H5Fclose(w->file);
-  w->file = H5I_INVALID_HID;
-  if (closed < 0) {
+  /* Flush first and check every close: the chunk cache is written when a dataset is closed, and
+   * a dataset close that fails (disk full) does not make the file close fail -- unchecked, the
+   * shard would be renamed complete with chunks that were never written. */
+  if (H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0) {
+    rc = shard_h5_error(ERR_IO, w->tmp_path, "cannot write the shard");
+    goto fail;
+  }
+  herr_t closed = 0;
+  closed |= shard_close_id(&w->doc_ids) < 0;
+  closed |= shard_close_id(&w->indptr) < 0;
+  closed |= shard_close_id(&w->indices) < 0;
+  closed |= shard_close_id(&w->data) < 0;
+  closed |= shard_close_id(&w->vectors) < 0;
+  if (closed) {
+    rc = shard_h5_error(ERR_IO, w->tmp_path, "cannot write the shard's datasets");
+    goto fail;
+  }
+  if (shard_close_id(&w->file) < 0) {
     rc = shard_h5_error(ERR_IO, w->tmp_path, "cannot close the shard");
     goto fail;
   }
@@ -560,9 +598,11 @@ int shard_writer_finish(shard_writer *w) {
   shard_writer_free(w);
   return 0;
 fail:
-  shard_close_id(&w->file);
+  /* Datasets before the file (shard_writer_free's order): closing the file first and a dataset
+   * whose flush then fails crashed inside HDF5 1.10 (H5D_close on a half-closed file). */
   unlink(w->tmp_path);
   shard_writer_free(w);
+  H5Eclear2(H5E_DEFAULT);
   return rc;
 }
 
