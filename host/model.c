@@ -350,6 +350,23 @@ static const char *model_basename(const char *dir, char *buffer, size_t cap) {
   return buffer;
 }
 
+/* scripts/fetch_model.sh records what it fetched in DIR/SOURCE ("owner/name (where, when)"): its
+ * first word names the model when config.json does not (transformers 5 no longer writes
+ * _name_or_path), so a directory named after one model but holding another is not mislabelled. */
+static int model_source_name(const char *dir, char *buffer, size_t cap) {
+  char path[1100];
+  snprintf(path, sizeof path, "%s/SOURCE", dir);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  char line[512];
+  int got = fgets(line, sizeof line, f) != NULL;
+  fclose(f);
+  size_t n = got ? strcspn(line, " \t\r\n") : 0;
+  if (!n) return 0;
+  snprintf(buffer, cap, "%.*s", (int)n, line);
+  return 1;
+}
+
 int model_load(const char *dir, model **out) {
   int rc = 0;
   char resolved[1000], path[1100];
@@ -377,7 +394,7 @@ int model_load(const char *dir, model **out) {
   const char *name = model_config_string(config, "_name_or_path");
   if (name && name[0])
     snprintf(m->name, sizeof m->name, "%s", name);
-  else
+  else if (!model_source_name(dir, m->name, sizeof m->name))
     model_basename(dir, m->name, sizeof m->name);
   int tie_allowed = m->cfg.tie_embeddings;
 

@@ -84,7 +84,8 @@ typedef struct {
   int decoder_tied;    /* 1 when decoder_w points into word_emb */
   char weights_path[1024]; /* the checkpoint file that was read */
   char weights_sha256[65]; /* hex sha256 of that file */
-  char name[256];          /* "_name_or_path" from config.json, else the directory */
+  char name[256];          /* "_name_or_path" from config.json, else the first word of
+                            * DIR/SOURCE (scripts/fetch_model.sh), else the directory name */
 } model;
 
 /* Reads DIR/config.json (or DIR/document_0_MLMTransformer/ for the sentence-transformers layout)

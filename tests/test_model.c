@@ -247,6 +247,14 @@ int main(void) {
   snprintf(expected, sizeof expected, "%s/tests/fixtures/models/splade-tiny.expected.json", source_dir);
   if (access(dir, R_OK) == 0) {
     check_fixture(dir, expected, 1, MODEL_BERT);
+    char source[1300];
+    snprintf(source, sizeof source, "%s/SOURCE", dir);
+    if (access(source, R_OK) == 0) { /* written by scripts/fetch_model.sh: names the model */
+      model *m = NULL;
+      CHECK(model_load(dir, &m) == 0);
+      CHECK(m && strcmp(m->name, "rasyosef/splade-tiny") == 0);
+      model_free(m);
+    }
   } else {
     printf("note: %s absent (scripts/fetch_model.sh fetches it): splade-tiny not checked\n", dir);
   }
