@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,7 +59,8 @@ static const char expand_usage[] =
     "  --worker I/N         this process owns shards s with s % N == I (default 0/1); run N\n"
     "                       processes on one output directory to split the job\n"
     "  --skip-bad-lines     skip (and count) malformed input lines instead of stopping at the first\n"
-    "  --overwrite          remove OUT's shards and job.json first and start over\n"
+    "  --overwrite          remove OUT's shards and job.json first and start over (single\n"
+    "                       process only: with --worker I/N, N > 1, empty OUT once instead)\n"
     "  --quiet              no progress output\n"
     "  --help               this text\n"
     "\n"
@@ -190,12 +193,35 @@ static const char *precision_name(enc_precision p) {
   return p == ENC_FP16 ? "fp16" : p == ENC_BF16 ? "bf16" : "fp32";
 }
 
+/* One process per worker slot: a second `expand` with the same --worker I/N on the same output
+ * directory (the command started twice, a requeued Slurm task while the old one still runs)
+ * would delete the first one's open .tmp shard and could rename a half-written file into place.
+ * An flock() on OUT/.spladex-worker-I-of-N.lock refuses it; the kernel releases the lock when
+ * the process exits, however it exits. */
+static int lock_worker(const char *dir, int index, int count, int *fd_out) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/.spladex-worker-%d-of-%d.lock", dir, index, count);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return err_set(ERR_IO, "%s: %s", path, strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    close(fd);
+    if (e == EWOULDBLOCK)
+      return err_set(ERR_ARG, "%s: another spladex expand is already running as worker %d/%d on "
+                     "this output directory", dir, index, count);
+    return err_set(ERR_IO, "%s: cannot lock: %s", path, strerror(e));
+  }
+  *fd_out = fd;
+  return 0;
+}
+
 int cmd_expand(int argc, char **argv) {
   expand_args a;
   model *m = NULL;
   tok *t = NULL;
   encoder *enc = NULL;
   const char **vocab = NULL;
+  int lock_fd = -1;
   int rc = parse_args(argc, argv, &a);
   if (rc < 0) return rc;
   if (a.help) {
@@ -218,6 +244,13 @@ int cmd_expand(int argc, char **argv) {
                  : "tsv";
   if ((rc = corpus_parse_format(format, &po.corpus.format)) < 0) goto fail;
   if ((rc = parse_worker(a.worker, &po.worker_index, &po.worker_count)) < 0) goto fail;
+  if (a.overwrite && po.worker_count > 1) {
+    /* Every worker would delete every other worker's shards (and job.json under their feet). */
+    rc = err_set(ERR_ARG, "--overwrite cannot be combined with --worker %s: it would delete the "
+                 "other workers' shards; empty %s once before starting the workers", a.worker,
+                 a.output);
+    goto fail;
+  }
   if (a.batch_tokens < a.max_length) {
     rc = err_set(ERR_ARG, "--batch-tokens %d is smaller than --max-length %d", a.batch_tokens,
                  a.max_length);
@@ -319,6 +352,7 @@ int cmd_expand(int argc, char **argv) {
   snprintf(run.precision, sizeof run.precision, "%s", precision_name(eo.precision));
 
   if ((rc = make_dirs(a.output)) < 0) goto fail;
+  if ((rc = lock_worker(a.output, po.worker_index, po.worker_count, &lock_fd)) < 0) goto fail;
   if (a.overwrite) {
     char path[4096];
     if ((rc = pipe_remove_shards(a.output)) < 0) goto fail;
@@ -405,6 +439,7 @@ int cmd_expand(int argc, char **argv) {
   rc = 0;
 
 fail:
+  if (lock_fd >= 0) close(lock_fd);
   if (handlers) {
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

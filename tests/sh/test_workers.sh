@@ -30,6 +30,20 @@ python3 tests/sh/shards.py compare "$TMP/one" "$TMP/three" "$TMP/c.tsv" || fail 
 cmp -s "$TMP/one/job.json" "$TMP/three/job.json" || fail "job.json differs between 1 process and 3 workers"
 echo "ok: 3 workers == 1 process"
 
+# --overwrite with N > 1 is refused: it would delete the other workers' shards
+"${run[@]}" --output "$TMP/three" --worker 1/3 --overwrite 2>"$TMP/err" && fail "--overwrite with --worker 1/3 was accepted"
+grep -q "other workers' shards" "$TMP/err" || { cat "$TMP/err" >&2; fail "the --overwrite refusal does not say why"; }
+python3 tests/sh/shards.py compare "$TMP/one" "$TMP/three" "$TMP/c.tsv" || fail "a refused --overwrite changed the shards"
+echo "ok: --overwrite refused with --worker I/N"
+
+# a second process in the same worker slot is refused while the first holds it (flock(1) stands
+# in for the first process: it holds the same lock as a running expand would)
+flock -n "$TMP/three/.spladex-worker-2-of-3.lock" \
+  "${run[@]}" --output "$TMP/three" --worker 2/3 2>"$TMP/err" && fail "two processes ran as worker 2/3 at once"
+grep -q "already running as worker 2/3" "$TMP/err" || { cat "$TMP/err" >&2; fail "the second worker 2/3 was not refused clearly"; }
+"${run[@]}" --output "$TMP/three" --worker 2/3 || fail "worker 2/3 failed once the slot was free"
+echo "ok: one process per worker slot"
+
 # more workers than shards: worker 5/7 of a 2-shard job has nothing to do and exits 0
 head -50 "$TMP/c.tsv" >"$TMP/small.tsv"
 "$BIN" expand --model "$MODEL" --input "$TMP/small.tsv" --output "$TMP/small" --shard-size 30 \
