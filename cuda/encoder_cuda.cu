@@ -45,6 +45,16 @@ void *take(bump *b, size_t bytes) {
   return b->base ? b->base + o : NULL;
 }
 
+struct enc_slot {
+  int n_docs;
+  int32_t *h_upload;  /* pinned (2 Nmax + Bmax + 1): the batch's ids | positions | offsets */
+  int64_t *h_indptr;  /* pinned (Bmax + 1): the batch's indptr, copied back at its end */
+  int64_t *indptr;    /* device (Bmax + 1) */
+  int32_t *indices;   /* device (nnz_cap) */
+  float *values;      /* device (nnz_cap) */
+  cudaEvent_t done;   /* recorded after the indptr copy: the batch's device work is over */
+};
+
 struct dev_layer {
   void *qkv_w;      /* (3H, H) dtype: q_w | k_w | v_w */
   float *qkv_b;     /* (3H) */
@@ -101,15 +111,18 @@ struct enc_cuda {
   float *logits;      /* (Nb, Vb) one decoder block */
   float *pooled;      /* (Bmax, V) running max, then weights */
   int32_t *row_nnz;   /* (Bmax) */
-  int64_t *indptr;    /* (Bmax + 1) */
-  int32_t *indices;   /* (nnz_cap) */
-  float *values;      /* (nnz_cap) */
   void *blas_ws;
   int token_block;    /* Nb */
   int64_t nnz_cap;    /* Bmax * min(top_k or V, V) */
 
-  /* pinned host buffers */
-  int32_t *h_upload;  /* (2 Nmax + Bmax + 1), the image of d_upload */
+  /* Batches in flight: batch i uses slots[i % ENC_MAX_IN_FLIGHT]. The compute workspace above is
+   * shared (one stream orders the batches); what a batch still needs after its kernels ran (its
+   * CSR on the device, its indptr copy) or before (its packed ids on the host) is per slot. */
+  enc_slot slots[ENC_MAX_IN_FLIGHT];
+  int64_t submitted, collected;
+  cudaStream_t copy_stream; /* the rows' device-to-host copies, beside the next batch's compute */
+
+  /* pinned host memory of the collected batch (enc_result points here) */
   int64_t *h_indptr;  /* (Bmax + 1) */
   int32_t *h_indices; /* (nnz_cap) */
   float *h_values;    /* (nnz_cap) */
@@ -180,9 +193,12 @@ static void layout_work(enc_cuda *e, bump *b) {
   e->logits = (float *)take(b, (size_t)e->token_block * CUTWIN_VOCAB_BLOCK * 4);
   e->pooled = (float *)take(b, B * V * 4);
   e->row_nnz = (int32_t *)take(b, B * 4);
-  e->indptr = (int64_t *)take(b, (B + 1) * 8);
-  e->indices = (int32_t *)take(b, (size_t)e->nnz_cap * 4);
-  e->values = (float *)take(b, (size_t)e->nnz_cap * 4);
+  for (int i = 0; i < ENC_MAX_IN_FLIGHT; i++) {
+    enc_slot *sl = &e->slots[i];
+    sl->indptr = (int64_t *)take(b, (B + 1) * 8);
+    sl->indices = (int32_t *)take(b, (size_t)e->nnz_cap * 4);
+    sl->values = (float *)take(b, (size_t)e->nnz_cap * 4);
+  }
   e->blas_ws = take(b, kBlasWorkspaceBytes);
 }
 
@@ -290,6 +306,11 @@ extern "C" int enc_cuda_open(const model *m, const enc_options *opt, enc_cuda **
   snprintf(e->description, sizeof e->description, "cuda:%d %s %s", opt->device, prop.name,
            cu_dtype_name(e->dt));
   if ((rc = CU_CHECK(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking))) < 0) goto fail;
+  if ((rc = CU_CHECK(cudaStreamCreateWithFlags(&e->copy_stream, cudaStreamNonBlocking))) < 0)
+    goto fail;
+  for (int i = 0; i < ENC_MAX_IN_FLIGHT; i++)
+    if ((rc = CU_CHECK(cudaEventCreateWithFlags(&e->slots[i].done, cudaEventDisableTiming))) < 0)
+      goto fail;
   if ((rc = CU_CHECK_BLAS(cublasCreate(&e->blas))) < 0) goto fail;
   if ((rc = CU_CHECK_BLAS(cublasSetStream(e->blas, e->stream))) < 0) goto fail;
   /* fp32 stays fp32: no TF32 (the parity budget is 1e-4). */
@@ -335,9 +356,15 @@ extern "C" int enc_cuda_open(const model *m, const enc_options *opt, enc_cuda **
 
   {
     const size_t N = (size_t)opt->max_batch_tokens, B = (size_t)opt->max_batch_docs;
-    if ((rc = CU_CHECK(cudaHostAlloc((void **)&e->h_upload, (2 * N + B + 1) * 4,
-                                     cudaHostAllocDefault))) < 0)
-      goto fail;
+    for (int i = 0; i < ENC_MAX_IN_FLIGHT; i++) {
+      enc_slot *sl = &e->slots[i];
+      if ((rc = CU_CHECK(cudaHostAlloc((void **)&sl->h_upload, (2 * N + B + 1) * 4,
+                                       cudaHostAllocDefault))) < 0)
+        goto fail;
+      if ((rc = CU_CHECK(cudaHostAlloc((void **)&sl->h_indptr, (B + 1) * 8,
+                                       cudaHostAllocDefault))) < 0)
+        goto fail;
+    }
     if ((rc = CU_CHECK(cudaHostAlloc((void **)&e->h_indptr, (B + 1) * 8, cudaHostAllocDefault))) < 0)
       goto fail;
     if ((rc = CU_CHECK(cudaHostAlloc((void **)&e->h_indices, (size_t)e->nnz_cap * 4,
@@ -354,7 +381,10 @@ fail:
   return rc;
 }
 
-extern "C" int enc_cuda_run(enc_cuda *e, const enc_batch *batch, enc_result *out) {
+/* Packs the batch into the slot's pinned buffer and queues its upload and all of its device work
+ * on e->stream, ending with the copy of its indptr and the slot's event. Does not wait. */
+extern "C" int enc_cuda_submit(enc_cuda *e, const enc_batch *batch) {
+  SPX_ASSERT(e->submitted - e->collected < ENC_MAX_IN_FLIGHT); /* encoder.c counts too */
   const model *m = e->m;
   const model_config *c = &m->cfg;
   const int H = c->hidden, F = c->ffn, V = c->vocab, heads = c->n_heads;
@@ -364,15 +394,18 @@ extern "C" int enc_cuda_run(enc_cuda *e, const enc_batch *batch, enc_result *out
   const int lp = dt != CU_F32;
   cudaStream_t s = e->stream;
 
-  out->n_docs = B;
-  e->h_indptr[0] = 0;
-  out->indptr = e->h_indptr;
-  out->indices = e->h_indices;
-  out->values = e->h_values;
-  if (B == 0) return 0;
+  enc_slot *sl = &e->slots[e->submitted % ENC_MAX_IN_FLIGHT];
+  /* The slot is taken even if queueing fails below: enc_cuda_collect then reports the failure's
+   * aftermath, and the caller closes the encoder (encoder.h). */
+  e->submitted++;
+  sl->n_docs = B;
+  sl->h_indptr[0] = 0;
+  TRY(CU_CHECK(cudaSetDevice(e->opt.device)));
+  if (B == 0) return CU_CHECK(cudaEventRecord(sl->done, s));
 
-  /* Pack the batch into the pinned image of d_upload: ids | positions | offsets. */
-  int32_t *h_ids = e->h_upload, *h_pos = e->h_upload + Nmax, *h_off = e->h_upload + 2 * Nmax;
+  /* Pack the batch into the slot's pinned image of d_upload: ids | positions | offsets. The
+   * previous batch of this slot has been collected, so its upload is over. */
+  int32_t *h_ids = sl->h_upload, *h_pos = sl->h_upload + Nmax, *h_off = sl->h_upload + 2 * Nmax;
   int N = 0, max_len = 0;
   h_off[0] = 0;
   for (int b = 0; b < B; b++) {
@@ -385,8 +418,9 @@ extern "C" int enc_cuda_run(enc_cuda *e, const enc_batch *batch, enc_result *out
     max_len = len > max_len ? len : max_len;
   }
 
-  TRY(CU_CHECK(cudaSetDevice(e->opt.device)));
-  TRY(CU_CHECK(cudaMemcpyAsync(e->d_upload, e->h_upload, (2 * Nmax + (size_t)B + 1) * 4,
+  /* d_upload is shared by the slots: stream order puts this copy after the previous batch's
+   * kernels. */
+  TRY(CU_CHECK(cudaMemcpyAsync(e->d_upload, sl->h_upload, (2 * Nmax + (size_t)B + 1) * 4,
                                cudaMemcpyHostToDevice, s)));
 
   /* GEMM operands: the dtype copies in fp16/bf16 mode, the fp32 tensors themselves in fp32. */
@@ -434,25 +468,42 @@ extern "C" int enc_cuda_run(enc_cuda *e, const enc_batch *batch, enc_result *out
 
   TRY(sparsify_weights_cuda(e->pooled, e->decoder_b, B, V, e->opt.threshold, e->opt.top_k,
                             e->row_nnz, NULL, s));
-  TRY(row_offsets_cuda(e->row_nnz, B, e->indptr, s));
-  TRY(sparsify_gather_cuda(e->pooled, B, V, e->opt.threshold, e->indptr, e->indices, e->values,
-                           s));
-
-  /* Only the CSR rows come back: indptr first (to learn nnz), then the entries. */
-  TRY(CU_CHECK(cudaMemcpyAsync(e->h_indptr, e->indptr, sizeof(int64_t) * ((size_t)B + 1),
+  TRY(row_offsets_cuda(e->row_nnz, B, sl->indptr, s));
+  TRY(sparsify_gather_cuda(e->pooled, B, V, e->opt.threshold, sl->indptr, sl->indices,
+                           sl->values, s));
+  /* indptr comes back at the batch's end (to learn nnz); the entries in enc_cuda_collect. */
+  TRY(CU_CHECK(cudaMemcpyAsync(sl->h_indptr, sl->indptr, sizeof(int64_t) * ((size_t)B + 1),
                                cudaMemcpyDeviceToHost, s)));
-  TRY(CU_CHECK(cudaStreamSynchronize(s)));
-  const int64_t nnz = e->h_indptr[B];
+  return CU_CHECK(cudaEventRecord(sl->done, s));
+}
+
+/* Waits for the oldest batch's device work, then copies its entries on the copy stream (while
+ * the next batch, already queued, computes). */
+extern "C" int enc_cuda_collect(enc_cuda *e, enc_result *out) {
+  SPX_ASSERT(e->collected < e->submitted);
+  enc_slot *sl = &e->slots[e->collected % ENC_MAX_IN_FLIGHT];
+  e->collected++;
+  const int B = sl->n_docs;
+  out->n_docs = B;
+  out->indptr = e->h_indptr;
+  out->indices = e->h_indices;
+  out->values = e->h_values;
+  TRY(CU_CHECK(cudaSetDevice(e->opt.device)));
+  TRY(CU_CHECK(cudaEventSynchronize(sl->done)));
+  const int64_t nnz = sl->h_indptr[B];
   if (nnz < 0 || nnz > e->nnz_cap)
     return err_set(ERR_DEVICE, "CUDA encoder: batch of %d docs produced %lld non-zeros "
                    "(capacity %lld): device state is corrupt", B, (long long)nnz,
                    (long long)e->nnz_cap);
+  memcpy(e->h_indptr, sl->h_indptr, sizeof(int64_t) * ((size_t)B + 1));
   if (nnz > 0) {
-    TRY(CU_CHECK(cudaMemcpyAsync(e->h_indices, e->indices, sizeof(int32_t) * (size_t)nnz,
-                                 cudaMemcpyDeviceToHost, s)));
-    TRY(CU_CHECK(cudaMemcpyAsync(e->h_values, e->values, sizeof(float) * (size_t)nnz,
-                                 cudaMemcpyDeviceToHost, s)));
-    TRY(CU_CHECK(cudaStreamSynchronize(s)));
+    cudaStream_t c = e->copy_stream;
+    TRY(CU_CHECK(cudaStreamWaitEvent(c, sl->done, 0)));
+    TRY(CU_CHECK(cudaMemcpyAsync(e->h_indices, sl->indices, sizeof(int32_t) * (size_t)nnz,
+                                 cudaMemcpyDeviceToHost, c)));
+    TRY(CU_CHECK(cudaMemcpyAsync(e->h_values, sl->values, sizeof(float) * (size_t)nnz,
+                                 cudaMemcpyDeviceToHost, c)));
+    TRY(CU_CHECK(cudaStreamSynchronize(c)));
   }
   return 0;
 }
@@ -465,13 +516,20 @@ extern "C" void enc_cuda_close(enc_cuda *e) {
    * host memory from being freed. */
   (void)cudaSetDevice(e->opt.device);
   if (e->stream) (void)cudaStreamSynchronize(e->stream);
+  if (e->copy_stream) (void)cudaStreamSynchronize(e->copy_stream);
   if (e->blas) (void)cublasDestroy(e->blas);
   if (e->d_work) (void)cudaFree(e->d_work);
   if (e->d_weights) (void)cudaFree(e->d_weights);
-  if (e->h_upload) (void)cudaFreeHost(e->h_upload);
+  for (int i = 0; i < ENC_MAX_IN_FLIGHT; i++) {
+    enc_slot *sl = &e->slots[i];
+    if (sl->h_upload) (void)cudaFreeHost(sl->h_upload);
+    if (sl->h_indptr) (void)cudaFreeHost(sl->h_indptr);
+    if (sl->done) (void)cudaEventDestroy(sl->done);
+  }
   if (e->h_indptr) (void)cudaFreeHost(e->h_indptr);
   if (e->h_indices) (void)cudaFreeHost(e->h_indices);
   if (e->h_values) (void)cudaFreeHost(e->h_values);
+  if (e->copy_stream) (void)cudaStreamDestroy(e->copy_stream);
   if (e->stream) (void)cudaStreamDestroy(e->stream);
   (void)cudaGetLastError();
   free(e->layers);

@@ -1,6 +1,6 @@
 /* encoder_cuda: the CUDA backend of the encoder API (encoder.h), dispatched by encoder.c for
  * ENC_CUDA when spladex is built with SPLADEX_HAVE_CUDA. The functions have the contracts of
- * their enc_ counterparts, except that enc_cuda_run trusts its batch (encoder.c has checked the
+ * their enc_ counterparts, except that enc_cuda_submit trusts its batch (encoder.c has checked the
  * document count, lengths and ids against the options and the model).
  *
  * What it does: the weights go up once into one cudaMalloc (GEMM matrices in the precision's
@@ -18,11 +18,13 @@
  * Precision: GEMMs through cublasGemmEx with fp32 accumulation; LayerNorm, softmax, GELU, the
  * pooled max and pruning in fp32. ENC_FP32 is true fp32 (no TF32).
  *
- * Overlap: enc_cuda_run is synchronous (the pipeline calls it from its encoder thread): all of a
- * batch is queued on one stream and the thread waits twice (for indptr, then for the rows). The
- * pipeline's reader, tokenizer and writer threads run meanwhile, so host work overlaps device
- * work; the copy of batch i+1's ids does NOT overlap batch i's compute (that needs a
- * submit/collect split of the API with two sets of pinned buffers: not done).
+ * Overlap: the encoder is asynchronous (enc_submit / enc_collect of encoder.h). A submit packs
+ * the batch into its slot's pinned buffer and queues the upload and every kernel on one compute
+ * stream, ending with the copy of indptr and an event; it returns at once. A collect waits for
+ * the oldest batch's event, then copies its entries back on a second stream while the next
+ * batch, already queued, computes. Two slots (ENC_MAX_IN_FLIGHT), each with its pinned ids,
+ * pinned indptr and device CSR; the compute workspace is shared, as the one compute stream runs
+ * the batches in order. The pipeline's reader, tokenizer and writer threads run meanwhile.
  *
  * Debug: SPLADEX_CUDA_SYNC=1 synchronizes after every launch (cu_check.h). Plain C11 header.
  */
@@ -44,10 +46,16 @@ typedef struct enc_cuda enc_cuda;
  * encoder. Free with enc_cuda_close(). */
 int enc_cuda_open(const model *m, const enc_options *opt, enc_cuda **out);
 
-/* Encodes a batch that encoder.c validated. Returns 0 and fills *out (pinned host memory owned
- * by the encoder, valid until the next enc_cuda_run or enc_cuda_close), or ERR_DEVICE. After a
- * device error the encoder should be closed (a CUDA context error is sticky). */
-int enc_cuda_run(enc_cuda *e, const enc_batch *batch, enc_result *out);
+/* Queues a batch that encoder.c validated (and counted: at most ENC_MAX_IN_FLIGHT in flight).
+ * Does not wait for the device; the batch's arrays are read before it returns. Returns 0 or
+ * ERR_DEVICE. After a device error the encoder should be closed (a CUDA context error is
+ * sticky). */
+int enc_cuda_submit(enc_cuda *e, const enc_batch *batch);
+
+/* Waits for the oldest batch in flight and fills *out with its rows (pinned host memory owned by
+ * the encoder, valid until the next enc_cuda_collect or enc_cuda_close). Returns 0 or
+ * ERR_DEVICE. */
+int enc_cuda_collect(enc_cuda *e, enc_result *out);
 
 /* "cuda:0 NVIDIA H100 80GB HBM3 fp16". Borrowed. */
 const char *enc_cuda_describe(const enc_cuda *e);

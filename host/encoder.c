@@ -1,49 +1,36 @@
 /* encoder: the backend-neutral API of encoder.h, dispatching to a backend through a small table.
  *
- * A backend is four functions with one opaque state: open, run, describe, close (encoder_cpu.h,
- * and cuda/encoder_cuda.h with the prefix enc_cuda_ when built with SPLADEX_HAVE_CUDA). The checks
- * every backend needs (options against the model, each batch against the options and the
- * vocabulary) live here once, so a backend's run may trust its batch.
+ * A backend is one opaque state and a few functions: either run (synchronous: the CPU backend,
+ * encoder_cpu.h), or submit + collect (asynchronous: the CUDA backend, cuda/encoder_cuda.h with
+ * the prefix enc_cuda_, when built with SPLADEX_HAVE_CUDA); then describe and close. For a
+ * synchronous backend this file keeps the submitted batches (borrowed) in a queue and runs the
+ * oldest in enc_collect. The checks every backend needs (options against the model, each batch
+ * against the options and the vocabulary) live here once, so a backend may trust its batch.
  *
- * The CUDA backend is a separate shared library (libspladex_cuda.so, which links cudart, cuBLAS,
- * cuBLASLt and cuSPARSE) that this file dlopen()s the first time a CUDA encoder is asked for or
- * enc_cuda_available() is called, so a CPU-only run never pays for loading the CUDA libraries
- * (~0.3 to 0.7 s and ~250 MB RSS). Where it is looked for, first hit wins:
- *   1. the path in the environment variable SPLADEX_CUDA_LIB, when set and non-empty (only it);
- *   2. the directory of the running executable (/proc/self/exe);
- *   3. the directory of libspladex_core.so itself (dladdr);
- *   4. the bare file name, through the dynamic loader's search (LD_LIBRARY_PATH, ld.so.cache).
- * It is opened RTLD_NOW | RTLD_LOCAL and never closed (CUDA libraries do not support unloading);
- * a failed load is not cached, so a later call tries again.
+ * The CUDA backend lives in libspladex_cuda.so, loaded on first use by cuda_module.h, so a
+ * CPU-only run never pays for loading the CUDA libraries.
  */
-/* dladdr() is a GNU extension; this file alone asks for it. */
-#define _GNU_SOURCE
-
 #include "encoder.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_module.h"
 #include "encoder_cpu.h"
 #include "err.h"
 
 #ifdef SPLADEX_HAVE_CUDA
-#include <dlfcn.h>
-#include <limits.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <unistd.h>
 
 #include "encoder_cuda.h"
 #define ENC_WITH_CUDA 1
-#ifndef SPLADEX_CUDA_MODULE
-#define SPLADEX_CUDA_MODULE "libspladex_cuda.so"
-#endif
 #endif
 
 typedef struct {
   const char *name;
-  int (*run)(void *state, const enc_batch *batch, enc_result *out);
+  int (*run)(void *state, const enc_batch *batch, enc_result *out);  /* synchronous, or NULL */
+  int (*submit)(void *state, const enc_batch *batch);                /* asynchronous, or NULL */
+  int (*collect)(void *state, enc_result *out);                      /* with submit */
   const char *(*describe)(const void *state);
   void (*close)(void *state);
 } enc_backend_ops;
@@ -53,137 +40,79 @@ struct encoder {
   void *state;
   const model *m;
   enc_options opt;
+  int in_flight;                        /* submitted, not collected */
+  int head;                             /* the oldest in flight: queue[head] (run backends) */
+  enc_batch queue[ENC_MAX_IN_FLIGHT];   /* borrowed batches of a run backend */
 };
 
 static int cpu_run(void *s, const enc_batch *b, enc_result *o) { return enc_cpu_run(s, b, o); }
 static const char *cpu_describe(const void *s) { return enc_cpu_describe(s); }
 static void cpu_close(void *s) { enc_cpu_close(s); }
-static const enc_backend_ops cpu_ops = {"cpu", cpu_run, cpu_describe, cpu_close};
+static const enc_backend_ops cpu_ops = {"cpu", cpu_run, NULL, NULL, cpu_describe, cpu_close};
 
 #ifdef ENC_WITH_CUDA
-/* The entry points of libspladex_cuda.so, resolved by dlsym. */
+/* The entry points of libspladex_cuda.so, resolved by name. */
 typedef int (*cuda_open_fn)(const model *, const enc_options *, enc_cuda **);
-typedef int (*cuda_run_fn)(enc_cuda *, const enc_batch *, enc_result *);
+typedef int (*cuda_submit_fn)(enc_cuda *, const enc_batch *);
+typedef int (*cuda_collect_fn)(enc_cuda *, enc_result *);
 typedef const char *(*cuda_describe_fn)(const enc_cuda *);
 typedef void (*cuda_close_fn)(enc_cuda *);
 typedef int (*cuda_have_device_fn)(void);
 /* The pointer types above must match the declarations of encoder_cuda.h (checked without
  * referencing the symbols: a _Generic controlling expression is not evaluated). */
 _Static_assert(_Generic(&enc_cuda_open, cuda_open_fn: 1, default: 0), "enc_cuda_open type");
-_Static_assert(_Generic(&enc_cuda_run, cuda_run_fn: 1, default: 0), "enc_cuda_run type");
+_Static_assert(_Generic(&enc_cuda_submit, cuda_submit_fn: 1, default: 0), "enc_cuda_submit type");
+_Static_assert(_Generic(&enc_cuda_collect, cuda_collect_fn: 1, default: 0), "enc_cuda_collect type");
 _Static_assert(_Generic(&enc_cuda_describe, cuda_describe_fn: 1, default: 0), "enc_cuda_describe type");
 _Static_assert(_Generic(&enc_cuda_close, cuda_close_fn: 1, default: 0), "enc_cuda_close type");
 
+/* Resolved once by cuda_resolve() (all or nothing); read-only afterwards. */
 static struct {
-  pthread_mutex_t lock;
-  int loaded;                     /* 1 once every symbol below is resolved; never reset */
   cuda_open_fn open;
-  cuda_run_fn run;
+  cuda_submit_fn submit;
+  cuda_collect_fn collect;
   cuda_describe_fn describe;
   cuda_close_fn close;
   cuda_have_device_fn have_device;
-} cuda_mod = {PTHREAD_MUTEX_INITIALIZER, 0, NULL, NULL, NULL, NULL, NULL};
+} cuda_fns;
 
-/* Appends "dir/SPLADEX_CUDA_MODULE" of the file `file` to paths[*n] (when it fits). */
-static void cuda_candidate_next_to(const char *file, char paths[][PATH_MAX], int *n) {
-  const char *slash = strrchr(file, '/');
-  if (!slash) return;
-  int len = snprintf(paths[*n], PATH_MAX, "%.*s/%s", (int)(slash - file), file, SPLADEX_CUDA_MODULE);
-  if (len <= 0 || len >= PATH_MAX) return;
-  for (int i = 0; i < *n; i++)
-    if (strcmp(paths[i], paths[*n]) == 0) return; /* the executable beside the core: once */
-  (*n)++;
-}
-
-/* Loads libspladex_cuda.so once. Returns 0, or ERR_DEVICE with the reason in why (no err_set,
- * so enc_cuda_available() records nothing). Called with cuda_mod.lock held. */
-static int cuda_load_locked(char *why, size_t why_cap) {
-  if (cuda_mod.loaded) return 0;
-  char paths[4][PATH_MAX];
-  int n = 0;
-  const char *env = getenv("SPLADEX_CUDA_LIB");
-  if (env && *env) {
-    snprintf(paths[n++], PATH_MAX, "%s", env);
-  } else {
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len > 0) {
-      exe[len] = '\0';
-      cuda_candidate_next_to(exe, paths, &n);
-    }
-    Dl_info info;
-    if (dladdr(&cuda_mod, &info) && info.dli_fname)
-      cuda_candidate_next_to(info.dli_fname, paths, &n);
-    snprintf(paths[n++], PATH_MAX, "%s", SPLADEX_CUDA_MODULE);
-  }
-  void *h = NULL;
-  char first_err[1024] = "";
-  size_t off = 0;
-  char tried[4 * PATH_MAX + 64] = "";
-  for (int i = 0; i < n && !h; i++) {
-    /* A candidate path that does not exist is skipped quietly; one that exists but fails to load
-     * (a missing libcublas, say) is the error worth reporting. The bare name always goes to
-     * dlopen. */
-    int is_path = strchr(paths[i], '/') != NULL;
-    off += (size_t)snprintf(tried + off, sizeof tried - off, "%s%s", i ? ", " : "", paths[i]);
-    if (off >= sizeof tried) off = sizeof tried - 1;
-    if (is_path && access(paths[i], F_OK) != 0 && !(env && *env)) continue;
-    h = dlopen(paths[i], RTLD_NOW | RTLD_LOCAL);
-    if (!h && !first_err[0]) {
-      const char *d = dlerror();
-      snprintf(first_err, sizeof first_err, "%s", d ? d : "unknown dlopen error");
-    }
-  }
-  if (!h) {
-    snprintf(why, why_cap, "the CUDA backend module %s could not be loaded: %s (tried: %s)",
-             SPLADEX_CUDA_MODULE, first_err, tried);
-    return ERR_DEVICE;
-  }
+/* Resolves the backend's functions (loading the module). 0, or ERR_DEVICE with the reason in
+ * why; records no error. Idempotent: resolving twice stores the same addresses. */
+static int cuda_resolve(char *why, size_t why_cap) {
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  int rc = 0;
+  pthread_mutex_lock(&lock);
   struct {
     const char *name;
-    void *dst;
-    size_t size;
+    void (**dst)(void);
   } syms[] = {
-      {"enc_cuda_open", &cuda_mod.open, sizeof cuda_mod.open},
-      {"enc_cuda_run", &cuda_mod.run, sizeof cuda_mod.run},
-      {"enc_cuda_describe", &cuda_mod.describe, sizeof cuda_mod.describe},
-      {"enc_cuda_close", &cuda_mod.close, sizeof cuda_mod.close},
-      {"cu_have_device", &cuda_mod.have_device, sizeof cuda_mod.have_device},
+      {"enc_cuda_open", (void (**)(void))&cuda_fns.open},
+      {"enc_cuda_submit", (void (**)(void))&cuda_fns.submit},
+      {"enc_cuda_collect", (void (**)(void))&cuda_fns.collect},
+      {"enc_cuda_describe", (void (**)(void))&cuda_fns.describe},
+      {"enc_cuda_close", (void (**)(void))&cuda_fns.close},
+      {"cu_have_device", (void (**)(void))&cuda_fns.have_device},
   };
   for (size_t i = 0; i < sizeof syms / sizeof *syms; i++) {
-    (void)dlerror();
-    void *p = dlsym(h, syms[i].name);
-    if (!p) {
-      const char *d = dlerror();
-      snprintf(why, why_cap, "the CUDA backend module %s lacks %s: %s", SPLADEX_CUDA_MODULE,
-               syms[i].name, d ? d : "null symbol");
-      /* The handle stays open (closing CUDA libraries is unsafe); nothing else is kept. */
-      return ERR_DEVICE;
-    }
-    /* ISO C has no object-to-function pointer conversion; POSIX guarantees the representation. */
-    memcpy(syms[i].dst, &p, syms[i].size);
+    void (*fn)(void) = NULL;
+    if ((rc = cuda_module_function(syms[i].name, &fn, why, why_cap)) < 0) break;
+    *syms[i].dst = fn;
   }
-  cuda_mod.loaded = 1;
-  return 0;
-}
-
-/* Loads the module; 0, or ERR_DEVICE with the reason in why. */
-static int cuda_load(char *why, size_t why_cap) {
-  pthread_mutex_lock(&cuda_mod.lock);
-  int rc = cuda_load_locked(why, why_cap);
-  pthread_mutex_unlock(&cuda_mod.lock);
+  pthread_mutex_unlock(&lock);
   return rc;
 }
 
-static int cuda_run(void *s, const enc_batch *b, enc_result *o) { return cuda_mod.run(s, b, o); }
-static const char *cuda_describe(const void *s) { return cuda_mod.describe(s); }
-static void cuda_close(void *s) { cuda_mod.close(s); }
-static const enc_backend_ops cuda_ops = {"cuda", cuda_run, cuda_describe, cuda_close};
+static int cuda_submit(void *s, const enc_batch *b) { return cuda_fns.submit(s, b); }
+static int cuda_collect(void *s, enc_result *o) { return cuda_fns.collect(s, o); }
+static const char *cuda_describe(const void *s) { return cuda_fns.describe(s); }
+static void cuda_close(void *s) { cuda_fns.close(s); }
+static const enc_backend_ops cuda_ops = {"cuda", NULL, cuda_submit, cuda_collect, cuda_describe,
+                                         cuda_close};
 
 int enc_cuda_available(void) {
-  char why[PATH_MAX * 5];
-  if (cuda_load(why, sizeof why) < 0) return 0;
-  return cuda_mod.have_device() ? 1 : 0;
+  char why[CUDA_MODULE_WHY_MAX];
+  if (cuda_resolve(why, sizeof why) < 0) return 0;
+  return cuda_fns.have_device() ? 1 : 0;
 }
 #else
 int enc_cuda_available(void) { return 0; }
@@ -235,13 +164,13 @@ int enc_open(const model *m, const enc_options *opt, encoder **out) {
     }
     case ENC_CUDA: {
 #ifdef ENC_WITH_CUDA
-      char why[PATH_MAX * 5];
-      if (cuda_load(why, sizeof why) < 0) {
+      char why[CUDA_MODULE_WHY_MAX];
+      if (cuda_resolve(why, sizeof why) < 0) {
         rc = err_set(ERR_DEVICE, "%s", why);
         break;
       }
       enc_cuda *s = NULL;
-      rc = cuda_mod.open(m, opt, &s);
+      rc = cuda_fns.open(m, opt, &s);
       e->state = s;
       e->ops = &cuda_ops;
 #else
@@ -260,7 +189,8 @@ int enc_open(const model *m, const enc_options *opt, encoder **out) {
   return 0;
 }
 
-int enc_run(encoder *e, const enc_batch *batch, enc_result *out) {
+/* The checks of encoder.h on one batch against the options and the vocabulary. */
+static int enc_check_batch(const encoder *e, const enc_batch *batch) {
   const enc_options *o = &e->opt;
   const int V = e->m->cfg.vocab;
   if (batch->n_docs < 0 || batch->n_docs > o->max_batch_docs)
@@ -282,7 +212,45 @@ int enc_run(encoder *e, const enc_batch *batch, enc_result *out) {
   if (total > o->max_batch_tokens)
     return err_set(ERR_ARG, "batch of %lld tokens (the encoder was opened for at most %d)", total,
                    o->max_batch_tokens);
-  return e->ops->run(e->state, batch, out);
+  return 0;
+}
+
+int enc_submit(encoder *e, const enc_batch *batch) {
+  if (e->in_flight >= ENC_MAX_IN_FLIGHT)
+    return err_set(ERR_ARG, "enc_submit: %d batches already in flight (collect one first)",
+                   e->in_flight);
+  int rc = enc_check_batch(e, batch);
+  if (rc < 0) return rc;
+  if (e->ops->submit) {
+    if ((rc = e->ops->submit(e->state, batch)) < 0) return rc;
+  } else {
+    e->queue[(e->head + e->in_flight) % ENC_MAX_IN_FLIGHT] = *batch;
+  }
+  e->in_flight++;
+  return 0;
+}
+
+int enc_collect(encoder *e, enc_result *out) {
+  if (e->in_flight < 1) return err_set(ERR_ARG, "enc_collect: no batch in flight");
+  int rc;
+  if (e->ops->collect) {
+    rc = e->ops->collect(e->state, out);
+  } else {
+    rc = e->ops->run(e->state, &e->queue[e->head], out);
+    e->head = (e->head + 1) % ENC_MAX_IN_FLIGHT;
+  }
+  e->in_flight--;
+  return rc;
+}
+
+int enc_in_flight(const encoder *e) { return e->in_flight; }
+
+int enc_run(encoder *e, const enc_batch *batch, enc_result *out) {
+  if (e->in_flight > 0)
+    return err_set(ERR_ARG, "enc_run: %d batches in flight (collect them first)", e->in_flight);
+  int rc = enc_submit(e, batch);
+  if (rc < 0) return rc;
+  return enc_collect(e, out);
 }
 
 const char *enc_describe(const encoder *e) { return e->ops->describe(e->state); }

@@ -38,8 +38,8 @@ typedef struct {
   const int *lengths;           /* [B] T_b >= 1 each; sum <= max_batch_tokens */
 } enc_batch;
 
-/* The batch's sparse rows in CSR form; owned by the encoder, valid until the next enc_run or
- * enc_close. */
+/* The batch's sparse rows in CSR form; owned by the encoder, valid until the next enc_run,
+ * enc_collect or enc_close. */
 typedef struct {
   int n_docs;
   const int64_t *indptr;   /* (B + 1) */
@@ -54,8 +54,31 @@ typedef struct encoder encoder;
  * ERR_ARG / ERR_NOMEM with a message. The caller frees with enc_close(). */
 int enc_open(const model *m, const enc_options *opt, encoder **out);
 
-/* Encodes one batch. Returns 0 and fills *out, or a negative ERR_ code with a message. */
+/* Encodes one batch: enc_submit then enc_collect. No batch may be in flight. Returns 0 and fills
+ * *out, or a negative ERR_ code with a message. */
 int enc_run(encoder *e, const enc_batch *batch, enc_result *out);
+
+/* Pipelined use, so that the device never waits for the host between batches: at most
+ * ENC_MAX_IN_FLIGHT batches are submitted and not yet collected; results come back in submit
+ * order. The usual loop submits batch i + 1 before it collects batch i.
+ *
+ * enc_submit checks the batch (as enc_run does) and queues it. The CUDA backend packs and uploads
+ * the ids and queues all of the batch's device work, returning before it is done; the CPU backend
+ * only records the batch and encodes it in enc_collect. So the batch's arrays and the ids they
+ * point to are borrowed: they must stay valid and unchanged until that batch's enc_collect
+ * returns. Returns 0, ERR_ARG (already ENC_MAX_IN_FLIGHT in flight) / ERR_INPUT (a bad batch), or
+ * ERR_DEVICE.
+ *
+ * enc_collect waits for the oldest batch in flight and fills *out with its rows (valid until the
+ * next enc_collect, enc_run or enc_close). Returns 0, ERR_ARG (nothing in flight) or the
+ * backend's error. After any error other than a refused batch (ERR_ARG / ERR_INPUT from
+ * enc_submit) the batches still in flight are lost: close the encoder. */
+enum { ENC_MAX_IN_FLIGHT = 2 };
+int enc_submit(encoder *e, const enc_batch *batch);
+int enc_collect(encoder *e, enc_result *out);
+
+/* Number of batches submitted and not yet collected. */
+int enc_in_flight(const encoder *e);
 
 /* A short description of the backend ("cpu fp32, 2 threads", "cuda:0 NVIDIA H100 fp16"). Borrowed. */
 const char *enc_describe(const encoder *e);

@@ -411,57 +411,91 @@ static int window_take_chunk(pipe_state *s, pipe_window *w, const pipe_chunk *ch
   return 0;
 }
 
+/* One batch submitted to the encoder and not yet collected: order[at .. at + n). */
+typedef struct {
+  int at, n;
+  int64_t tokens;
+} pipe_flight;
+
 typedef struct {
   pipe_state *s;
   pipe_order *order;      /* (W) */
-  const int32_t **ids;    /* (B) */
-  int *lengths;           /* (B) */
+  const int32_t **ids;    /* (ENC_MAX_IN_FLIGHT, B): each batch in flight has its own */
+  int *lengths;           /* (ENC_MAX_IN_FLIGHT, B) */
 } pipe_encoder_ctx;
 
+/* Stores the collected rows of flight f at their window positions. */
+static int window_store(pipe_encoder_ctx *x, pipe_window *w, const pipe_flight *f,
+                        const enc_result *res) {
+  const int b = f->n;
+  if (res->n_docs != b) return err_set(ERR_DEVICE, "encoder returned %d rows for %d docs", res->n_docs, b);
+  size_t nnz = (size_t)res->indptr[b];
+  if (grow((void **)&w->indices, &w->nnz_cap, w->nnz + nnz, sizeof(int32_t)) < 0) return ERR_NOMEM;
+  float *values = realloc(w->values, w->nnz_cap * sizeof(float));
+  if (!values) return err_set(ERR_NOMEM, "out of memory (window rows)");
+  w->values = values;
+  for (int i = 0; i < b; i++) {
+    int pos = x->order[f->at + i].pos;
+    int64_t from = res->indptr[i], count = res->indptr[i + 1] - res->indptr[i];
+    w->row_off[pos] = (int64_t)w->nnz;
+    w->row_nnz[pos] = (int)count;
+    memcpy(w->indices + w->nnz, res->indices + from, (size_t)count * sizeof(int32_t));
+    memcpy(w->values + w->nnz, res->values + from, (size_t)count * sizeof(float));
+    w->nnz += (size_t)count;
+  }
+  return 0;
+}
+
+/* Encodes the window's documents longest first, in batches of at most max_batch_docs docs and
+ * batch_tokens padded tokens, keeping up to ENC_MAX_IN_FLIGHT batches in the encoder so that the
+ * device never waits for this thread: batch i + 1 is submitted before batch i is collected. On a
+ * stop request it returns 0 with batches possibly still in flight (the encoder is closed next). */
 static int window_encode(pipe_encoder_ctx *x, pipe_window *w) {
   pipe_state *s = x->s;
   const pipe_options *o = s->opt;
   for (int i = 0; i < w->n; i++) x->order[i].len = w->len[i], x->order[i].pos = i;
   qsort(x->order, (size_t)w->n, sizeof *x->order, order_cmp);
   w->nnz = 0;
-  for (int at = 0; at < w->n;) {
+  pipe_flight flight[ENC_MAX_IN_FLIGHT];
+  int head = 0, in_flight = 0, at = 0;
+  while (at < w->n || in_flight > 0) {
     if (should_stop(s)) return 0;
-    int longest = x->order[at].len, b = 0;
-    int64_t batch_tokens = 0;
-    while (at + b < w->n && b < o->max_batch_docs &&
-           (b == 0 || (int64_t)(b + 1) * longest <= o->batch_tokens)) {
-      const pipe_order *d = &x->order[at + b];
-      x->ids[b] = w->ids + (size_t)d->pos * o->max_length;
-      x->lengths[b] = d->len;
-      batch_tokens += d->len;
-      b++;
+    if (at < w->n && in_flight < ENC_MAX_IN_FLIGHT) {
+      const int slot = (head + in_flight) % ENC_MAX_IN_FLIGHT;
+      const int32_t **ids = x->ids + (size_t)slot * o->max_batch_docs;
+      int *lengths = x->lengths + (size_t)slot * o->max_batch_docs;
+      int longest = x->order[at].len, b = 0;
+      int64_t batch_tokens = 0;
+      while (at + b < w->n && b < o->max_batch_docs &&
+             (b == 0 || (int64_t)(b + 1) * longest <= o->batch_tokens)) {
+        const pipe_order *d = &x->order[at + b];
+        ids[b] = w->ids + (size_t)d->pos * o->max_length;
+        lengths[b] = d->len;
+        batch_tokens += d->len;
+        b++;
+      }
+      enc_batch batch = {b, ids, lengths};
+      int rc = enc_submit(s->enc, &batch);
+      if (rc < 0) return rc;
+      flight[slot] = (pipe_flight){at, b, batch_tokens};
+      in_flight++;
+      at += b;
+      if (at < w->n && in_flight < ENC_MAX_IN_FLIGHT) continue; /* fill the encoder first */
     }
-    enc_batch batch = {b, x->ids, x->lengths};
     enc_result res;
-    int rc = enc_run(s->enc, &batch, &res);
+    int rc = enc_collect(s->enc, &res);
     if (rc < 0) return rc;
+    const pipe_flight *f = &flight[head];
+    head = (head + 1) % ENC_MAX_IN_FLIGHT;
+    in_flight--;
     kill_point(s, "batch");
-    if (res.n_docs != b) return err_set(ERR_DEVICE, "encoder returned %d rows for %d docs", res.n_docs, b);
-    size_t nnz = (size_t)res.indptr[b];
-    if (grow((void **)&w->indices, &w->nnz_cap, w->nnz + nnz, sizeof(int32_t)) < 0) return ERR_NOMEM;
-    float *values = realloc(w->values, w->nnz_cap * sizeof(float));
-    if (!values) return err_set(ERR_NOMEM, "out of memory (window rows)");
-    w->values = values;
-    for (int i = 0; i < b; i++) {
-      int pos = x->order[at + i].pos;
-      int64_t from = res.indptr[i], count = res.indptr[i + 1] - res.indptr[i];
-      w->row_off[pos] = (int64_t)w->nnz;
-      w->row_nnz[pos] = (int)count;
-      memcpy(w->indices + w->nnz, res.indices + from, (size_t)count * sizeof(int32_t));
-      memcpy(w->values + w->nnz, res.values + from, (size_t)count * sizeof(float));
-      w->nnz += (size_t)count;
-    }
-    at += b;
+    if ((rc = window_store(x, w, f, &res)) < 0) return rc;
+    const int done = f->at + f->n;
     pthread_mutex_lock(&s->mu);
-    s->docs_encoded += b;
-    s->tokens_encoded += batch_tokens;
+    s->docs_encoded += f->n;
+    s->tokens_encoded += f->tokens;
     s->encoded_pos = w->byte_start[0] +
-                     (int64_t)((double)(w->byte_end[w->n - 1] - w->byte_start[0]) * at / w->n);
+                     (int64_t)((double)(w->byte_end[w->n - 1] - w->byte_start[0]) * done / w->n);
     pthread_mutex_unlock(&s->mu);
   }
   return 0;
@@ -720,8 +754,8 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
   s.n_chunks = 4 * o.tokenizer_threads + 4;
   s.chunks = calloc((size_t)s.n_chunks, sizeof *s.chunks);
   x.order = malloc(W * sizeof *x.order);
-  x.ids = malloc((size_t)o.max_batch_docs * sizeof *x.ids);
-  x.lengths = malloc((size_t)o.max_batch_docs * sizeof *x.lengths);
+  x.ids = malloc((size_t)ENC_MAX_IN_FLIGHT * (size_t)o.max_batch_docs * sizeof *x.ids);
+  x.lengths = malloc((size_t)ENC_MAX_IN_FLIGHT * (size_t)o.max_batch_docs * sizeof *x.lengths);
   if (!s.chunks || !x.order || !x.ids || !x.lengths) {
     rc = err_set(ERR_NOMEM, "out of memory (pipeline buffers)");
     goto done;

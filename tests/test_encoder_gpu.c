@@ -66,7 +66,9 @@ static void free_corpus(corpus *c) {
   free(c->lengths);
 }
 
-/* Encodes the corpus in batches into dense rows (N_DOCS, V). Returns 0 or an ERR_ code. */
+/* Encodes the corpus in batches into dense rows (N_DOCS, V), pipelined as the expand pipeline
+ * does it: batch i + 1 is submitted before batch i is collected, so the CUDA encoder's two slots
+ * and its copy stream are exercised. Returns 0 or an ERR_ code. */
 static int encode_dense(const model *m, const enc_options *opt, const corpus *c, float *dense,
                         char *desc, size_t desc_cap) {
   encoder *e = NULL;
@@ -75,24 +77,33 @@ static int encode_dense(const model *m, const enc_options *opt, const corpus *c,
   snprintf(desc, desc_cap, "%s", enc_describe(e));
   const int V = m->cfg.vocab;
   memset(dense, 0, sizeof(float) * (size_t)c->n_docs * V);
+  int first[ENC_MAX_IN_FLIGHT], count[ENC_MAX_IN_FLIGHT], head = 0, in_flight = 0;
   int d0 = 0;
-  while (d0 < c->n_docs) {
-    int n = 0, tokens = 0;
-    while (d0 + n < c->n_docs && n < opt->max_batch_docs &&
-           tokens + c->lengths[d0 + n] <= opt->max_batch_tokens)
-      tokens += c->lengths[d0 + n++];
-    enc_batch b = {n, (const int32_t *const *)(c->ids + d0), c->lengths + d0};
+  while (d0 < c->n_docs || in_flight > 0) {
+    if (d0 < c->n_docs && in_flight < ENC_MAX_IN_FLIGHT) {
+      int n = 0, tokens = 0;
+      while (d0 + n < c->n_docs && n < opt->max_batch_docs &&
+             tokens + c->lengths[d0 + n] <= opt->max_batch_tokens)
+        tokens += c->lengths[d0 + n++];
+      enc_batch b = {n, (const int32_t *const *)(c->ids + d0), c->lengths + d0};
+      if ((rc = enc_submit(e, &b)) < 0) break;
+      const int slot = (head + in_flight++) % ENC_MAX_IN_FLIGHT;
+      first[slot] = d0, count[slot] = n;
+      d0 += n;
+      continue;
+    }
     enc_result r;
-    if ((rc = enc_run(e, &b, &r)) < 0) break;
+    if ((rc = enc_collect(e, &r)) < 0) break;
+    const int f = first[head], n = count[head];
+    head = (head + 1) % ENC_MAX_IN_FLIGHT, in_flight--;
     CHECK(r.n_docs == n);
     for (int i = 0; i < n; i++) {
       for (int64_t k = r.indptr[i]; k < r.indptr[i + 1]; k++) {
         CHECK(r.indices[k] >= 0 && r.indices[k] < V);
         if (k > r.indptr[i]) CHECK(r.indices[k] > r.indices[k - 1]);
-        dense[(size_t)(d0 + i) * V + r.indices[k]] = r.values[k];
+        dense[(size_t)(f + i) * V + r.indices[k]] = r.values[k];
       }
     }
-    d0 += n;
   }
   enc_close(e);
   return rc;

@@ -458,6 +458,23 @@ static void naive_forward(const model *m, const int32_t *ids, int T, double *wou
   free(x), free(tmp), free(q), free(k), free(v), free(f);
 }
 
+/* Rows r of n documents against the float64 reference (40 terms each). */
+static void check_encoder_rows(const model *m, const enc_result *r, int n, double (*ref)[40]) {
+  CHECK(r->n_docs == n);
+  for (int d = 0; d < n && d < r->n_docs; d++) {
+    double w[40] = {0};
+    for (int64_t j = r->indptr[d]; j < r->indptr[d + 1]; j++) w[r->indices[j]] = r->values[j];
+    double worst = 0;
+    int same_support = 1;
+    for (int vv = 0; vv < m->cfg.vocab; vv++) {
+      worst = fmax(worst, fabs(w[vv] - ref[d][vv]));
+      if (fabs(ref[d][vv]) > 1e-5) same_support &= w[vv] > 0;
+    }
+    CHECK(worst < 2e-5);
+    CHECK(same_support);
+  }
+}
+
 static void test_encoder(model_arch arch) {
   small_model s;
   make_small_model(&s, arch);
@@ -483,28 +500,29 @@ static void test_encoder(model_arch arch) {
     encoder *e = NULL;
     CHECK(enc_open(m, &o, &e) == 0);
     if (!e) break;
-    /* The whole batch, then one document per batch: same vectors. */
+    /* The whole batch, then one document per batch, then one document per batch pipelined
+     * (enc_submit of document d + 1 before enc_collect of document d): same vectors. */
     for (int split = 0; split < 2; split++) {
       for (int first = 0; first < B; first += split ? 1 : B) {
         int n = split ? 1 : B;
         enc_batch batch = {n, ptrs + first, lengths + first};
         enc_result r;
         CHECK(enc_run(e, &batch, &r) == 0);
-        CHECK(r.n_docs == n);
-        for (int d = 0; d < n; d++) {
-          double w[40] = {0};
-          for (int64_t j = r.indptr[d]; j < r.indptr[d + 1]; j++) w[r.indices[j]] = r.values[j];
-          double worst = 0;
-          int same_support = 1;
-          for (int vv = 0; vv < m->cfg.vocab; vv++) {
-            worst = fmax(worst, fabs(w[vv] - ref[first + d][vv]));
-            if (fabs(ref[first + d][vv]) > 1e-5) same_support &= w[vv] > 0;
-          }
-          CHECK(worst < 2e-5);
-          CHECK(same_support);
-        }
+        check_encoder_rows(m, &r, n, ref + first);
       }
     }
+    enc_batch one[B];
+    for (int d = 0; d < B; d++) one[d] = (enc_batch){1, ptrs + d, lengths + d};
+    int next = 0;
+    for (int d = 0; d < B; d++) {
+      for (; next < B && enc_in_flight(e) < ENC_MAX_IN_FLIGHT; next++)
+        CHECK(enc_submit(e, &one[next]) == 0);
+      CHECK(enc_in_flight(e) == (next - d < ENC_MAX_IN_FLIGHT ? next - d : ENC_MAX_IN_FLIGHT));
+      enc_result r;
+      CHECK(enc_collect(e, &r) == 0);
+      check_encoder_rows(m, &r, 1, ref + d);
+    }
+    CHECK(enc_in_flight(e) == 0);
     enc_close(e);
   }
 
@@ -530,6 +548,18 @@ static void test_encoder(model_arch arch) {
     CHECK(enc_run(e, &b3, &r) == ERR_ARG); /* more documents than max_batch_docs */
     enc_batch b4 = {0, ptrs, lengths};
     CHECK(enc_run(e, &b4, &r) == 0 && r.n_docs == 0 && r.indptr[0] == 0);
+    /* Pipelining limits: nothing to collect; a third submit; enc_run with batches in flight;
+     * a refused batch is not counted. */
+    CHECK(enc_collect(e, &r) == ERR_ARG);
+    enc_batch ok = {1, ptrs, lengths};
+    CHECK(enc_submit(e, &ok) == 0);
+    CHECK(enc_submit(e, &b1) == ERR_INPUT && enc_in_flight(e) == 1);
+    CHECK(enc_submit(e, &b4) == 0 && enc_in_flight(e) == 2);
+    CHECK(enc_submit(e, &ok) == ERR_ARG && strstr(err_msg(), "in flight") != NULL);
+    CHECK(enc_run(e, &ok, &r) == ERR_ARG);
+    CHECK(enc_collect(e, &r) == 0 && r.n_docs == 1);
+    CHECK(enc_collect(e, &r) == 0 && r.n_docs == 0);
+    CHECK(enc_in_flight(e) == 0 && enc_collect(e, &r) == ERR_ARG);
     CHECK(strstr(enc_describe(e), "cpu fp32") != NULL);
     enc_close(e);
   }
