@@ -180,3 +180,112 @@ void cutwin_csr_to_csc(const int32_t *indptr, const int32_t *indices, const floa
   for (int c = n_cols; c > 0; c--) colptr[c] = colptr[c - 1];
   colptr[0] = 0;
 }
+
+/* ---- the fused decoder + max (float_bits: above) ---- */
+
+static float bits_float(uint32_t u) {
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+/* The int32 that the device reinterprets the bits as (__float_as_int): int32_t is two's
+ * complement, so memcpy is the bit cast. */
+static int32_t bits_int(uint32_t u) {
+  int32_t i;
+  memcpy(&i, &u, sizeof i);
+  return i;
+}
+
+uint32_t cutwin_fmax_key(float f) {
+  const uint32_t u = float_bits(f);
+  return (u >> 31) ? ~u : u | 0x80000000u;
+}
+
+float cutwin_fmax_from_key(uint32_t key) {
+  return bits_float((key >> 31) ? key & 0x7fffffffu : ~key);
+}
+
+float cutwin_fmax_merge(float stored, float value) {
+  const uint32_t s = float_bits(stored), v = float_bits(value);
+  if (!(v >> 31)) return bits_int(v) > bits_int(s) ? value : stored; /* atomicMax on int */
+  return v < s ? value : stored;                                     /* atomicMin on unsigned */
+}
+
+void cutwin_fused_tile_of(int block, int n_token_tiles, int n_vocab_tiles, int *token_tile,
+                          int *vocab_tile) {
+  const int per_group = CUTWIN_FUSED_GROUP_TOKEN_TILES * n_vocab_tiles;
+  const int group = block / per_group, local = block % per_group;
+  const int first = group * CUTWIN_FUSED_GROUP_TOKEN_TILES;
+  const int size = n_token_tiles - first < CUTWIN_FUSED_GROUP_TOKEN_TILES
+                       ? n_token_tiles - first
+                       : CUTWIN_FUSED_GROUP_TOKEN_TILES;
+  *token_tile = first + local % size;
+  *vocab_tile = local / size;
+}
+
+void cutwin_fused_run_epilogue(const float *tile, int ld, int t0, int m_rows, int v0, int n_cols,
+                               int group, const int *doc_offsets, int n_docs, float *pooled,
+                               int vocab) {
+  const int group_rows = CUTWIN_FUSED_TOKEN_TILE / CUTWIN_FUSED_ROW_GROUPS;
+  const int r_lo = group * group_rows;
+  const int r_hi = r_lo + group_rows < m_rows ? r_lo + group_rows : m_rows;
+  if (r_lo >= r_hi) return;
+  /* the kernel's binary search: the last b with doc_offsets[b] <= t0 + r_lo */
+  int lo = 0, hi = n_docs - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (doc_offsets[mid] <= t0 + r_lo)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  /* One iteration of c is one thread of the kernel's epilogue. */
+  for (int c = 0; c < n_cols; c++) {
+    int b = lo, r = r_lo;
+    while (r < r_hi) {
+      SPX_ASSERT(b < n_docs); /* rows below doc_offsets[n_docs] == n belong to a document */
+      const int d_start = doc_offsets[b] - t0, d_end = doc_offsets[b + 1] - t0;
+      const int e = d_end < r_hi ? d_end : r_hi;
+      if (e > r) {
+        float m = -INFINITY;
+        for (; r < e; r++) {
+          const float x = tile[(size_t)r * ld + c];
+          m = x > m ? x : m;
+        }
+        float *dst = pooled + (size_t)b * vocab + v0 + c;
+        if (d_start >= r_lo && d_end <= r_hi)
+          *dst = m; /* the only writer of (b, v0 + c) */
+        else
+          *dst = cutwin_fmax_merge(*dst, m);
+      }
+      b++;
+    }
+  }
+}
+
+void cutwin_fused_tile_epilogue(const float *tile, int ld, int t0, int m_rows, int v0, int n_cols,
+                                const int *doc_offsets, int n_docs, float *pooled, int vocab) {
+  for (int g = 0; g < CUTWIN_FUSED_ROW_GROUPS; g++)
+    cutwin_fused_run_epilogue(tile, ld, t0, m_rows, v0, n_cols, g, doc_offsets, n_docs, pooled,
+                              vocab);
+}
+
+void cutwin_decoder_maxpool_fused(const float *rows, const float *decoder_w, int n, int hidden,
+                                  int vocab, const int *doc_offsets, int n_docs, float *tile,
+                                  float *pooled) {
+  if (n <= 0 || vocab <= 0 || n_docs <= 0) return;
+  const int n_tt = (n + CUTWIN_FUSED_TOKEN_TILE - 1) / CUTWIN_FUSED_TOKEN_TILE;
+  const int n_vt = (vocab + CUTWIN_FUSED_VOCAB_TILE - 1) / CUTWIN_FUSED_VOCAB_TILE;
+  for (int block = 0; block < n_tt * n_vt; block++) {
+    int tt, vt;
+    cutwin_fused_tile_of(block, n_tt, n_vt, &tt, &vt);
+    const int t0 = tt * CUTWIN_FUSED_TOKEN_TILE, v0 = vt * CUTWIN_FUSED_VOCAB_TILE;
+    const int m_rows = n - t0 < CUTWIN_FUSED_TOKEN_TILE ? n - t0 : CUTWIN_FUSED_TOKEN_TILE;
+    const int n_cols = vocab - v0 < CUTWIN_FUSED_VOCAB_TILE ? vocab - v0 : CUTWIN_FUSED_VOCAB_TILE;
+    ops_linear(rows + (size_t)t0 * hidden, decoder_w + (size_t)v0 * hidden, NULL, m_rows, hidden,
+               n_cols, tile, CUTWIN_FUSED_VOCAB_TILE);
+    cutwin_fused_tile_epilogue(tile, CUTWIN_FUSED_VOCAB_TILE, t0, m_rows, v0, n_cols, doc_offsets,
+                               n_docs, pooled, vocab);
+  }
+}

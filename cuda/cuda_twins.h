@@ -11,6 +11,8 @@
  *   - the prefix sum of the row counts into indptr
  *   - the decoder in (token block x vocabulary chunk) pieces, each max-pooled into (B, V)
  *   - the CSR -> CSC transpose that cusparseCsr2cscEx2 performs
+ *   - the fused decoder + max (decoder_maxpool.cu): its grid order, its (token tile x vocabulary
+ *     tile) epilogue and the atomic float max that merges documents spanning tiles
  * Legend: N tokens, B documents, H hidden, V vocab, NH heads, D head dim.
  * Plain C11; always built, with or without CUDA.
  */
@@ -80,6 +82,66 @@ void cutwin_csr_to_csc(const int32_t *indptr,  /* (n_rows + 1) */
                        int32_t *colptr,        /* (n_cols + 1) */
                        int32_t *rowind,        /* (nnz) */
                        float *cvalues);        /* (nnz) */
+
+/* ---- the fused decoder + max of cuda/decoder_maxpool.cu ---- */
+
+enum {
+  CUTWIN_FUSED_TOKEN_TILE = 128,       /* tokens of one block tile */
+  CUTWIN_FUSED_VOCAB_TILE = 128,       /* terms of one block tile */
+  CUTWIN_FUSED_ROW_GROUPS = 2,         /* epilogue runs per term column: TOKEN_TILE / 2 rows each */
+  CUTWIN_FUSED_GROUP_TOKEN_TILES = 32  /* grid order: token tiles per group (see the .cu) */
+};
+
+/* The order-preserving key of a float: key(a) < key(b) exactly when a < b for non-NaN a, b,
+ * with -0.0 just below +0.0 (a total order: -inf < ... < -0.0 < +0.0 < ... < +inf). Positive
+ * NaNs map above +inf, negative NaNs below -inf. cutwin_fmax_from_key inverts it (bit exact). */
+uint32_t cutwin_fmax_key(float f);
+float cutwin_fmax_from_key(uint32_t key);
+
+/* The device's atomic float max (decoder_maxpool.cu) as one sequential step: the value that
+ * *addr holds after atomic_fmax(addr, value) when it held `stored`. A value with the sign bit clear
+ * goes through atomicMax on the int bits, one with it set through atomicMin on the unsigned bits.
+ * For non-NaN operands this is cutwin_fmax_from_key(max(key(stored), key(value))): order-free,
+ * -INFINITY its identity, +0.0 above -0.0. The kernel never merges a NaN. */
+float cutwin_fmax_merge(float stored, float value);
+
+/* Block `block` of the kernel's 1-D grid of n_token_tiles * n_vocab_tiles blocks: groups of
+ * CUTWIN_FUSED_GROUP_TOKEN_TILES token tiles, the token tile fastest inside a group. */
+void cutwin_fused_tile_of(int block, int n_token_tiles, int n_vocab_tiles,
+                          int *token_tile, int *vocab_tile);
+
+/* One run of the kernel's epilogue: rows [group * TOKEN_TILE / ROW_GROUPS, + TOKEN_TILE /
+ * ROW_GROUPS) of the tile (clipped to m_rows), every term, as cutwin_fused_tile_epilogue below. The
+ * kernel runs the runs of all tiles in no fixed order; the result must not depend on it. */
+void cutwin_fused_run_epilogue(const float *tile,      /* (m_rows, ld) */
+                               int ld, int t0, int m_rows, int v0, int n_cols, int group,
+                               const int *doc_offsets, /* (B + 1) */
+                               int n_docs,
+                               float *pooled,          /* (B, V) */
+                               int vocab);
+
+/* The kernel's epilogue for one tile: tile holds the logits of rows [t0, t0 + m_rows) and terms
+ * [v0, v0 + n_cols) (row r, term j at tile[r * ld + j]); for each term and each run of
+ * TOKEN_TILE / ROW_GROUPS rows, the `x > m ? x : m` max from -INFINITY per document is stored
+ * into pooled when the document lies wholly inside the run, else merged by cutwin_fmax_merge.
+ * pooled must start at -INFINITY (as on the device). */
+void cutwin_fused_tile_epilogue(const float *tile,      /* (m_rows, ld) */
+                                int ld, int t0, int m_rows, int v0, int n_cols,
+                                const int *doc_offsets, /* (B + 1) */
+                                int n_docs,
+                                float *pooled,          /* (B, V) */
+                                int vocab);
+
+/* decoder_maxpool_cuda's arguments minus the type and the stream (fp32 operands), plus `tile`,
+ * the caller's scratch for one block tile's logits: the blocks in grid order, each tile's logits
+ * by ops_linear, then cutwin_fused_tile_epilogue. pooled must start at -INFINITY. */
+void cutwin_decoder_maxpool_fused(const float *rows,      /* (N, H) */
+                                  const float *decoder_w, /* (V, H) */
+                                  int n, int hidden, int vocab,
+                                  const int *doc_offsets, /* (B + 1) */
+                                  int n_docs,
+                                  float *tile,            /* (TOKEN_TILE, VOCAB_TILE) scratch */
+                                  float *pooled);         /* (B, V) */
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,14 @@
  *   - the online-softmax attention against ops_attention (ragged docs, T = 1, head dims 8..128)
  *   - the decoder in (token block x vocab chunk) pieces against a max over full logit rows
  *   - the CSR -> CSC transpose against a direct scan
+ *   - the fused decoder + max (cuda/decoder_maxpool.cu): the float-max merge rule against the
+ *     order-preserving key and `b > a ? b : a` on special and random floats; the grid order is a
+ *     bijection onto the tiles; the tile epilogue against ops_maxpool_logits on logits with NaN,
+ *     +-inf, +-0 and negative-only columns, and the same bits with the tiles and runs walked in
+ *     reverse (the device's order is arbitrary); the whole twin against full logits + max on ragged
+ *     docs (T = 1, a doc over several token tiles, docs ending on row-group and tile edges, an
+ *     empty doc, V not a multiple of the tile, more than one group of token tiles, negative
+ *     logits only, all-zero rows): exact on inputs whose sums are exact in fp32, else 1e-5
  */
 #include <float.h>
 #include <math.h>
@@ -276,11 +284,248 @@ static void test_csr_to_csc(void) {
   free(indices), free(values), free(rowind), free(cval);
 }
 
+
+/* ---- the fused decoder + max ---- */
+
+static void test_fused_merge(void) {
+  const float specials[] = {-INFINITY, -FLT_MAX, -1.5f, -FLT_MIN, -0x1p-149f, -0.0f, 0.0f,
+                            0x1p-149f, FLT_MIN, 1.5f, FLT_MAX, INFINITY};
+  enum { NS = sizeof specials / sizeof specials[0], NR = 4000 };
+  float vals[NS + NR];
+  for (int i = 0; i < NS; i++) vals[i] = specials[i];
+  for (int i = NS; i < NS + NR; i++) {
+    float f;
+    do f = bits_to_float(rng_u32() ^ (rng_u32() << 16)); while (isnan(f));
+    vals[i] = i % 3 ? f : vals[(int)(rng_u32() % (unsigned)i)]; /* repeats: a == b */
+  }
+  long bad_round = 0, bad_order = 0, bad_key = 0, bad_select = 0, bad_comm = 0, bad_id = 0;
+  long pairs = 0;
+  for (int i = 0; i < NS + NR; i++) {
+    const float a = vals[i];
+    uint32_t ab, mb;
+    float back = cutwin_fmax_from_key(cutwin_fmax_key(a)), id = cutwin_fmax_merge(-INFINITY, a);
+    memcpy(&ab, &a, 4);
+    memcpy(&mb, &back, 4);
+    bad_round += ab != mb;
+    memcpy(&mb, &id, 4);
+    bad_id += ab != mb;
+    /* all pairs among the specials and the first 300 values, then random pairs */
+    const int nj = i < 300 ? 300 : 20;
+    for (int jj = 0; jj < nj; jj++) {
+      const float b = i < 300 ? vals[jj] : vals[rng_u32() % (NS + NR)];
+      pairs++;
+      const uint32_t ka = cutwin_fmax_key(a), kb = cutwin_fmax_key(b);
+      const int both_zero = a == 0.0f && b == 0.0f;
+      if (!both_zero) bad_order += (a < b) != (ka < kb);
+      else bad_order += (signbit(a) && !signbit(b)) != (ka < kb);
+      const float m = cutwin_fmax_merge(a, b), m2 = cutwin_fmax_merge(b, a);
+      const float mk = cutwin_fmax_from_key(ka > kb ? ka : kb);
+      const float sel = b > a ? b : a;
+      uint32_t u, uk, u2, us;
+      memcpy(&u, &m, 4), memcpy(&uk, &mk, 4), memcpy(&u2, &m2, 4), memcpy(&us, &sel, 4);
+      bad_key += u != uk;
+      bad_comm += u != u2;
+      bad_select += both_zero ? !(m == 0.0f) : u != us;
+    }
+  }
+  /* the zero cases spelled out: +0 beats -0 in either order, -0 beats every negative */
+  CHECK(!signbit(cutwin_fmax_merge(-0.0f, 0.0f)) && !signbit(cutwin_fmax_merge(0.0f, -0.0f)));
+  CHECK(signbit(cutwin_fmax_merge(-INFINITY, -0.0f)) &&
+        cutwin_fmax_merge(-INFINITY, -0.0f) == 0.0f);
+  CHECK(signbit(cutwin_fmax_merge(-1.0f, -0.0f)) && signbit(cutwin_fmax_merge(-0.0f, -1.0f)));
+  CHECK(cutwin_fmax_merge(-2.0f, -1.0f) == -1.0f && cutwin_fmax_merge(-1.0f, -2.0f) == -1.0f);
+  CHECK(cutwin_fmax_merge(-1.0f, 2.0f) == 2.0f && cutwin_fmax_merge(2.0f, -1.0f) == 2.0f);
+  CHECK(cutwin_fmax_merge(INFINITY, FLT_MAX) == INFINITY);
+  printf("fused merge: %ld pairs: %ld round-trip, %ld order, %ld merge != key max, %ld merge != "
+         "select (zeros: == 0), %ld not commutative, %ld identity failures\n",
+         pairs, bad_round, bad_order, bad_key, bad_select, bad_comm, bad_id);
+  CHECK(bad_round == 0 && bad_order == 0 && bad_key == 0 && bad_select == 0 && bad_comm == 0 &&
+        bad_id == 0);
+}
+
+static void test_fused_grid_order(void) {
+  const int shapes[][2] = {{1, 1},  {1, 239}, {5, 8},  {31, 5},
+                           {32, 3}, {33, 7},  {70, 2}, {256, 239}};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const int ntt = shapes[s][0], nvt = shapes[s][1];
+    unsigned char *seen = calloc((size_t)ntt * nvt, 1);
+    int bad = 0;
+    for (int blk = 0; blk < ntt * nvt; blk++) {
+      int tt = -1, vt = -1;
+      cutwin_fused_tile_of(blk, ntt, nvt, &tt, &vt);
+      if (tt < 0 || tt >= ntt || vt < 0 || vt >= nvt || seen[(size_t)tt * nvt + vt]++) bad++;
+      /* inside a group, the token tile is the fastest index */
+      if (blk == 1 && ntt > 1) bad += !(tt == 1 && vt == 0);
+    }
+    CHECK(bad == 0);
+    if (bad) fprintf(stderr, "fused grid order %d x %d: %d bad blocks\n", ntt, nvt, bad);
+    free(seen);
+  }
+}
+
+/* Tiles walked as the kernel does, each epilogue on a window of full logits (ld = V); reversed:
+ * the blocks and the runs inside each block in the opposite order (the device has no order). */
+static void fused_epilogue_walk(const float *logits, int N, int V, const int *off, int B,
+                                float *pooled, int reversed) {
+  const int ntt = (N + CUTWIN_FUSED_TOKEN_TILE - 1) / CUTWIN_FUSED_TOKEN_TILE;
+  const int nvt = (V + CUTWIN_FUSED_VOCAB_TILE - 1) / CUTWIN_FUSED_VOCAB_TILE;
+  for (int i = 0; i < ntt * nvt; i++) {
+    int tt, vt;
+    cutwin_fused_tile_of(reversed ? ntt * nvt - 1 - i : i, ntt, nvt, &tt, &vt);
+    const int t0 = tt * CUTWIN_FUSED_TOKEN_TILE, v0 = vt * CUTWIN_FUSED_VOCAB_TILE;
+    const int m = N - t0 < CUTWIN_FUSED_TOKEN_TILE ? N - t0 : CUTWIN_FUSED_TOKEN_TILE;
+    const int c = V - v0 < CUTWIN_FUSED_VOCAB_TILE ? V - v0 : CUTWIN_FUSED_VOCAB_TILE;
+    const float *tile = logits + (size_t)t0 * V + v0;
+    if (!reversed)
+      cutwin_fused_tile_epilogue(tile, V, t0, m, v0, c, off, B, pooled, V);
+    else
+      for (int g = CUTWIN_FUSED_ROW_GROUPS - 1; g >= 0; g--)
+        cutwin_fused_run_epilogue(tile, V, t0, m, v0, c, g, off, B, pooled, V);
+  }
+}
+
+/* lens -> offsets (B + 1); returns N. */
+static int fused_offsets(const int *lens, int B, int *off) {
+  off[0] = 0;
+  for (int b = 0; b < B; b++) off[b + 1] = off[b] + lens[b];
+  return off[B];
+}
+
+/* The ragged docs of the fused tests: doc 1 ends on the row-group edge 64, doc 2 = [64, 128)
+ * fills a row group and ends on the tile edge, doc 3 = [128, 428) spans tiles 1..3, doc 4 is
+ * empty, doc 5 ends on the tile edge 512 from inside row group 0 of tile 3, doc 8 = [518, 577)
+ * ends one row past a group edge, doc 11 = [639, 645) starts one row before a tile edge, and the
+ * last tile is ragged (N = 646). */
+static const int fused_lens[] = {1, 63, 64, 300, 0, 84, 5, 1, 59, 3, 59, 6, 1};
+enum { FUSED_B = 13 };
+
+static void test_fused_epilogue(void) {
+  int off[FUSED_B + 1];
+  const int B = FUSED_B, N = fused_offsets(fused_lens, B, off), V = 300;
+  float *logits = malloc(sizeof(float) * (size_t)N * V);
+  float *ref = malloc(sizeof(float) * B * V), *got = malloc(sizeof(float) * B * V);
+  float *rev = malloc(sizeof(float) * B * V);
+  for (int t = 0; t < N; t++)
+    for (int v = 0; v < V; v++) {
+      float x = rng_uniform(-4, 4);
+      const uint32_t k = rng_u32() % 64;
+      if (v % 10 == 1) x = -fabsf(x) - 1.0f;           /* negative-only columns */
+      if (v % 10 == 2) x = (t % 3) ? -0.0f : 0.0f;     /* zeros of both signs */
+      if (v % 10 == 3) x = -0.0f;                      /* -0 only */
+      if (v % 10 == 4) x = (t % 2) ? -0.0f : -1.0f;    /* -0 above negatives */
+      if (v % 10 == 5) x = NAN;                        /* NaN only: stays -inf */
+      if (v % 10 >= 6 || v % 10 == 0) {                /* scattered specials elsewhere */
+        if (k == 0) x = NAN;
+        if (k == 1) x = INFINITY;
+        if (k == 2) x = -INFINITY;
+      }
+      logits[(size_t)t * V + v] = x;
+    }
+  ops_fill(ref, (size_t)B * V, -INFINITY);
+  ops_fill(got, (size_t)B * V, -INFINITY);
+  ops_fill(rev, (size_t)B * V, -INFINITY);
+  ops_maxpool_logits(logits, V, 0, N, 0, V, off, B, ref, V);
+  fused_epilogue_walk(logits, N, V, off, B, got, 0);
+  fused_epilogue_walk(logits, N, V, off, B, rev, 1);
+  CHECK(memcmp(got, rev, sizeof(float) * B * V) == 0); /* bit for bit, zero signs included */
+  int bad = 0, nan = 0, zero_sign = 0, neg_inf = 0;
+  for (int i = 0; i < B * V; i++) {
+    uint32_t a, b;
+    memcpy(&a, &ref[i], 4), memcpy(&b, &got[i], 4);
+    nan += isnan(got[i]);
+    neg_inf += got[i] == -INFINITY;
+    if (a == b) continue;
+    if (ref[i] == 0.0f && got[i] == 0.0f) zero_sign++;
+    else bad++;
+  }
+  /* a column with +0 and -0 in a doc spanning tiles: +0 whatever came first (merge order) */
+  for (int v = 2; v < V; v += 10) CHECK(got[3 * V + v] == 0.0f && !signbit(got[3 * V + v]));
+  for (int v = 3; v < V; v += 10) CHECK(got[3 * V + v] == 0.0f && signbit(got[3 * V + v]));
+  for (int v = 5; v < V; v += 10) CHECK(got[3 * V + v] == -INFINITY);
+  for (int v = 0; v < V; v++) CHECK(got[4 * V + v] == -INFINITY); /* the empty doc */
+  printf("fused epilogue vs ops_maxpool_logits (N=%d V=%d, NaN/inf/+-0 logits): %d differ, "
+         "%d zeros differ in sign only, %d NaN, %d -inf\n", N, V, bad, zero_sign, nan, neg_inf);
+  CHECK(bad == 0 && nan == 0);
+  free(logits), free(ref), free(got), free(rev);
+}
+
+/* The whole twin against full logits + max. mode 0: uniform inputs; 1: inputs on a 1/8 grid
+ * (|x| <= 1, H <= 64: every partial sum is a multiple of 1/64 below 2^18, exact in any order);
+ * 2: the grid with rows > 0 and weights < 0 (negative logits only); 3: the grid with doc 3's
+ * rows all zero (zero logits over three tiles). */
+static void fused_case(const char *name, const int *lens, int B, int H, int V, int mode) {
+  int *off = malloc(sizeof(int) * (B + 1));
+  const int N = fused_offsets(lens, B, off);
+  float *rows = malloc(sizeof(float) * (size_t)N * H), *w = malloc(sizeof(float) * (size_t)V * H);
+  for (size_t i = 0; i < (size_t)N * H; i++) {
+    if (mode == 0) rows[i] = rng_uniform(-1, 1);
+    else if (mode == 2) rows[i] = (float)(1 + rng_u32() % 8) / 8.0f;
+    else rows[i] = (float)((int)(rng_u32() % 17) - 8) / 8.0f;
+  }
+  if (mode == 3 && B > 3)
+    for (size_t i = (size_t)off[3] * H; i < (size_t)off[4] * H; i++) rows[i] = 0.0f;
+  for (size_t i = 0; i < (size_t)V * H; i++) {
+    if (mode == 0) w[i] = rng_uniform(-1, 1);
+    else if (mode == 2) w[i] = -(float)(1 + rng_u32() % 8) / 8.0f;
+    else w[i] = (float)((int)(rng_u32() % 17) - 8) / 8.0f;
+  }
+  float *full = malloc(sizeof(float) * (size_t)N * V), *ref = malloc(sizeof(float) * B * V);
+  float *got = malloc(sizeof(float) * B * V);
+  float *tile = malloc(sizeof(float) * CUTWIN_FUSED_TOKEN_TILE * CUTWIN_FUSED_VOCAB_TILE);
+  ops_linear(rows, w, NULL, N, H, V, full, V);
+  ops_fill(ref, (size_t)B * V, -INFINITY);
+  ops_maxpool_logits(full, V, 0, N, 0, V, off, B, ref, V);
+  ops_fill(got, (size_t)B * V, -INFINITY);
+  cutwin_decoder_maxpool_fused(rows, w, N, H, V, off, B, tile, got);
+  double maxerr = 0;
+  int neq = 0, nan = 0, positive = 0;
+  for (int i = 0; i < B * V; i++) {
+    nan += isnan(got[i]);
+    positive += got[i] > 0;
+    neq += !(got[i] == ref[i]);
+    const double d = (got[i] == ref[i]) ? 0.0 : fabs((double)got[i] - ref[i]);
+    maxerr = d > maxerr ? d : maxerr;
+  }
+  const double tol = mode == 0 ? 1e-5 : 0.0;
+  printf("fused twin %-28s N=%-5d H=%-3d V=%-5d mode %d: %d of %d differ, max abs %.3g (tol %g)\n",
+         name, N, H, V, mode, neq, B * V, maxerr, tol);
+  CHECK(nan == 0);
+  CHECK(maxerr <= tol);
+  if (mode != 0) CHECK(neq == 0);
+  if (mode == 2) CHECK(positive == 0);
+  if (mode == 3 && B > 3)
+    for (int v = 0; v < V; v++) CHECK(got[3 * V + v] == 0.0f);
+  for (int b = 0; b < B; b++) /* empty docs keep -inf, the others do not */
+    CHECK((off[b + 1] == off[b]) == (got[(size_t)b * V] == -INFINITY));
+  free(off), free(rows), free(w), free(full), free(ref), free(got), free(tile);
+}
+
+static void test_fused_decoder(void) {
+  const int one[] = {1};
+  fused_case("T=1", one, 1, 32, 300, 0);
+  fused_case("T=1", one, 1, 32, 300, 1);
+  for (int mode = 0; mode < 4; mode++)
+    fused_case("tile edges, empty doc", fused_lens, FUSED_B, 48, 1000, mode);
+  /* more than one group of token tiles (N >= 4481: at least 36 tiles, groups of 32) */
+  int lens[40];
+  for (int b = 0; b < 40; b++) lens[b] = 1 + (int)(rng_u32() % 230);
+  lens[7] = 700; /* spans six tiles */
+  int n = 0;
+  for (int b = 0; b < 40; b++) n += lens[b];
+  if (n < 4481) lens[39] += 4481 - n;
+  fused_case("40 docs, two tile groups", lens, 40, 16, 260, 0);
+  fused_case("40 docs, two tile groups", lens, 40, 16, 260, 1);
+}
+
 int main(void) {
   test_rounding();
   test_sparsify();
   test_attention();
   test_decoder_blocks();
   test_csr_to_csc();
+  test_fused_merge();
+  test_fused_grid_order();
+  test_fused_epilogue();
+  test_fused_decoder();
   return check_report("test_cuda_twins");
 }

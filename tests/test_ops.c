@@ -15,6 +15,10 @@
  *   linear (cuBLAS)     1e-5        1e-5 against fp32 math on the same rounded operands
  *                       (K up to 3072: summation order alone moves fp32 results by ~eps*sqrt(K))
  *   maxpool_logits      exact       -
+ *   decoder_maxpool     -           1e-5 against fp32 math on the same rounded operands (the
+ *                                   chunked twin cutwin_decoder_maxpool, and for small shapes the
+ *                                   fused twin); exact (0) on operands on a 1/8 grid, whose sums
+ *                                   are exact in fp32 in any order; fp32 operands: ERR_ARG
  *   fill, row_offsets, sparsify_gather, csr_to_csc, convert: exact
  *   sparsify_weights    same kept ids and row counts; values 1e-6 relative (log1pf may differ
  *                       by an ulp between the device and libm; inputs on a 2^-8 grid keep the
@@ -35,6 +39,7 @@
 #include "attention.h"
 #include "bias_gelu.h"
 #include "convert.h"
+#include "decoder_maxpool.h"
 #include "csr_to_csc.h"
 #include "cu_check.h"
 #include "cu_dtype.h"
@@ -350,6 +355,85 @@ static void test_maxpool(const batch_shape *bs, int V, int t0, int rows, int v0,
   free(logits), free(pooled), free(got);
 }
 
+/* The fused decoder + max against fp32 math on the same rounded operands. grid: operands k / 8,
+ * |k| <= 8, so every partial sum is a multiple of 1/64 below 2^16 and exact in fp32 whatever the
+ * order (the tensor cores' included): the kernel must then match to the bit (up to zero signs). */
+static void test_decoder_maxpool(const batch_shape *bs, int H, int V, int grid) {
+  char shape[64];
+  snprintf(shape, sizeof shape, "%s H=%d V=%d%s", bs->name, H, V, grid ? " grid" : "");
+  const int B = bs->n_docs, N = bs->n, tb = N < 1024 ? N : 1024;
+  const int with_twin = (size_t)N * V <= ((size_t)1 << 21);
+  float *x = malloc(sizeof(float) * N * H), *w = malloc(sizeof(float) * (size_t)V * H);
+  for (size_t i = 0; i < (size_t)N * H; i++)
+    x[i] = grid ? (float)((int)(rng_u32() % 17) - 8) / 8.0f : rng_uniform(-1, 1);
+  for (size_t i = 0; i < (size_t)V * H; i++)
+    w[i] = grid ? (float)((int)(rng_u32() % 17) - 8) / 8.0f : rng_uniform(-1, 1);
+  float *xr = malloc(sizeof(float) * N * H), *wr = malloc(sizeof(float) * (size_t)V * H);
+  float *ref = malloc(sizeof(float) * B * V), *got = malloc(sizeof(float) * B * V);
+  float *twin = malloc(sizeof(float) * B * V), *init = malloc(sizeof(float) * B * V);
+  float *logits = malloc(sizeof(float) * (size_t)tb * CUTWIN_VOCAB_BLOCK);
+  float *tile = malloc(sizeof(float) * CUTWIN_FUSED_TOKEN_TILE * CUTWIN_FUSED_VOCAB_TILE);
+  ops_fill(init, (size_t)B * V, -INFINITY);
+  for (int t = CU_F16; t <= CU_BF16; t++) {
+    const cu_dtype dt = (cu_dtype)t;
+    for (size_t i = 0; i < (size_t)N * H; i++) xr[i] = cu_round(x[i], dt);
+    for (size_t i = 0; i < (size_t)V * H; i++) wr[i] = cu_round(w[i], dt);
+    ops_fill(ref, (size_t)B * V, -INFINITY);
+    cutwin_decoder_maxpool(xr, wr, N, H, V, bs->offsets, B, tb, CUTWIN_VOCAB_BLOCK, logits, ref);
+    void *hx = malloc(2 * (size_t)N * H), *hw = malloc(2 * (size_t)V * H);
+    cu_convert(x, (size_t)N * H, dt, hx);
+    cu_convert(w, (size_t)V * H, dt, hw);
+    void *d_x = dev_copy(hx, 2 * (size_t)N * H), *d_w = dev_copy(hw, 2 * (size_t)V * H);
+    int *d_off = dev_copy(bs->offsets, sizeof(int) * (B + 1));
+    float *d_p = dev_copy(init, sizeof(float) * B * V); /* -inf on entry, as the contract says */
+    if (launched(decoder_maxpool_cuda(d_x, d_w, N, H, V, d_off, B, d_p, dt, S),
+                 "decoder_maxpool")) {
+      to_host(got, d_p, sizeof(float) * B * V);
+      compare("decoder_maxpool", cu_dtype_name(dt), shape, got, ref, (size_t)B * V,
+              grid ? 0.0 : 1e-5);
+      if (with_twin) {
+        ops_fill(twin, (size_t)B * V, -INFINITY);
+        cutwin_decoder_maxpool_fused(xr, wr, N, H, V, bs->offsets, B, tile, twin);
+        compare("decoder_maxpool(twin)", cu_dtype_name(dt), shape, got, twin, (size_t)B * V,
+                grid ? 0.0 : 1e-5);
+      }
+    }
+    dev_free_all();
+    free(hx), free(hw);
+  }
+  free(x), free(w), free(xr), free(wr), free(ref), free(got), free(twin), free(init), free(logits);
+  free(tile);
+}
+
+/* What the kernel does not handle comes back as ERR_ARG with a message, before any launch, so
+ * that the encoder can fall back to the chunked path. */
+static void test_decoder_maxpool_refusals(void) {
+  char *d = dev_poison(4096);
+  const int offsets[2] = {0, 10};
+  int *d_off = dev_copy(offsets, sizeof offsets);
+  float *d_p = dev_poison(sizeof(float) * 100);
+  struct {
+    const char *what;
+    const void *x;
+    int hidden;
+    cu_dtype dt;
+  } cases[] = {{"fp32 operands", d, 64, CU_F32},
+               {"hidden 40", d, 40, CU_F16},
+               {"hidden 8", d, 8, CU_BF16},
+               {"misaligned rows", d ? d + 2 : NULL, 64, CU_F16}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    err_clear();
+    const int rc = decoder_maxpool_cuda(cases[i].x, d, 10, cases[i].hidden, 100, d_off, 1, d_p,
+                                        cases[i].dt, S);
+    const int ok = rc == ERR_ARG && err_msg()[0] != '\0';
+    printf("%-20s %-5s %-28s rc %d (%s) %s\n", "decoder_maxpool", cu_dtype_name(cases[i].dt),
+           cases[i].what, rc, err_msg(), ok ? "ok" : "FAIL");
+    CHECK(ok);
+  }
+  CHECK(cudaStreamSynchronize(S) == cudaSuccess);
+  dev_free_all();
+}
+
 static void test_fill_convert(size_t n) {
   char shape[64];
   snprintf(shape, sizeof shape, "n=%zu", n);
@@ -489,6 +573,13 @@ static int run_all(void) {
   batch_shape one = make_shape("T=1", l_one, 1);
   batch_shape ragged = make_shape("ragged 8 docs", l_ragged, 8);
   batch_shape longer = make_shape("512,7,256,255", l_long, 4);
+  /* for the fused decoder: docs ending on its 64-row run and 128-row tile edges, one over three
+   * tiles, one ending a row past a run edge, one starting a row before a tile edge */
+  const int l_edges[] = {1, 63, 64, 300, 84, 5, 1, 59, 3, 59, 6, 1};
+  batch_shape edges = make_shape("tile edges 12 docs", l_edges, 12);
+  /* several thousand tokens: 36 token tiles, more than one group of 32 */
+  const int l_batch[] = {512, 7, 256, 255, 511, 1, 300, 128, 129, 300, 450, 380, 256, 500, 512};
+  batch_shape batch = make_shape("4497 tokens 15 docs", l_batch, 15);
 
   test_embed_layernorm(&one, 32);
   test_embed_layernorm(&ragged, 37);
@@ -504,6 +595,12 @@ static int run_all(void) {
   test_attention(&ragged, 2, 96);
   test_maxpool(&ragged, 1000, 0, ragged.n, 0, 1000);
   test_maxpool(&ragged, 1000, 20, 50, 333, 129); /* a block starting and ending inside docs */
+  for (int grid = 0; grid < 2; grid++) {
+    test_decoder_maxpool(&one, 64, 1000, grid);
+    test_decoder_maxpool(&ragged, 48, 1000, grid); /* H = 48: a half-filled last K slice */
+    test_decoder_maxpool(&edges, 64, 300, grid);
+  }
+  test_decoder_maxpool_refusals();
   test_fill_convert(1);
   test_fill_convert(100003);
   test_sparsify(1, 5, 0.0f, 0);
@@ -524,6 +621,8 @@ static int run_all(void) {
     test_attention(&longer, 12, 64);
     test_attention(&longer, 2, 128);
     test_maxpool(&longer, 30522, 0, longer.n, 28672, 30522 - 28672);
+    test_decoder_maxpool(&batch, 768, 30522, 0);
+    test_decoder_maxpool(&batch, 768, 30522, 1);
     test_sparsify(16, 30522, 0.0f, 0);
     test_sparsify(16, 30522, 0.0f, 64);
     test_sparsify(8, 30522, 0.5f, 256);

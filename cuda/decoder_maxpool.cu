@@ -1,0 +1,325 @@
+/* decoder_maxpool: the SPLADE decoder GEMM with the per-document max in its epilogue, so that the
+ * (N, V) logits never reach device memory (issue 5's "fused epilogue").
+ *
+ * Block (token tile, vocabulary tile) computes the BM x BN = 128 x 128 logits of 128 tokens and
+ * 128 terms with nvcuda::wmma m16n16k16 (fp16 or bf16 operands, fp32 accumulators): 8 warps as
+ * 2 (tokens) x 4 (terms), each warp 64 x 32 = 4 x 2 fragments. The K loop walks hidden in BK = 32
+ * slices through a 3-stage cp.async ring in dynamic shared memory (rows of BK + 8 halves = 80
+ * bytes, so 8 consecutive rows of a fragment load, as ldmatrix reads them, fall in 8 distinct
+ * 16-byte bank groups). Rows past N, terms past V and the k past hidden (hidden % 32 == 16) are
+ * zero-filled by cp.async's src-size 0, so the tile math needs no bounds. The epilogue stores the
+ * accumulators into the same shared memory (a 128 x 132 float tile, 67,584 bytes, larger than the
+ * 61,440-byte ring; with the runs' first documents 67,592 bytes of dynamic shared memory, hence
+ * cudaFuncSetAttribute), then runs CUTWIN_FUSED_ROW_GROUPS = 2 threads per term column, each
+ * over 64 rows: a segmented `x > m ? x : m` max from -INFINITY per document, exactly
+ * ops_maxpool_logits' comparison in the same row order. A document whose rows all lie in the
+ * thread's 64 rows has no other writer and is stored; any other is merged with the atomic float
+ * max below. The document of each run's first row comes from a binary search in doc_offsets.
+ *
+ * The merge (cutwin_fmax_merge is its C twin): for a value with the sign bit clear, atomicMax on
+ * the int bits; with the sign bit set, atomicMin on the unsigned bits. Non-negative floats order
+ * like their int bits and sit above every negative one (negative ints); negative floats order
+ * reversed as unsigned and sit above every non-negative one (unsigned >= 0x80000000). So the merge
+ * is the max under the total order -inf < ... < -0.0 < +0.0 < ... < +inf, whatever the order in
+ * which the blocks arrive: the result is deterministic. -INFINITY (0xff800000) is its identity,
+ * which is why pooled must hold -INFINITY on entry (and why a stored document needs no read).
+ * NaN: inside a run the select keeps the running max when x is NaN, and the running max starts at
+ * -INFINITY, so it is never NaN; nothing NaN is ever merged or stored, and pooled never becomes NaN
+ * (as on the CPU, where ops_maxpool_logits never lets a NaN replace the max). The one difference
+ * with the CPU: inside a run the first zero seen wins (as on the CPU), across runs +0.0 beats
+ * -0.0; the values compare equal and sparsify (x + bias, relu, > threshold) cannot tell them apart.
+ *
+ * Grid order, chosen for L2 reuse: a 1-D grid walked in groups of CUTWIN_FUSED_GROUP_TOKEN_TILES
+ * = 32 token tiles (4096 tokens); inside a group the token tile varies fastest, then the
+ * vocabulary tile (cutwin_fused_tile_of). Neither plain order works for N = 32768 (256 x 239
+ * tiles, ~264 blocks resident on an H100): with the vocabulary tile fastest, the resident blocks
+ * share one or two token tiles and sweep the whole 47 MB fp16 decoder weight once per token
+ * tile, more than L2 keeps (40-50 MB, in two halves), ~12 GB of weight reads; with the token tile
+ * fastest, the same happens to the 50 MB of rows once per vocabulary tile. Grouped, the resident
+ * blocks cover ~8 vocabulary tiles x the group's 32 token tiles: each weight tile is fetched once
+ * per group and shared by 32 blocks, the group's rows (4096 x 768 x 2 = 6.3 MB) stay in L2 for
+ * the group's whole sweep of the vocabulary. DRAM reads: the weight N / 4096 times (8 x 47 =
+ * 375 MB), the rows about once (50 MB). An estimate, to be checked with Nsight Compute.
+ *
+ * Arithmetic for N = 32768 tokens, H = 768, V = 30522 (batch of ~436 MS MARCO passages):
+ *   GEMM: 2 N H V = 1.54 TFLOP on either path (the fused one pads V to 239 x 128 = 30592: +0.2%).
+ *   Chunked path (linear_cuda into a (16384 x 4096) fp32 logits buffer, then maxpool_logits):
+ *     the logits are written and read once each, 2 x N x V x 4 = 8.0 GB of DRAM traffic, ~2.4 ms
+ *     at 3.35 TB/s (H100 SXM), ~4 ms at 2 TB/s (A100), on top of the cuBLAS GEMM (~2.2 ms at
+ *     700 TFLOP/s) and 268 MB of workspace.
+ *   Fused path: ~0.43 GB of operand reads (above), ~53 MB of direct pooled stores (B x V x 4) and
+ *     at most ~2 atomics per term per 64 rows (~31 M atomics at L2); no workspace. Its time is
+ *     the GEMM's at whatever rate this mma.sync-based kernel reaches: it beats the chunked path
+ *     on an H100 only above ~1.54 TFLOP / (2.2 + 2.4 ms) ~ 335 TFLOP/s sustained (a third of the
+ *     fp16 dense peak, which needs wgmma that wmma does not emit), on an A100 above ~160 TFLOP/s.
+ * To measure on a GPU before this becomes the default (the encoder keeps the chunked path until
+ * then): wall time of both paths over MS MARCO-like batches (N 4K..32K, fp16 and bf16) on an
+ * H100 and an A100; the kernel's TFLOP/s, L2 hit rate of the weight and rows, shared-memory bank
+ * conflicts and the atomic count (Nsight Compute); blocks resident per SM (2 expected on both:
+ * 121-128 registers x 256 threads is half the register file, 2 x 67.6 KB of shared memory fits
+ * sm_80's 164 KB); test_ops against the chunked path; end-to-end passages/s of `spladex encode`
+ * with each path. Then: BK = 64 or a 4-stage ring, and a wgmma/TMA version for sm_90.
+ * Legend: N tokens, B documents, H hidden, V vocab.
+ */
+#include "decoder_maxpool.h"
+
+#include <limits.h>
+#include <stdint.h>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <mma.h>
+
+extern "C" {
+#include "err.h"
+}
+#include "cu_check.h"
+#include "cuda_twins.h"
+
+namespace {
+const int kBM = CUTWIN_FUSED_TOKEN_TILE;   /* tokens per block tile */
+const int kBN = CUTWIN_FUSED_VOCAB_TILE;   /* terms per block tile */
+const int kGroups = CUTWIN_FUSED_ROW_GROUPS; /* epilogue threads per term column */
+const int kGroupRows = kBM / kGroups;
+const int kBK = 32;                        /* hidden slice per pipeline stage */
+const int kStages = 3;
+const int kLdS = kBK + 8;                  /* staging row: 40 halves = 80 bytes */
+const int kLdC = kBN + 4;                  /* epilogue tile row: 132 floats */
+const int kThreads = 256;
+const int kWarpsN = 4;
+const int kWarpRows = kBM / (kThreads / 32 / kWarpsN); /* 64 */
+const int kWarpCols = kBN / kWarpsN;                   /* 32 */
+const int kFragM = kWarpRows / 16;
+const int kFragN = kWarpCols / 16;
+const int kChunksPerRow = kBK / 8;         /* 16-byte cp.async chunks per staged row */
+const int kStageElems = (kBM + kBN) * kLdS;
+const size_t kRingBytes = (size_t)kStages * kStageElems * 2;
+const size_t kTileBytes = (size_t)kBM * kLdC * 4;
+const size_t kSmemBytes = kRingBytes > kTileBytes ? kRingBytes : kTileBytes;
+const size_t kDynamicBytes = kSmemBytes + kGroups * sizeof(int); /* + first_doc */
+
+static_assert(kThreads == kBN * kGroups, "the epilogue maps one thread to (column, row group)");
+static_assert(kBM % kGroups == 0, "row groups split the token tile evenly");
+static_assert((kBM * kChunksPerRow) % kThreads == 0 && (kBN * kChunksPerRow) % kThreads == 0,
+              "every thread issues the same number of cp.async per stage");
+static_assert(kWarpRows % 16 == 0 && kWarpCols % 16 == 0 && kBK % 16 == 0, "wmma 16x16x16");
+static_assert((kLdS * 2) % 16 == 0 && (kStageElems * 2) % 32 == 0 && (kBM * kLdS * 2) % 32 == 0,
+              "cp.async needs 16-byte and wmma 32-byte aligned shared addresses");
+static_assert(kLdC % 4 == 0, "wmma float store: ldm a multiple of 4");
+static_assert(kSmemBytes % 16 == 0, "first_doc follows the ring / tile");
+
+/* 16 bytes global -> shared, bypassing L1; src_bytes 0 writes 16 zero bytes and reads nothing. */
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int src_bytes) {
+  const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
+               "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+/* The merge rule of the file comment (twin: cutwin_fmax_merge). */
+__device__ __forceinline__ void atomic_fmax(float *addr, float value) {
+  if (!(__float_as_uint(value) >> 31))
+    atomicMax(reinterpret_cast<int *>(addr), __float_as_int(value));
+  else
+    atomicMin(reinterpret_cast<unsigned *>(addr), __float_as_uint(value));
+}
+
+/* Stages rows [t0, t0 + BM) x k [k0, k0 + BK) and terms [v0, v0 + BN) x the same k into one ring
+ * slot; anything outside (N, V, hidden) becomes zeros. */
+template <typename T>
+__device__ __forceinline__ void load_stage(T *slot, const T *__restrict__ rows,
+                                           const T *__restrict__ w, int n, int hidden, int vocab,
+                                           int t0, int v0, int k0) {
+  T *a = slot, *b = slot + kBM * kLdS;
+#pragma unroll
+  for (int i = 0; i < kBM * kChunksPerRow / kThreads; i++) {
+    const int id = threadIdx.x + i * kThreads, r = id / kChunksPerRow, c = id % kChunksPerRow;
+    const int t = t0 + r, k = k0 + c * 8;
+    const bool ok = t < n && k < hidden;
+    cp_async16(a + r * kLdS + c * 8, ok ? rows + (size_t)t * hidden + k : rows, ok ? 16 : 0);
+  }
+#pragma unroll
+  for (int i = 0; i < kBN * kChunksPerRow / kThreads; i++) {
+    const int id = threadIdx.x + i * kThreads, r = id / kChunksPerRow, c = id % kChunksPerRow;
+    const int v = v0 + r, k = k0 + c * 8;
+    const bool ok = v < vocab && k < hidden;
+    cp_async16(b + r * kLdS + c * 8, ok ? w + (size_t)v * hidden + k : w, ok ? 16 : 0);
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads, 2)
+    k_decoder_maxpool(const T *__restrict__ rows, const T *__restrict__ w, int n, int hidden,
+                      int vocab, const int *__restrict__ doc_offsets, int n_docs,
+                      float *__restrict__ pooled, int n_token_tiles, int n_vocab_tiles) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+  using namespace nvcuda;
+  extern __shared__ __align__(128) unsigned char smem[];
+  T *ring = reinterpret_cast<T *>(smem);
+  int *first_doc = reinterpret_cast<int *>(smem + kSmemBytes); /* (kGroups), past ring / tile */
+  float *tile = reinterpret_cast<float *>(smem); /* reuses the ring after the K loop */
+
+  /* Grid order: see the file comment; cutwin_fused_tile_of is the same formula. */
+  const int per_group = CUTWIN_FUSED_GROUP_TOKEN_TILES * n_vocab_tiles;
+  const int group = (int)blockIdx.x / per_group, local = (int)blockIdx.x % per_group;
+  const int first_tt = group * CUTWIN_FUSED_GROUP_TOKEN_TILES;
+  const int group_size = min(n_token_tiles - first_tt, CUTWIN_FUSED_GROUP_TOKEN_TILES);
+  const int t0 = (first_tt + local % group_size) * kBM, v0 = (local / group_size) * kBN;
+
+  const int warp = threadIdx.x / 32;
+  const int wm = warp / kWarpsN, wn = warp % kWarpsN;
+  const int n_k = (hidden + kBK - 1) / kBK;
+
+#pragma unroll
+  for (int s = 0; s < kStages - 1; s++) {
+    if (s < n_k) load_stage(ring + s * kStageElems, rows, w, n, hidden, vocab, t0, v0, s * kBK);
+    cp_async_commit(); /* empty groups too, so that wait_group counts stay uniform */
+  }
+
+  /* The document of each row group's first row: the last b with doc_offsets[b] <= t (empty
+   * documents before t are skipped). Published by the __syncthreads of the K loop (n_k >= 1). */
+  if (threadIdx.x < kGroups) {
+    const int t = t0 + (int)threadIdx.x * kGroupRows;
+    int lo = 0, hi = n_docs - 1;
+    if (t < n) {
+      while (lo < hi) {
+        const int mid = (lo + hi + 1) / 2;
+        if (doc_offsets[mid] <= t)
+          lo = mid;
+        else
+          hi = mid - 1;
+      }
+    }
+    first_doc[threadIdx.x] = lo;
+  }
+
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kFragM][kFragN];
+#pragma unroll
+  for (int i = 0; i < kFragM; i++)
+#pragma unroll
+    for (int j = 0; j < kFragN; j++) wmma::fill_fragment(acc[i][j], 0.0f);
+
+  for (int kt = 0; kt < n_k; kt++) {
+    cp_async_wait<kStages - 2>(); /* this thread's copies of slice kt have landed */
+    __syncthreads();              /* everyone's have, and slot (kt - 1) % S is no longer read */
+    const int next = kt + kStages - 1;
+    if (next < n_k)
+      load_stage(ring + (next % kStages) * kStageElems, rows, w, n, hidden, vocab, t0, v0,
+                 next * kBK);
+    cp_async_commit();
+
+    const T *a = ring + (kt % kStages) * kStageElems;
+    const T *b = a + kBM * kLdS;
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 16) {
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> bf[kFragN];
+#pragma unroll
+      for (int j = 0; j < kFragN; j++)
+        wmma::load_matrix_sync(bf[j], b + (wn * kWarpCols + j * 16) * kLdS + kk, kLdS);
+#pragma unroll
+      for (int i = 0; i < kFragM; i++) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> af;
+        wmma::load_matrix_sync(af, a + (wm * kWarpRows + i * 16) * kLdS + kk, kLdS);
+#pragma unroll
+        for (int j = 0; j < kFragN; j++) wmma::mma_sync(acc[i][j], af, bf[j], acc[i][j]);
+      }
+    }
+  }
+  cp_async_wait<0>(); /* only empty groups can be pending; the ring is about to be overwritten */
+  __syncthreads();
+
+#pragma unroll
+  for (int i = 0; i < kFragM; i++)
+#pragma unroll
+    for (int j = 0; j < kFragN; j++)
+      wmma::store_matrix_sync(tile + (wm * kWarpRows + i * 16) * kLdC + wn * kWarpCols + j * 16,
+                              acc[i][j], kLdC, wmma::mem_row_major);
+  __syncthreads();
+
+  /* Epilogue: thread (g, c) walks rows [g * 64, g * 64 + 64) of column c, one document at a
+   * time (twin: cutwin_fused_tile_epilogue). */
+  const int c = threadIdx.x % kBN, g = threadIdx.x / kBN;
+  const int m_rows = min(kBM, n - t0), n_cols = min(kBN, vocab - v0);
+  const int r_lo = g * kGroupRows, r_hi = min(r_lo + kGroupRows, m_rows);
+  if (c >= n_cols || r_lo >= r_hi) return;
+  int b = first_doc[g], r = r_lo;
+  while (r < r_hi) {
+    const int d_start = doc_offsets[b] - t0, d_end = doc_offsets[b + 1] - t0;
+    const int e = min(d_end, r_hi);
+    if (e > r) {
+      float m = -INFINITY;
+      for (; r < e; r++) {
+        const float x = tile[r * kLdC + c];
+        m = x > m ? x : m;
+      }
+      float *dst = pooled + (size_t)b * vocab + v0 + c;
+      if (d_start >= r_lo && d_end <= r_hi)
+        *dst = m; /* the only writer of (b, v0 + c) */
+      else
+        atomic_fmax(dst, m);
+    }
+    b++;
+  }
+#else
+  /* wmma on bf16 and cp.async need sm_80; the launcher refuses older devices. */
+  (void)rows, (void)w, (void)n, (void)hidden, (void)vocab, (void)doc_offsets, (void)n_docs;
+  (void)pooled, (void)n_token_tiles, (void)n_vocab_tiles;
+#endif
+}
+
+template <typename T>
+int launch(const void *rows, const void *decoder_w, int n, int hidden, int vocab,
+           const int *doc_offsets, int n_docs, float *pooled, int n_token_tiles,
+           int n_vocab_tiles, cudaStream_t stream) {
+  int rc = CU_CHECK(cudaFuncSetAttribute(k_decoder_maxpool<T>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         (int)kDynamicBytes));
+  if (rc < 0) return rc;
+  const unsigned blocks = (unsigned)n_token_tiles * (unsigned)n_vocab_tiles;
+  k_decoder_maxpool<T><<<blocks, kThreads, kDynamicBytes, stream>>>(
+      static_cast<const T *>(rows), static_cast<const T *>(decoder_w), n, hidden, vocab,
+      doc_offsets, n_docs, pooled, n_token_tiles, n_vocab_tiles);
+  return CU_CHECK_LAUNCH("k_decoder_maxpool", stream);
+}
+} /* namespace */
+
+extern "C" int decoder_maxpool_cuda(const void *rows, const void *decoder_w, int n, int hidden,
+                                    int vocab, const int *doc_offsets, int n_docs, float *pooled,
+                                    cu_dtype dtype, cudaStream_t stream) {
+  if (dtype != CU_F16 && dtype != CU_BF16)
+    return err_set(ERR_ARG, "decoder_maxpool: operand type %s is not supported (fp16 or bf16 "
+                   "only; use the chunked cuBLAS path)", cu_dtype_name(dtype));
+  if (hidden < 16 || hidden % 16 != 0)
+    return err_set(ERR_ARG, "decoder_maxpool: hidden size %d is not a positive multiple of 16",
+                   hidden);
+  if (n < 0 || vocab < 1)
+    return err_set(ERR_ARG, "decoder_maxpool: bad shape (%d tokens, %d terms)", n, vocab);
+  if (n == 0) return 0;
+  if (n_docs < 1)
+    return err_set(ERR_ARG, "decoder_maxpool: %d tokens in %d documents", n, n_docs);
+  if (((uintptr_t)rows | (uintptr_t)decoder_w) % 16 != 0)
+    return err_set(ERR_ARG, "decoder_maxpool: the rows or the decoder weight are not 16-byte "
+                   "aligned");
+  const long long n_token_tiles = (n + (long long)kBM - 1) / kBM;
+  const long long n_vocab_tiles = (vocab + (long long)kBN - 1) / kBN;
+  if (n_token_tiles * n_vocab_tiles > INT_MAX ||
+      (long long)CUTWIN_FUSED_GROUP_TOKEN_TILES * n_vocab_tiles > INT_MAX)
+    return err_set(ERR_ARG, "decoder_maxpool: %d tokens x %d terms need too many blocks", n,
+                   vocab);
+  int dev = 0, major = 0, rc;
+  if ((rc = CU_CHECK(cudaGetDevice(&dev))) < 0) return rc;
+  if ((rc = CU_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev))) < 0)
+    return rc;
+  if (major < 8)
+    return err_set(ERR_ARG, "decoder_maxpool: device %d has compute capability %d.x (8.0 or "
+                   "later needed)", dev, major);
+  if (dtype == CU_F16)
+    return launch<__half>(rows, decoder_w, n, hidden, vocab, doc_offsets, n_docs, pooled,
+                          (int)n_token_tiles, (int)n_vocab_tiles, stream);
+  return launch<__nv_bfloat16>(rows, decoder_w, n, hidden, vocab, doc_offsets, n_docs, pooled,
+                               (int)n_token_tiles, (int)n_vocab_tiles, stream);
+}
