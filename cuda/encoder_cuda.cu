@@ -19,6 +19,7 @@ extern "C" {
 #include "cu_check.h"
 #include "cu_dtype.h"
 #include "cuda_twins.h"
+#include "decoder_maxpool.h"
 #include "embed_layernorm.h"
 #include "encoder_cuda.h"
 #include "fill.h"
@@ -77,6 +78,7 @@ struct enc_cuda {
   enc_options opt;
   cu_dtype dt;
   size_t esz; /* bytes per GEMM operand element */
+  int fused_decoder; /* 1: decoder_maxpool_cuda; 0: cuBLAS in vocabulary chunks + maxpool_logits */
   char description[320];
   cudaStream_t stream;
   cublasHandle_t blas;
@@ -109,7 +111,7 @@ struct enc_cuda {
   void *ctx_lp;       /* (Nmax, H) dtype attention output, NULL for fp32 */
   float *tmp;         /* (Nmax, H) projections, then the head output */
   void *tmp_lp;       /* (Nmax, H) dtype copy of the head output, NULL for fp32 */
-  float *logits;      /* (Nb, Vb) one decoder block */
+  float *logits;      /* (Nb, Vb) one decoder block; NULL with the fused decoder */
   float *pooled;      /* (Bmax, V) running max, then weights */
   int32_t *row_nnz;   /* (Bmax) */
   void *blas_ws;
@@ -192,7 +194,8 @@ static void layout_work(enc_cuda *e, bump *b) {
   e->ctx_lp = lp ? take(b, N * H * es) : NULL;
   e->tmp = (float *)take(b, N * H * 4);
   e->tmp_lp = lp ? take(b, N * H * es) : NULL;
-  e->logits = (float *)take(b, (size_t)e->token_block * CUTWIN_VOCAB_BLOCK * 4);
+  e->logits = e->fused_decoder ? NULL
+                               : (float *)take(b, (size_t)e->token_block * CUTWIN_VOCAB_BLOCK * 4);
   e->pooled = (float *)take(b, B * V * 4);
   e->row_nnz = (int32_t *)take(b, B * 4);
   for (int i = 0; i < ENC_MAX_IN_FLIGHT; i++) {
@@ -305,8 +308,26 @@ extern "C" int enc_cuda_open(const model *m, const enc_options *opt, enc_cuda **
   bump b;
   if ((rc = CU_CHECK(cudaSetDevice(opt->device))) < 0) goto fail;
   if ((rc = CU_CHECK(cudaGetDeviceProperties(&prop, opt->device))) < 0) goto fail;
-  snprintf(e->description, sizeof e->description, "cuda:%d %s %s", opt->device, prop.name,
-           cu_dtype_name(e->dt));
+  {
+    /* The decoder route: SPLADEX_CUDA_DECODER=chunked (the default until a GPU run has measured
+     * both routes: see cuda/decoder_maxpool.cu) or fused (fp16/bf16, hidden % 16 == 0, sm_80+). */
+    const char *route = getenv("SPLADEX_CUDA_DECODER");
+    if (route && !strcmp(route, "fused")) {
+      if (e->dt == CU_F32 || c->hidden % 16 || prop.major < 8) {
+        rc = err_set(ERR_ARG, "SPLADEX_CUDA_DECODER=fused needs --precision fp16 or bf16, a hidden "
+                     "size that is a multiple of 16 and a GPU of compute capability 8.0 or newer "
+                     "(here: %s, hidden %d, %d.%d)", cu_dtype_name(e->dt), c->hidden, prop.major,
+                     prop.minor);
+        goto fail;
+      }
+      e->fused_decoder = 1;
+    } else if (route && *route && strcmp(route, "chunked")) {
+      rc = err_set(ERR_ARG, "SPLADEX_CUDA_DECODER=%s: expected chunked or fused", route);
+      goto fail;
+    }
+  }
+  snprintf(e->description, sizeof e->description, "cuda:%d %s %s%s", opt->device, prop.name,
+           cu_dtype_name(e->dt), e->fused_decoder ? ", fused decoder" : "");
   if ((rc = CU_CHECK(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking))) < 0) goto fail;
   if ((rc = CU_CHECK(cudaStreamCreateWithFlags(&e->copy_stream, cudaStreamNonBlocking))) < 0)
     goto fail;
@@ -455,10 +476,12 @@ extern "C" int enc_cuda_submit(enc_cuda *e, const enc_batch *batch) {
   TRY(residual_layernorm_cuda(e->tmp, NULL, NULL, e->head_ln_g, e->head_ln_b, c->ln_eps, N, H,
                               e->tmp, e->tmp_lp, dt, s));
 
-  /* Decoder in (Nb x Vb) blocks, each max-pooled over its documents' tokens (no bias: it is
-   * constant per term and added once in sparsify). */
+  /* Decoder + max over each document's tokens (no bias: it is constant per term and added once
+   * in sparsify): fused in one kernel, or cuBLAS in (Nb x Vb) blocks each max-pooled. */
   TRY(fill_cuda(e->pooled, (size_t)B * V, -INFINITY, s));
-  for (int t0 = 0; t0 < N; t0 += e->token_block) {
+  if (e->fused_decoder)
+    TRY(decoder_maxpool_cuda(head_in, e->decoder_w, N, H, V, e->d_offsets, B, e->pooled, dt, s));
+  for (int t0 = 0; !e->fused_decoder && t0 < N; t0 += e->token_block) {
     const int rows = N - t0 < e->token_block ? N - t0 : e->token_block;
     const char *in = (const char *)head_in + (size_t)t0 * H * e->esz;
     for (int v0 = 0; v0 < V; v0 += CUTWIN_VOCAB_BLOCK) {

@@ -9,11 +9,14 @@
  * max_batch_docs and max_length; pinned host buffers carry the ids up and the CSR rows down. A
  * batch is packed with no padding. Per batch: embeddings + LayerNorm, per layer one QKV GEMM,
  * fused attention per (doc, head), output GEMM + residual LayerNorm, FFN GEMM + erf GELU, GEMM +
- * residual LayerNorm; the MLM head; then the decoder GEMM in vocabulary chunks of
- * CUTWIN_VOCAB_BLOCK terms into an (Nb, Vb) fp32 workspace, each chunk max-pooled over each
- * document's tokens into pooled (B, V) fp32 (not yet the fused epilogue where logits never reach
- * device memory); log1p(relu(+bias)), threshold, top-k, prefix sum and compaction into CSR on
- * the device; only indptr and the kept entries are copied back.
+ * residual LayerNorm; the MLM head; then the decoder with the max over each document's tokens
+ * into pooled (B, V) fp32, by one of two routes chosen with the environment variable
+ * SPLADEX_CUDA_DECODER: `chunked` (the default) runs cuBLAS GEMMs in vocabulary chunks of
+ * CUTWIN_VOCAB_BLOCK terms into an (Nb, Vb) fp32 workspace, each chunk max-pooled; `fused`
+ * (fp16/bf16 only) runs cuda/decoder_maxpool.cu, where the logits never reach device memory. The
+ * default stays chunked until a GPU run has timed both. Then log1p(relu(+bias)), threshold,
+ * top-k, prefix sum and compaction into CSR on the device; only indptr and the kept entries are
+ * copied back.
  *
  * Precision: GEMMs through cublasGemmEx with fp32 accumulation; LayerNorm, softmax, GELU, the
  * pooled max and pruning in fp32. ENC_FP32 is true fp32 (no TF32).
