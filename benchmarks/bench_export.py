@@ -8,12 +8,20 @@ from a gamma distribution like SPLADE's. Each export runs as a child process; it
 from os.wait4's rusage (ru_maxrss).
 
     python3 benchmarks/bench_export.py --docs 1000000 [--terms 120] [--memory 2G 512M]
-        [--workdir /tmp/spladex-bench-export] [--keep] [--bin build/spladex]
+        [--device cpu cuda] [--workdir /tmp/spladex-bench-export] [--keep] [--bin build/spladex]
 
-Prints one markdown table row per run (format, --memory, passes, seconds, docs/s, peak RSS,
-output size) for benchmarks/RESULTS.md.
+Prints one markdown table row per run (format, --memory, the device that transposed, passes,
+seconds, docs/s, peak RSS, output size) for benchmarks/RESULTS.md. With several --device values
+each CIFF export runs once per device and the outputs must be identical (sha256): the script
+exits 1 if they are not. JSONL has no transpose and runs on the CPU only.
+
+CPU against GPU on a moderate corpus (generation with one template shard is the fast part):
+
+    python3 benchmarks/bench_export.py --docs 500000 --templates 1 --formats ciff \
+        --device cpu cuda --memory 2G 256M --bin build-gpu/spladex
 """
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -114,8 +122,10 @@ def generate(out, n_docs, terms, shard_size, templates, seed=0):
     return nnz
 
 
-def run_export(binary, fmt, shards, output, memory):
+def run_export(binary, fmt, shards, output, memory, device):
     cmd = [binary, "export", fmt, "--input", shards, "--output", output, "--memory", memory]
+    if fmt == "ciff":
+        cmd += ["--device", device]
     t0 = time.time()
     with open(output + ".log", "w") as log:
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
@@ -125,7 +135,17 @@ def run_export(binary, fmt, shards, output, memory):
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit("export failed: %s\n%s" % (" ".join(cmd), text))
     passes = re.search(r"(\d+) pass\(es\)", text)
-    return seconds, usage.ru_maxrss * 1024, int(passes.group(1)) + 1 if passes else 1
+    where = re.search(r"transposed on (.+?), \d+ bytes", text)
+    return (seconds, usage.ru_maxrss * 1024, int(passes.group(1)) + 1 if passes else 1,
+            where.group(1) if where else "cpu")
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def main():
@@ -137,6 +157,9 @@ def main():
                     help="distinct random shards; later shards repeat their rows")
     ap.add_argument("--memory", nargs="+", default=["2G"])
     ap.add_argument("--formats", nargs="+", default=["ciff", "jsonl"])
+    ap.add_argument("--device", nargs="+", default=["cpu"],
+                    help="ciff --device values to time (auto, cpu, cuda, cuda:N); several must "
+                         "give identical bytes")
     ap.add_argument("--workdir", default="/tmp/spladex-bench-export")
     ap.add_argument("--bin", default=os.environ.get("SPLADEX_BIN",
                                                     os.path.join(ROOT, "build", "spladex")))
@@ -158,18 +181,32 @@ def main():
     nnz = json.load(open(os.path.join(shards, "bench-info.json")))["nnz"]
     print("shards: %d docs, %d nnz (%.1f terms/doc), %.2f GB on disk" %
           (args.docs, nnz, nnz / args.docs, size / 1e9), file=sys.stderr)
-    print("| format | --memory | passes over the shards | seconds | docs/s | peak RSS | output |")
-    print("|---|---|---|---|---|---|---|")
+    print("| format | --memory | transposed on | passes over the shards | seconds | docs/s | "
+          "peak RSS | output |")
+    print("|---|---|---|---|---|---|---|---|")
+    differ = []
     for fmt in args.formats:
         for memory in (args.memory if fmt == "ciff" else args.memory[:1]):
-            out = os.path.join(args.workdir, "out.%s" % fmt)
-            seconds, rss, passes = run_export(args.bin, fmt, shards, out, memory)
-            print("| %s | %s | %d | %.1f | %.0f | %.2f GB | %.2f GB |" %
-                  (fmt, memory if fmt == "ciff" else "-", passes, seconds, args.docs / seconds,
-                   rss / 2**30, os.path.getsize(out) / 1e9), flush=True)
-            os.remove(out)
+            digests = {}
+            for device in (args.device if fmt == "ciff" else ["cpu"]):
+                out = os.path.join(args.workdir, "out.%s" % fmt)
+                seconds, rss, passes, where = run_export(args.bin, fmt, shards, out, memory,
+                                                         device)
+                print("| %s | %s | %s | %d | %.1f | %.0f | %.2f GB | %.2f GB |" %
+                      (fmt, memory if fmt == "ciff" else "-", where, passes, seconds,
+                       args.docs / seconds, rss / 2**30, os.path.getsize(out) / 1e9), flush=True)
+                if len(args.device) > 1 and fmt == "ciff":
+                    digests[device] = sha256(out)
+                os.remove(out)
+            if len(set(digests.values())) > 1:
+                differ.append("ciff --memory %s: %s" % (memory, digests))
+    if len(args.device) > 1 and "ciff" in args.formats:
+        print("ciff bytes identical across --device %s: %s" %
+              (" ".join(args.device), "no" if differ else "yes"), file=sys.stderr)
     if not args.keep:
         shutil.rmtree(args.workdir)
+    if differ:
+        raise SystemExit("bench_export: the devices wrote different bytes: %s" % "; ".join(differ))
 
 
 if __name__ == "__main__":

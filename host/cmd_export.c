@@ -2,7 +2,10 @@
  * (DESIGN.md section 7). Both stream: JSONL writes each document as it is read; CIFF makes one
  * pass to count (header, df/cf, DocRecords spooled to a side file), then one pass per term range
  * that fits --memory (io/invert.h), writing each range's postings lists in byte order. The output
- * is written to PATH.tmp and renamed, so PATH only ever holds a complete export. */
+ * is written to PATH.tmp and renamed, so PATH only ever holds a complete export.
+ * The CIFF postings passes transpose each block of rows on the CPU (inv_block_add_rows) or, with
+ * --device cuda (or auto and a device), with cuSPARSE (cuda/export_transpose.h, reached by name
+ * through host/cuda_module.h so that this CLI never links CUDA) and inv_block_add_csc: same bytes. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,12 +14,17 @@
 
 #include "ciff.h"
 #include "commands.h"
+#include "cuda_module.h"
 #include "err.h"
 #include "export_jsonl.h"
+#include "export_transpose.h"
 #include "invert.h"
 
 #define EXPORT_BLOCK_DOCS 8192
 #define EXPORT_RESERVE_MAX ((int64_t)128 << 20)
+
+/* The device that the CIFF postings passes transpose on. */
+typedef enum { EXPORT_AUTO, EXPORT_CPU, EXPORT_CUDA } export_device_kind;
 
 typedef struct {
   const char *format; /* "jsonl" or "ciff" */
@@ -26,12 +34,26 @@ typedef struct {
   const char *description;
   int64_t memory;
   int gzip;
+  const char *device;             /* --device as given: auto | cpu | cuda | cuda:N */
+  export_device_kind device_kind; /* parsed from it */
+  int device_ordinal;             /* N of cuda:N, else 0 */
 } export_options;
+
+/* The GPU transposer: libspladex_cuda.so's session functions (cuda/export_transpose.h), resolved by
+ * name, and the open session; session NULL means the CPU transposes. */
+typedef struct {
+  export_transpose_open_fn *open;
+  export_transpose_reserve_fn *reserve;
+  export_transpose_run_fn *run;
+  export_transpose_close_fn *close;
+  export_transpose *session;
+  char name[160]; /* "cuda:0 (NVIDIA H100 ...)" or "cpu" */
+} export_transposer;
 
 static void export_usage(FILE *to) {
   fprintf(to,
           "usage: spladex export jsonl|ciff --input DIR --output PATH [--quant-scale 100]\n"
-          "                      [--description TEXT] [--memory 2G]\n\n"
+          "                      [--description TEXT] [--memory 2G] [--device auto]\n\n"
           "Exports a complete shard directory (written by `spladex expand`, by one or several\n"
           "workers) with integer weights round(w * scale) (float32 product, ties to even, as\n"
           "naver/splade's Anserini export); terms whose weight rounds to 0 are left out.\n\n"
@@ -45,7 +67,11 @@ static void export_usage(FILE *to) {
           "  --quant-scale S      quantization scale (default 100; Pyserini uses 51.2)\n"
           "  --description TEXT   CIFF header description (default names spladex and the model)\n"
           "  --memory SIZE        memory for the CIFF inversion, e.g. 512M, 2G (default 2G);\n"
-          "                       less memory means more passes over the shards, same bytes\n");
+          "                       less memory means more passes over the shards, same bytes\n"
+          "  --device D           where ciff transposes its blocks of rows: auto | cpu | cuda |\n"
+          "                       cuda:N (default auto: cuSPARSE when the CUDA backend loads and\n"
+          "                       a device opens, else cpu); same bytes either way. jsonl has no\n"
+          "                       transpose: it takes auto or cpu only\n");
 }
 
 /* Parses SIZE: a number with an optional K/M/G/T suffix (powers of 1024) and optional B. */
@@ -112,6 +138,72 @@ static int export_publish(const char *tmp, const char *path) {
   return 0;
 }
 
+/* Parses --device into *kind and *ordinal (N of cuda:N, else 0). */
+static int export_parse_device(const char *s, export_device_kind *kind, int *ordinal) {
+  *ordinal = 0;
+  if (!strcmp(s, "auto")) {
+    *kind = EXPORT_AUTO;
+  } else if (!strcmp(s, "cpu")) {
+    *kind = EXPORT_CPU;
+  } else if (!strncmp(s, "cuda", 4) && (s[4] == '\0' || s[4] == ':')) {
+    *kind = EXPORT_CUDA;
+    if (s[4] == ':') {
+      char *end;
+      errno = 0;
+      long d = strtol(s + 5, &end, 10);
+      if (end == s + 5 || *end || errno || d < 0 || d > 1024)
+        return err_set(ERR_ARG, "--device '%s': expected auto, cpu, cuda or cuda:N", s);
+      *ordinal = (int)d;
+    }
+  } else {
+    return err_set(ERR_ARG, "--device '%s': expected auto, cpu, cuda or cuda:N", s);
+  }
+  return 0;
+}
+
+/* Opens the GPU transposer on CUDA device `ordinal` for n_cols term ranks: loads the CUDA module,
+ * resolves the session functions and opens a session (sized for one row per block until
+ * export_ciff reserves the largest block of its pass 1). Returns 0 with t->session set, or
+ * ERR_DEVICE (module missing, no device: the reason recorded) / ERR_ARG / ERR_NOMEM. */
+static int export_transposer_open(export_transposer *t, int ordinal, int32_t n_cols) {
+  char why[CUDA_MODULE_WHY_MAX];
+  void (*fn[4])(void) = {NULL, NULL, NULL, NULL};
+  const char *names[4] = {EXPORT_TRANSPOSE_OPEN, EXPORT_TRANSPOSE_RESERVE, EXPORT_TRANSPOSE_RUN,
+                          EXPORT_TRANSPOSE_CLOSE};
+  for (int i = 0; i < 4; i++)
+    if (cuda_module_function(names[i], &fn[i], why, sizeof why))
+      return err_set(ERR_DEVICE, "%s", why);
+  /* void (*)(void) is the generic function pointer type that cuda_module_function returns. */
+  t->open = (export_transpose_open_fn *)fn[0];
+  t->reserve = (export_transpose_reserve_fn *)fn[1];
+  t->run = (export_transpose_run_fn *)fn[2];
+  t->close = (export_transpose_close_fn *)fn[3];
+  return t->open(ordinal, n_cols, EXPORT_BLOCK_DOCS, 0, t->name, sizeof t->name, &t->session);
+}
+
+/* Picks where the CIFF passes transpose (--device): cpu; cuda[:N], where a failure to open is the
+ * error; auto, where it is one line on stderr and the CPU. Returns 0 or an error code. */
+static int export_transposer_pick(export_transposer *t, const export_options *o, int32_t n_cols) {
+  snprintf(t->name, sizeof t->name, "cpu");
+  if (o->device_kind == EXPORT_CPU) return 0;
+  int rc = export_transposer_open(t, o->device_ordinal, n_cols);
+  if (rc == 0) return 0;
+  t->session = NULL;
+  snprintf(t->name, sizeof t->name, "cpu");
+  if (o->device_kind == EXPORT_AUTO && rc == ERR_DEVICE) {
+    fprintf(stderr, "export: no usable CUDA device (%s); transposing on the CPU\n", err_msg());
+    err_clear();
+    return 0;
+  }
+  if (rc == ERR_DEVICE) return err_wrap(rc, "--device %s: no usable CUDA device", o->device);
+  return err_wrap(rc, "--device %s", o->device);
+}
+
+static void export_transposer_close(export_transposer *t) {
+  if (t->session) t->close(t->session);
+  t->session = NULL;
+}
+
 static int export_jsonl(inv_source *src, const export_options *o, const char *tmp) {
   int rc = 0;
   jsonl_writer *w = NULL;
@@ -152,7 +244,9 @@ fail:
   return rc;
 }
 
-static int export_ciff(inv_source *src, const export_options *o, const char *tmp) {
+/* gpu: the open GPU transposer, or one with session NULL for the CPU. */
+static int export_ciff(inv_source *src, const export_options *o, const char *tmp,
+                       export_transposer *gpu) {
   int rc = 0;
   int V = inv_source_vocab_size(src);
   int64_t N = inv_source_docs(src);
@@ -177,12 +271,13 @@ static int export_ciff(inv_source *src, const export_options *o, const char *tmp
 
   /* Pass 1: df and cf per term, DocRecords spooled to a side file, the header's sums. */
   if ((rc = ciff_writer_open(docs_path, 0, &docs))) goto fail;
-  int64_t total_terms = 0;
+  int64_t total_terms = 0, max_block_nnz = 0;
   inv_rows rows;
   inv_source_rewind(src);
   for (;;) {
     if ((rc = inv_source_next(src, EXPORT_BLOCK_DOCS, &rows))) goto fail;
     if (rows.n_docs == 0) break;
+    if (rows.indptr[rows.n_docs] > max_block_nnz) max_block_nnz = rows.indptr[rows.n_docs];
     for (int64_t i = 0; i < rows.n_docs; i++) {
       int64_t doclength = 0;
       for (int64_t j = rows.indptr[i]; j < rows.indptr[i + 1]; j++) {
@@ -236,6 +331,10 @@ static int export_ciff(inv_source *src, const export_options *o, const char *tmp
     goto fail;
   }
 
+  /* The postings passes read the same blocks as pass 1: room for its largest, once. */
+  if (gpu->session && (rc = gpu->reserve(gpu->session, EXPORT_BLOCK_DOCS, max_block_nnz)))
+    goto fail;
+
   if (o->description) snprintf(description, sizeof description, "%s", o->description);
   else
     snprintf(description, sizeof description,
@@ -266,7 +365,16 @@ static int export_ciff(inv_source *src, const export_options *o, const char *tmp
     for (;;) {
       if ((rc = inv_source_next(src, EXPORT_BLOCK_DOCS, &rows))) goto fail;
       if (rows.n_docs == 0) break;
-      if ((rc = inv_block_add_rows(block, &rows))) goto fail;
+      if (gpu->session) {
+        const int32_t *colptr, *rowind, *tfs;
+        if ((rc = gpu->run(gpu->session, rows.indptr, rows.ranks, rows.tfs, rows.n_docs, &colptr,
+                          &rowind, &tfs)))
+          goto fail;
+        rc = inv_block_add_csc(block, rows.first_doc, colptr, rowind, tfs);
+      } else {
+        rc = inv_block_add_rows(block, &rows);
+      }
+      if (rc) goto fail;
       export_progress_line(&p, 0, what, rows.first_doc + rows.n_docs, N);
     }
     for (int32_t k = ranges[r].rank_lo; k < ranges[r].rank_hi; k++) {
@@ -289,8 +397,9 @@ static int export_ciff(inv_source *src, const export_options *o, const char *tmp
   export_progress_line(&p, 1, "ciff done,", N, N);
   fprintf(stderr,
           "export: ciff %lld postings lists, %lld postings, %lld documents, %d pass(es) over "
-          "the shards for postings, %lld bytes before compression\n",
-          (long long)n_lists, (long long)n_postings, (long long)N, passes, (long long)bytes);
+          "the shards for postings, transposed on %s, %lld bytes before compression\n",
+          (long long)n_lists, (long long)n_postings, (long long)N, passes, gpu->name,
+          (long long)bytes);
 fail:
   inv_block_free(block);
   ciff_writer_abort(docs);
@@ -304,7 +413,7 @@ fail:
 }
 
 int cmd_export(int argc, char **argv) {
-  export_options o = {.scale = 100.0f, .memory = (int64_t)2 << 30};
+  export_options o = {.scale = 100.0f, .memory = (int64_t)2 << 30, .device = "auto"};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -313,13 +422,14 @@ int cmd_export(int argc, char **argv) {
     }
     int takes_value = !strcmp(a, "--input") || !strcmp(a, "--output") ||
                       !strcmp(a, "--quant-scale") || !strcmp(a, "--description") ||
-                      !strcmp(a, "--memory");
+                      !strcmp(a, "--memory") || !strcmp(a, "--device");
     if (takes_value) {
       if (i + 1 >= argc) return err_set(ERR_ARG, "%s needs a value", a);
       const char *v = argv[++i];
       if (!strcmp(a, "--input")) o.input = v;
       else if (!strcmp(a, "--output")) o.output = v;
       else if (!strcmp(a, "--description")) o.description = v;
+      else if (!strcmp(a, "--device")) o.device = v;
       else if (!strcmp(a, "--quant-scale")) {
         char *end;
         errno = 0;
@@ -344,22 +454,35 @@ int cmd_export(int argc, char **argv) {
   if (!o.output) return err_set(ERR_ARG, "--output PATH is required");
   if (o.memory < 1024) return err_set(ERR_ARG, "--memory %lld: too small", (long long)o.memory);
   o.gzip = export_ends_with(o.output, ".gz");
+  if (export_parse_device(o.device, &o.device_kind, &o.device_ordinal)) return ERR_ARG;
+  if (!strcmp(o.format, "jsonl") && o.device_kind == EXPORT_CUDA)
+    return err_set(ERR_ARG, "--device %s: export jsonl has no transpose to run on a GPU (only "
+                            "ciff does); give auto or cpu, or leave --device out", o.device);
 
   int rc = 0;
   inv_source *src = NULL;
+  export_transposer gpu = {0};
   char *tmp = export_concat(o.output, ".tmp");
   if (!tmp) return err_set(ERR_NOMEM, "out of memory");
   if ((rc = inv_source_open(o.input, o.scale, &src))) goto fail;
+  /* The device before any output or pass, so that --device cuda fails at once, alone. */
+  if (!strcmp(o.format, "ciff") &&
+      (rc = export_transposer_pick(&gpu, &o, inv_source_vocab_size(src))))
+    goto fail;
   fprintf(stderr, "export: %s, %lld documents in %d shard(s), vocabulary %d, scale %g -> %s\n",
           o.input, (long long)inv_source_docs(src), inv_source_shards(src),
           inv_source_vocab_size(src), (double)o.scale, o.output);
   if (!inv_source_verified(src))
     fprintf(stderr, "export: note: %s has no job.json, so only gaps between shards can be "
                     "detected, not missing shards after the last one\n", o.input);
-  rc = !strcmp(o.format, "jsonl") ? export_jsonl(src, &o, tmp) : export_ciff(src, &o, tmp);
+  if (!strcmp(o.format, "ciff"))
+    fprintf(stderr, "export: ciff postings transposed on %s%s\n", gpu.name,
+            gpu.session ? " with cuSPARSE csr2csc" : "");
+  rc = !strcmp(o.format, "jsonl") ? export_jsonl(src, &o, tmp) : export_ciff(src, &o, tmp, &gpu);
   if (!rc) rc = export_publish(tmp, o.output);
 fail:
   if (rc) remove(tmp);
+  export_transposer_close(&gpu);
   inv_source_close(src);
   free(tmp);
   return rc;

@@ -551,6 +551,24 @@ int inv_block_add_rows(inv_block *b, const inv_rows *rows) {
   return 0;
 }
 
+int inv_block_add_csc(inv_block *b, int64_t first_doc, const int32_t *colptr,
+                      const int32_t *rowind, const int32_t *tfs) {
+  const int32_t lo = b->range.rank_lo, hi = b->range.rank_hi;
+  for (int32_t k = lo; k < hi; k++) {
+    int64_t slot = k - lo, n = (int64_t)colptr[k + 1] - colptr[k];
+    SPX_ASSERT(n >= 0);
+    if (n == 0) continue;
+    int64_t at = b->offset[slot] + b->fill[slot];
+    if (at + n > b->offset[slot + 1])
+      return err_set(ERR_MISMATCH, "term rank %d: more postings than the first pass counted", k);
+    const int32_t *rows = rowind + colptr[k];
+    for (int64_t i = 0; i < n; i++) b->docids[at + i] = (int32_t)(first_doc + rows[i]);
+    memcpy(b->tfs + at, tfs + colptr[k], (size_t)n * sizeof *tfs);
+    b->fill[slot] += n;
+  }
+  return 0;
+}
+
 int inv_block_postings(const inv_block *b, int32_t k, const int32_t **docids, const int32_t **tfs,
                        int64_t *n) {
   SPX_ASSERT(k >= b->range.rank_lo && k < b->range.rank_hi);

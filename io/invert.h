@@ -17,9 +17,11 @@
  * np.rint(data * quantization_factor) on float32 data: the product is rounded to float32 and then
  * to the nearest integer with ties to even. Only weights that quantize to >= 1 are kept.
  *
- * A GPU path (cuSPARSE csr2csc) can replace inv_block_add_rows() for one block of rows: it must
- * produce the same (docid, tf) sequence per term, docids ascending, so the bytes written are the
- * same either way.
+ * The GPU path (`spladex export ciff --device cuda`, cuda/export_transpose.h) transposes each
+ * block of rows whole with cuSPARSE csr2csc (columns = all term ranks, rows ascending within each
+ * column) and hands the result to inv_block_add_csc() instead of inv_block_add_rows(): both append
+ * the same (docid, tf) sequence per term, docids ascending, so the bytes written are the same
+ * either way.
  */
 #ifndef SPLADEX_INVERT_H
 #define SPLADEX_INVERT_H
@@ -120,6 +122,18 @@ int inv_block_open(const int64_t *df_by_rank, inv_range r, inv_block **out);
  * Returns 0, or ERR_MISMATCH if a term gets more postings than df_by_rank promised (the source
  * changed between passes). This is the in-memory transpose a GPU path may replace. */
 int inv_block_add_rows(inv_block *b, const inv_rows *rows);
+
+/* The same as inv_block_add_rows() for a block of rows already transposed (CSC, one column per
+ * term rank): the rows are the documents first_doc, first_doc + 1, ...; column k holds the row
+ * numbers rowind[colptr[k] .. colptr[k+1]) (ascending, relative to first_doc) and their tfs.
+ * colptr is indexed by global rank and read only for [rank_lo, rank_hi]; each of the block's
+ * terms gets its column appended as one contiguous copy. Blocks must come in ascending docid
+ * order over the whole pass, as for inv_block_add_rows(). Returns 0, or ERR_MISMATCH if a term
+ * gets more postings than df_by_rank promised (same check and message as inv_block_add_rows). */
+int inv_block_add_csc(inv_block *b, int64_t first_doc,
+                      const int32_t *colptr, /* (n_ranks + 1), n_ranks >= rank_hi */
+                      const int32_t *rowind, /* (colptr[n_ranks]) */
+                      const int32_t *tfs);   /* (colptr[n_ranks]) */
 
 /* The postings of rank k (rank_lo <= k < rank_hi): *n entries, docids ascending (absolute) and
  * their tfs. Borrowed, valid until inv_block_free. Returns 0, or ERR_MISMATCH if the term got

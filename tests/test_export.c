@@ -1,7 +1,12 @@
 /* test_export: the export's pieces (varints, quantization, JSON escaping, pass planning, the
  * per-range transpose, CIFF writer checks) and the whole `export` command in-process on a shard
  * directory written with io/shard.h, so the sanitizer build runs every line of it. The bytes
- * themselves are checked against protobuf and json by tests/py/test_export.py. */
+ * themselves are checked against protobuf and json by tests/py/test_export.py.
+ * The GPU path's host logic runs here without a GPU: blocks transposed by cutwin_csr_to_csc (the
+ * CPU twin of cuSPARSE csr2csc, fed as cuda/export_transpose.cu feeds the device: int32 indptr,
+ * ranks as columns, tfs bit-cast to floats) and appended with inv_block_add_csc give the same
+ * postings as inv_block_add_rows. `--device cuda` is an ERR_DEVICE without a device and the same
+ * bytes as --device cpu with one. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +17,9 @@
 #include "check.h"
 #include "ciff.h"
 #include "commands.h"
+#include "cuda_twins.h"
 #include "err.h"
+#include "export_fixture.h"
 #include "export_jsonl.h"
 #include "invert.h"
 #include "jobfile.h"
@@ -89,6 +96,128 @@ static void test_plan_and_block(void) {
   inv_block_free(NULL);
 }
 
+/* A generated source in blocks of rows, transposed per range both ways: identical postings. */
+enum { CSC_DOCS = 300, CSC_RANKS = 40 };
+
+static unsigned csc_seed = 11;
+static unsigned csc_next(void) {
+  csc_seed = csc_seed * 1103515245u + 12345u;
+  return csc_seed >> 8;
+}
+
+/* The session's staging of one block (cuda/export_transpose.cu) with the CPU twin as the device:
+ * int64 indptr -> int32, tfs bit-cast to float and back. colptr (R + 1), rowind, tfs (E). */
+static void csc_transpose(const inv_rows *rows, int32_t *colptr, int32_t *rowind, int32_t *tfs) {
+  int64_t nnz = rows->indptr[rows->n_docs];
+  int32_t *indptr32 = malloc(((size_t)rows->n_docs + 1) * sizeof *indptr32);
+  float *values = malloc((size_t)nnz * sizeof *values + 1);
+  float *cvalues = malloc((size_t)nnz * sizeof *cvalues + 1);
+  CHECK(indptr32 && values && cvalues);
+  if (!indptr32 || !values || !cvalues) exit(1);
+  for (int64_t i = 0; i <= rows->n_docs; i++) indptr32[i] = (int32_t)rows->indptr[i];
+  memcpy(values, rows->tfs, (size_t)nnz * sizeof *values);
+  cutwin_csr_to_csc(indptr32, rows->ranks, values, (int)rows->n_docs, CSC_RANKS, (int)nnz, colptr,
+                    rowind, cvalues);
+  memcpy(tfs, cvalues, (size_t)nnz * sizeof *tfs);
+  free(indptr32);
+  free(values);
+  free(cvalues);
+}
+
+static void test_block_add_csc(void) {
+  /* Blocks of uneven sizes (one of a single row, one whose rows are all empty). */
+  const int64_t sizes[] = {1, 37, 64, 5, 100, 93};
+  enum { N_BLOCKS = sizeof sizes / sizeof *sizes };
+  int64_t indptr[CSC_DOCS + N_BLOCKS];
+  int32_t ranks[CSC_DOCS * CSC_RANKS], tfs[CSC_DOCS * CSC_RANKS], ids[CSC_DOCS * CSC_RANKS];
+  inv_rows blocks[N_BLOCKS];
+  int64_t df[CSC_RANKS] = {0}, doc = 0, *ip = indptr;
+  int32_t *rk = ranks, *tf = tfs;
+  for (int b = 0; b < N_BLOCKS; b++) {
+    blocks[b] = (inv_rows){doc, sizes[b], NULL, ip, ids, rk, tf};
+    ip[0] = 0;
+    int64_t n = 0;
+    for (int64_t i = 0; i < sizes[b]; i++) {
+      for (int32_t k = 0; k < CSC_RANKS && b != 3; k++) {
+        if (csc_next() % 4) continue; /* about a quarter of the terms per document */
+        rk[n] = k;
+        /* tfs whose float bit patterns are NaNs, infinities and denormals travel too. */
+        unsigned r = csc_next() % 50;
+        tf[n] = r == 0 ? INT32_MAX : r == 1 ? 0x7f800001 : r == 2 ? 0x7f800000 : 1 + (int32_t)r;
+        df[k]++;
+        n++;
+      }
+      ip[i + 1] = n;
+    }
+    doc += sizes[b];
+    ip += sizes[b] + 1;
+    rk += n;
+    tf += n;
+  }
+  CHECK(doc == CSC_DOCS);
+
+  /* Several ranges, so each block's columns are picked from the middle of a CSC too. */
+  inv_range *ranges = NULL;
+  int n_ranges = 0;
+  CHECK(inv_plan(df, CSC_RANKS, 300 * INV_POSTING_BYTES, &ranges, &n_ranges) == 0);
+  CHECK(n_ranges >= 4);
+  int32_t colptr[CSC_RANKS + 1], rowind[CSC_DOCS * CSC_RANKS], ctfs[CSC_DOCS * CSC_RANKS];
+  int64_t compared = 0;
+  for (int r = 0; r < n_ranges; r++) {
+    inv_block *by_rows = NULL, *by_csc = NULL;
+    CHECK(inv_block_open(df, ranges[r], &by_rows) == 0);
+    CHECK(inv_block_open(df, ranges[r], &by_csc) == 0);
+    if (!by_rows || !by_csc) break;
+    for (int b = 0; b < N_BLOCKS; b++) {
+      CHECK(inv_block_add_rows(by_rows, &blocks[b]) == 0);
+      csc_transpose(&blocks[b], colptr, rowind, ctfs);
+      CHECK(colptr[CSC_RANKS] == blocks[b].indptr[blocks[b].n_docs]);
+      CHECK(inv_block_add_csc(by_csc, blocks[b].first_doc, colptr, rowind, ctfs) == 0);
+    }
+    for (int32_t k = ranges[r].rank_lo; k < ranges[r].rank_hi; k++) {
+      const int32_t *d1, *t1, *d2, *t2;
+      int64_t n1 = -1, n2 = -2;
+      CHECK(inv_block_postings(by_rows, k, &d1, &t1, &n1) == 0);
+      CHECK(inv_block_postings(by_csc, k, &d2, &t2, &n2) == 0);
+      CHECK(n1 == n2 && n1 == df[k]);
+      if (n1 != n2) continue;
+      CHECK(!memcmp(d1, d2, (size_t)n1 * sizeof *d1) && !memcmp(t1, t2, (size_t)n1 * sizeof *t1));
+      for (int64_t i = 1; i < n1; i++) CHECK(d1[i] > d1[i - 1]);
+      compared += n1;
+    }
+    if (r == 0) {
+      /* One block too many: the first term with a posting in it overflows, as with rows. */
+      csc_transpose(&blocks[1], colptr, rowind, ctfs);
+      CHECK(inv_block_add_csc(by_csc, blocks[1].first_doc, colptr, rowind, ctfs) == ERR_MISMATCH);
+      CHECK(strstr(err_msg(), "more postings than the first pass counted") != NULL);
+      CHECK(inv_block_add_rows(by_rows, &blocks[1]) == ERR_MISMATCH);
+    }
+    inv_block_free(by_rows);
+    inv_block_free(by_csc);
+  }
+  int64_t total = 0;
+  for (int k = 0; k < CSC_RANKS; k++) total += df[k];
+  CHECK(compared == total && total > 1000);
+
+  /* A term promised fewer postings than the blocks hold: ERR_MISMATCH from either side. */
+  int64_t short_df[CSC_RANKS];
+  memcpy(short_df, df, sizeof df);
+  int32_t k0 = 0;
+  while (k0 < CSC_RANKS && df[k0] == 0) k0++;
+  short_df[k0]--;
+  inv_range all = {0, CSC_RANKS, total - 1};
+  inv_block *b = NULL;
+  CHECK(inv_block_open(short_df, all, &b) == 0);
+  int rc = 0;
+  for (int i = 0; i < N_BLOCKS && rc == 0 && b; i++) {
+    csc_transpose(&blocks[i], colptr, rowind, ctfs);
+    rc = inv_block_add_csc(b, blocks[i].first_doc, colptr, rowind, ctfs);
+  }
+  CHECK(rc == ERR_MISMATCH);
+  inv_block_free(b);
+  free(ranges);
+}
+
 static void test_ciff_writer_checks(const char *dir) {
   char path[512];
   snprintf(path, sizeof path, "%s/check.ciff", dir);
@@ -106,30 +235,17 @@ static void test_ciff_writer_checks(const char *dir) {
   remove(path);
 }
 
-static long file_size(const char *path) {
-  struct stat st;
-  return stat(path, &st) ? -1 : (long)st.st_size;
-}
-
-static int same_bytes(const char *a, const char *b) {
-  FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-  int same = fa && fb;
-  while (same) {
-    int ca = fgetc(fa), cb = fgetc(fb);
-    if (ca != cb) same = 0;
-    if (ca == EOF || cb == EOF) break;
-  }
-  if (fa) fclose(fa);
-  if (fb) fclose(fb);
-  return same;
+static int export_on(const char *format, const char *in, const char *out, const char *memory,
+                     const char *device) {
+  char *argv[] = {"export", (char *)format, "--input", (char *)in, "--output", (char *)out,
+                  "--memory", (char *)memory, "--device", (char *)device, NULL};
+  int rc = cmd_export(10, argv);
+  if (rc) fprintf(stderr, "export %s --device %s: %s\n", format, device, err_msg());
+  return rc;
 }
 
 static int export(const char *format, const char *in, const char *out, const char *memory) {
-  char *argv[] = {"export", (char *)format, "--input", (char *)in, "--output", (char *)out,
-                  "--memory", (char *)memory, NULL};
-  int rc = cmd_export(8, argv);
-  if (rc) fprintf(stderr, "export %s: %s\n", format, err_msg());
-  return rc;
+  return export_on(format, in, out, memory, "cpu");
 }
 
 /* Writes 3 shards of 40 docs (the last 25) over a 50-term vocabulary. */
@@ -141,16 +257,7 @@ static int write_shards(const char *dir) {
     snprintf(vocab_buf[v], sizeof vocab_buf[v], v % 4 ? "t%02d" : "##p%d", v);
     vocab[v] = vocab_buf[v];
   }
-  job_params job;
-  job_params_init(&job);
-  snprintf(job.version, sizeof job.version, "0.1.0");
-  snprintf(job.model, sizeof job.model, "test/model");
-  snprintf(job.format, sizeof job.format, "tsv");
-  snprintf(job.precision, sizeof job.precision, "fp32");
-  job.max_length = 256;
-  job.shard_size = S;
-  job_set_totals(&job, N);
-  if (job_write(dir, &job)) return -1;
+  if (fixture_write_job(dir, S, N)) return -1;
   unsigned seed = 7;
   for (int s = 0; s * S < N; s++) {
     char path[512];
@@ -190,9 +297,37 @@ static void test_command(const char *dir) {
   CHECK(export("ciff", shards, a, "2G") == 0);
   CHECK(export("ciff", shards, b, "2K") == 0); /* many passes */
   CHECK(export("ciff", shards, c, "2K") == 0);
-  CHECK(file_size(a) > 1000);
-  CHECK(same_bytes(a, b));
-  CHECK(file_size(c) > 0);
+  CHECK(fixture_file_size(a) > 1000);
+  CHECK(fixture_same_bytes(a, b));
+  CHECK(fixture_file_size(c) > 0);
+
+  /* --device: auto (the CPU here, or a GPU) and cuda give the bytes of cpu, or cuda is a clean
+   * ERR_DEVICE naming the option, leaving no output; jsonl refuses cuda; bad names are refused. */
+  char g[600];
+  snprintf(g, sizeof g, "%s/g.ciff", dir);
+  CHECK(export_on("ciff", shards, g, "2G", "auto") == 0);
+  CHECK(fixture_same_bytes(a, g));
+  remove(g);
+  int rc = export_on("ciff", shards, g, "2K", "cuda");
+  if (rc == 0) {
+    CHECK(fixture_same_bytes(a, g)); /* a GPU: many passes, cuSPARSE, the same bytes */
+    remove(g);
+    CHECK(export_on("ciff", shards, g, "2G", "cuda:0") == 0);
+    CHECK(fixture_same_bytes(a, g));
+  } else {
+    CHECK(rc == ERR_DEVICE);
+    CHECK(strstr(err_msg(), "--device cuda") != NULL);
+    CHECK(fixture_file_size(g) < 0);
+  }
+  remove(g);
+  CHECK(export_on("ciff", shards, g, "2G", "cuda:4096") == ERR_ARG);
+  CHECK(export_on("ciff", shards, g, "2G", "gpu") == ERR_ARG);
+  CHECK(export_on("jsonl", shards, g, "2G", "cuda") == ERR_ARG);
+  CHECK(strstr(err_msg(), "jsonl") != NULL);
+  CHECK(fixture_file_size(g) < 0);
+  CHECK(export_on("jsonl", shards, j, "2G", "auto") == 0);
+  remove(j);
+
   CHECK(export("jsonl", shards, j, "2G") == 0);
   FILE *f = fopen(j, "r");
   int lines = 0, empty = 0;
@@ -212,7 +347,7 @@ static void test_command(const char *dir) {
   CHECK(unlink(missing) == 0);
   CHECK(export("ciff", shards, out, "2G") == ERR_MISMATCH);
   CHECK(strstr(err_msg(), "shard-00001.h5") != NULL);
-  CHECK(file_size(out) < 0);
+  CHECK(fixture_file_size(out) < 0);
   remove(a), remove(b), remove(c), remove(j);
 }
 
@@ -223,6 +358,7 @@ int main(void) {
   test_quantize();
   test_escape();
   test_plan_and_block();
+  test_block_add_csc();
   test_ciff_writer_checks(dir);
   test_command(dir);
   char cmd[600];

@@ -317,6 +317,52 @@ def test_shards_of_another_job_are_refused(corpus, tmp_path):
     assert p.returncode != 0 and "shard-00002.h5" in p.stderr, p.stderr
 
 
+def test_device_option(corpus, tmp_path):
+    # --device cpu is the reference; auto and cuda give its bytes, or (cuda without a device) one
+    # clear message and no output. jsonl has no transpose: cuda is refused there.
+    ref = str(tmp_path / "cpu.ciff")
+    p = run("ciff", "--input", corpus["dir"], "--output", ref, "--device", "cpu")
+    assert "transposed on cpu" in p.stderr and "CUDA" not in p.stderr, p.stderr
+    reference = open(ref, "rb").read()
+
+    auto = str(tmp_path / "auto.ciff")
+    p = run("ciff", "--input", corpus["dir"], "--output", auto, "--device", "auto")
+    assert open(auto, "rb").read() == reference
+    fallback = [line for line in p.stderr.splitlines() if "no usable CUDA device" in line]
+    if fallback:
+        assert len(fallback) == 1 and fallback[0].endswith("; transposing on the CPU"), p.stderr
+        assert "transposed on cpu" in p.stderr
+    else:
+        assert "with cuSPARSE csr2csc" in p.stderr, p.stderr
+
+    for device, memory in (("cuda", "2G"), ("cuda:0", "3K")):
+        out = str(tmp_path / ("%s.ciff" % device.replace(":", "")))
+        p = run("ciff", "--input", corpus["dir"], "--output", out, "--device", device,
+                "--memory", memory, check=False)
+        if p.returncode == 0:
+            assert open(out, "rb").read() == reference, device
+            assert "with cuSPARSE csr2csc" in p.stderr
+        else:
+            assert p.returncode == 1, p.stderr
+            lines = p.stderr.strip().split("\n")
+            assert len(lines) == 1, p.stderr
+            assert lines[0].startswith("spladex export: --device %s: no usable CUDA device: "
+                                       % device), p.stderr
+            assert not os.path.exists(out) and not os.path.exists(out + ".tmp")
+
+    out = str(tmp_path / "x.jsonl")
+    p = run("jsonl", "--input", corpus["dir"], "--output", out, "--device", "cuda", check=False)
+    assert p.returncode == 2 and "jsonl has no transpose" in p.stderr, p.stderr
+    assert not os.path.exists(out)
+    for device in ("cpu", "auto"):
+        run("jsonl", "--input", corpus["dir"], "--output", out, "--device", device)
+        assert os.path.getsize(out) > 0
+    for device in ("gpu", "cuda:", "cuda:x", "cuda0", ""):
+        p = run("ciff", "--input", corpus["dir"], "--output", str(tmp_path / "y.ciff"),
+                "--device", device, check=False)
+        assert p.returncode == 2 and "--device" in p.stderr, (device, p.stderr)
+
+
 def test_bad_arguments():
     assert run("--help").stdout.startswith("usage: spladex export")
     for args in ([], ["xml", "--input", "a", "--output", "b"], ["ciff", "--output", "b"],
