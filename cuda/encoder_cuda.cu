@@ -298,7 +298,14 @@ extern "C" int enc_cuda_open(const model *m, const enc_options *opt, enc_cuda **
   e->opt = *opt;
   e->dt = (cu_dtype)opt->precision;
   e->esz = cu_dtype_size(e->dt);
-  e->token_block = opt->max_batch_tokens < kTokenBlockMax ? opt->max_batch_tokens : kTokenBlockMax;
+  {
+    /* SPLADEX_CUDA_TOKEN_BLOCK (tests only) lowers the decoder's token block so that a document
+     * spans two decoder GEMMs at small batch sizes (test_encoder_gpu). */
+    int block_max = kTokenBlockMax;
+    const char *env = getenv("SPLADEX_CUDA_TOKEN_BLOCK");
+    if (env && atoi(env) > 0 && atoi(env) < kTokenBlockMax) block_max = atoi(env);
+    e->token_block = opt->max_batch_tokens < block_max ? opt->max_batch_tokens : block_max;
+  }
   {
     const int64_t per_doc = opt->top_k > 0 && opt->top_k < c->vocab ? opt->top_k : c->vocab;
     e->nnz_cap = (int64_t)opt->max_batch_docs * per_doc;
@@ -362,6 +369,10 @@ extern "C" int enc_cuda_open(const model *m, const enc_options *opt, enc_cuda **
   b.off = 0;
   layout_weights(e, &b);
   if ((rc = upload_weights(e)) < 0) goto fail;
+  /* cudaMemcpy from pageable memory may return before its DMA has landed, and e->stream does not
+   * wait for the legacy default stream (cudaStreamNonBlocking): the weights must be on the device
+   * before the first batch's kernels read them. */
+  if ((rc = CU_CHECK(cudaDeviceSynchronize())) < 0) goto fail;
 
   b.base = NULL;
   b.off = 0;
@@ -419,14 +430,17 @@ extern "C" int enc_cuda_submit(enc_cuda *e, const enc_batch *batch) {
   const int lp = dt != CU_F32;
   cudaStream_t s = e->stream;
 
+  /* The slot counts as taken only once everything is queued: after a failure encoder.c does not
+   * count the batch either, and the caller closes the encoder (encoder.h). */
   enc_slot *sl = &e->slots[e->submitted % ENC_MAX_IN_FLIGHT];
-  /* The slot is taken even if queueing fails below: enc_cuda_collect then reports the failure's
-   * aftermath, and the caller closes the encoder (encoder.h). */
-  e->submitted++;
   sl->n_docs = B;
   sl->h_indptr[0] = 0;
   TRY(CU_CHECK(cudaSetDevice(e->opt.device)));
-  if (B == 0) return CU_CHECK(cudaEventRecord(sl->done, s));
+  if (B == 0) {
+    TRY(CU_CHECK(cudaEventRecord(sl->done, s)));
+    e->submitted++;
+    return 0;
+  }
 
   /* Pack the batch into the slot's pinned image of d_upload: ids | positions | offsets. The
    * previous batch of this slot has been collected, so its upload is over. */
@@ -501,7 +515,9 @@ extern "C" int enc_cuda_submit(enc_cuda *e, const enc_batch *batch) {
   /* indptr comes back at the batch's end (to learn nnz); the entries in enc_cuda_collect. */
   TRY(CU_CHECK(cudaMemcpyAsync(sl->h_indptr, sl->indptr, sizeof(int64_t) * ((size_t)B + 1),
                                cudaMemcpyDeviceToHost, s)));
-  return CU_CHECK(cudaEventRecord(sl->done, s));
+  TRY(CU_CHECK(cudaEventRecord(sl->done, s)));
+  e->submitted++;
+  return 0;
 }
 
 /* Waits for the oldest batch's device work, then copies its entries on the copy stream (while
@@ -524,8 +540,7 @@ extern "C" int enc_cuda_collect(enc_cuda *e, enc_result *out) {
                    (long long)e->nnz_cap);
   memcpy(e->h_indptr, sl->h_indptr, sizeof(int64_t) * ((size_t)B + 1));
   if (nnz > 0) {
-    cudaStream_t c = e->copy_stream;
-    TRY(CU_CHECK(cudaStreamWaitEvent(c, sl->done, 0)));
+    cudaStream_t c = e->copy_stream; /* the event has completed: no stream wait needed */
     TRY(CU_CHECK(cudaMemcpyAsync(e->h_indices, sl->indices, sizeof(int32_t) * (size_t)nnz,
                                  cudaMemcpyDeviceToHost, c)));
     TRY(CU_CHECK(cudaMemcpyAsync(e->h_values, sl->values, sizeof(float) * (size_t)nnz,

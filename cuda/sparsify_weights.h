@@ -3,7 +3,9 @@
  * the top_k largest by a radix select on the float bits, ties to the lower term id.
  * CPU twin: ops_sparsify_weights (ops_cpu.h), same arguments in the same order (scratch unused:
  * NULL), then the stream; the kernel's own algorithm is cutwin_sparsify_weights (cuda_twins.h).
- * Device pointers. Returns 0 or ERR_DEVICE. */
+ * threshold must be >= 0 (enc_open refuses less): the weights that top-k drops are set to 0, and
+ * only a threshold >= 0 keeps them out of sparsify_gather. Device pointers. Returns 0 or
+ * ERR_DEVICE. */
 #ifndef SPLADEX_CUDA_SPARSIFY_WEIGHTS_H
 #define SPLADEX_CUDA_SPARSIFY_WEIGHTS_H
 

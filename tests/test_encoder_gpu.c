@@ -1,12 +1,23 @@
 /* test_encoder_gpu: the CUDA encoder end to end against the CPU encoder (the oracle) on the
  * fixture models, on ragged batches of random ids (lengths 1, 2, 3, odd, up to the model's max):
  *   fp32:        max abs weight error <= 1e-4 over every (doc, term), dense comparison
- *   fp16, bf16:  identical top-64 term sets (ties to the lower id) on >= 99% of the documents, and
- *                max |w_gpu - w_cpu| / (the doc's largest CPU weight) <= 2e-2 (fp16), 6e-2 (bf16)
- *                (bounds chosen a priori from the formats' unit roundoff, not yet calibrated on a
- *                GPU run)
+ *   fp16, bf16:  max |w_gpu - w_cpu| / (the doc's largest CPU weight) <= REL_FP16 = 5e-3 (fp16),
+ *                REL_BF16 = 3e-2 (bf16), and identical top-64 term sets (ties to the lower id) on
+ *                >= 99% of the documents, where a term that is in one set only counts as a tie
+ *                when its CPU weight lies within that bound (x the doc's largest weight) of the
+ *                CPU's 64th weight: precision alone can swap such terms. The strict fraction (no
+ *                tie allowance) is printed too. Why not strict: a CPU emulation of the device's
+ *                precision (GEMM operands rounded to fp16/bf16, everything else fp32; a review,
+ *                2026-11-26) gave strict fractions of 97-99% (fp16) and 47-94% (bf16) on these
+ *                random-weight models and on splade-tiny over real text, from near-ties at rank
+ *                64, with max relative errors of 2.0e-3 (fp16) and 1.3e-2 (bf16); the bounds
+ *                above are 2.5x those. Not yet calibrated on a GPU run.
  *   top_k 64 + threshold 0.1 on the device (fp32): row counts equal everywhere, identical term
  *                sets on >= 99% of the documents
+ * The CUDA encoder's decoder route is whatever SPLADEX_CUDA_DECODER says (chunked by default):
+ * scripts/gpu_check.sh runs this test once per route. The encoding is pipelined (two batches in
+ * flight), and the second fixture runs with SPLADEX_CUDA_TOKEN_BLOCK=1000 (several decoder GEMMs
+ * per batch).
  * Models: the committed fixtures tests/fixtures/models/{distilbert-st,bert-untied-st,bert-bin}
  * (vocab 1000), and when present tests/fixtures/generated/{tiny-distilbert,tiny-bert} and
  * models/splade-tiny (vocab 30522). Exits 77 (ctest: Not Run) without CUDA or a device.
@@ -25,6 +36,8 @@
 
 #ifdef SPLADEX_HAVE_CUDA
 enum { N_DOCS = 256, TOP = 64 };
+#define REL_FP16 5e-3
+#define REL_BF16 3e-2
 
 static uint64_t rng_state = 0x853C49E6748FEA9Bull;
 static uint32_t rng_u32(void) {
@@ -99,7 +112,9 @@ static int encode_dense(const model *m, const enc_options *opt, const corpus *c,
     CHECK(r.n_docs == n);
     for (int i = 0; i < n; i++) {
       for (int64_t k = r.indptr[i]; k < r.indptr[i + 1]; k++) {
-        CHECK(r.indices[k] >= 0 && r.indices[k] < V);
+        const int in_range = r.indices[k] >= 0 && r.indices[k] < V;
+        CHECK(in_range);
+        if (!in_range) continue;
         if (k > r.indptr[i]) CHECK(r.indices[k] > r.indices[k - 1]);
         dense[(size_t)(f + i) * V + r.indices[k]] = r.values[k];
       }
@@ -117,12 +132,15 @@ static int cmp_desc(const void *a, const void *b, const float *row) {
 static const float *sort_row;
 static int cmp_terms(const void *a, const void *b) { return cmp_desc(a, b, sort_row); }
 
-/* Marks the top-TOP terms (w > 0) of row in mark (V) with 1. */
-static void top_set(const float *row, int V, int *order, unsigned char *mark) {
+/* Marks the top-TOP terms (w > 0) of row in mark (V) with 1; order (V) holds the terms by
+ * decreasing weight. Returns how many were marked. */
+static int top_set(const float *row, int V, int *order, unsigned char *mark) {
   for (int v = 0; v < V; v++) order[v] = v, mark[v] = 0;
   sort_row = row;
   qsort(order, (size_t)V, sizeof(int), cmp_terms);
-  for (int i = 0; i < TOP && i < V && row[order[i]] > 0; i++) mark[order[i]] = 1;
+  int i = 0;
+  for (; i < TOP && i < V && row[order[i]] > 0; i++) mark[order[i]] = 1;
+  return i;
 }
 
 static void check_model(const char *dir) {
@@ -152,6 +170,7 @@ static void check_model(const char *dir) {
     goto done;
   }
   for (int p = ENC_FP32; p <= ENC_BF16; p++) {
+    const double rel_bound = p == ENC_FP16 ? REL_FP16 : REL_BF16;
     enc_options g = o;
     g.backend = ENC_CUDA;
     g.precision = (enc_precision)p;
@@ -161,7 +180,7 @@ static void check_model(const char *dir) {
       continue;
     }
     double maxabs = 0, maxrel = 0;
-    int same_top = 0;
+    int same_top = 0, same_top_strict = 0;
     for (int d = 0; d < N_DOCS; d++) {
       const float *rc = cpu + (size_t)d * V, *rg = gpu + (size_t)d * V;
       float rowmax = 0;
@@ -172,18 +191,26 @@ static void check_model(const char *dir) {
         double rel = rowmax > 0 ? diff / rowmax : diff;
         if (!(rel <= maxrel)) maxrel = isnan(rel) ? INFINITY : rel;
       }
-      top_set(rc, V, order, mc);
+      const int n_cpu = top_set(rc, V, order, mc);
+      const float cut = n_cpu > 0 ? rc[order[n_cpu - 1]] : 0.0f; /* the CPU's last kept weight */
       top_set(rg, V, order, mg);
-      same_top += memcmp(mc, mg, (size_t)V) == 0;
+      int strict = 1, tied = 1;
+      for (int v = 0; v < V; v++) {
+        if (mc[v] == mg[v]) continue;
+        strict = 0;
+        if (!(fabsf(rc[v] - cut) <= rel_bound * rowmax)) tied = 0;
+      }
+      same_top_strict += strict;
+      same_top += tied;
     }
-    double frac = (double)same_top / N_DOCS;
-    printf("%-40s %-34s max abs %-9.3g max rel %-9.3g top-%d identical %5.1f%%\n", dir, desc, maxabs,
-           maxrel, TOP, 100.0 * frac);
+    double frac = (double)same_top / N_DOCS, strict = (double)same_top_strict / N_DOCS;
+    printf("%-40s %-34s max abs %-9.3g max rel %-9.3g top-%d identical %5.1f%% (strict %5.1f%%)\n",
+           dir, desc, maxabs, maxrel, TOP, 100.0 * frac, 100.0 * strict);
     if (p == ENC_FP32) {
       CHECK(maxabs <= 1e-4);
     } else {
       CHECK(frac >= 0.99);
-      CHECK(maxrel <= (p == ENC_FP16 ? 2e-2 : 6e-2));
+      CHECK(maxrel <= rel_bound);
     }
   }
   /* top-k and threshold applied on the device */
@@ -244,7 +271,13 @@ int main(void) {
                           "tests/fixtures/models/bert-bin"};
   const char *optional[] = {"tests/fixtures/generated/tiny-distilbert",
                             "tests/fixtures/generated/tiny-bert", "models/splade-tiny"};
-  for (size_t i = 0; i < sizeof always / sizeof *always; i++) check_model(always[i]);
+  for (size_t i = 0; i < sizeof always / sizeof *always; i++) {
+    /* One model with a decoder token block of 1000 rows, so that documents span two decoder
+     * GEMMs (the default block, 16384, is above this test's 3000-token batches). */
+    if (i == 1) setenv("SPLADEX_CUDA_TOKEN_BLOCK", "1000", 1);
+    check_model(always[i]);
+    unsetenv("SPLADEX_CUDA_TOKEN_BLOCK");
+  }
   for (size_t i = 0; i < sizeof optional / sizeof *optional; i++) {
     char cfg[512];
     snprintf(cfg, sizeof cfg, "%s/config.json", optional[i]);

@@ -134,7 +134,7 @@ static void compare(const char *op, const char *prec, const char *shape, const f
   double num = 0, den = 0, maxabs = 0;
   int nan = 0;
   for (size_t i = 0; i < n; i++) {
-    if (isnan(gpu[i]) != isnan(cpu[i])) nan = 1;
+    if (!isnan(gpu[i]) != !isnan(cpu[i])) nan = 1;
     if (isnan(cpu[i])) continue;
     double d = (double)gpu[i] - cpu[i];
     num += d * d;
