@@ -11,7 +11,9 @@ a gamma distribution with mean 75 tokens, clipped to [4, 256].
             end: reading, batching, encoding, pruning on the device, writing HDF5 shards; wall
             clock of the process (model loading included). Random weights make almost every term
             non-zero, so --top-k keeps the output near a real SPLADE index's size (~100-200 terms
-            per passage) instead of 30522 floats per passage (48 GB for 200k passages)
+            per passage) instead of 30522 floats per passage (48 GB for 200k passages). Run once per
+            decoder route in --decoders (SPLADEX_CUDA_DECODER=chunked, the default route, and
+            fused, cuda/decoder_maxpool.cu), so one run times both
   HF        AutoModelForMaskedLM in fp16 (torch.inference_mode), batches of --hf-batch passages
             sorted by length (padding only to the batch's longest: kinder to HF than naver's
             unsorted batches), naver/splade's formula
@@ -68,21 +70,26 @@ def write_ids_file(path, ids, offsets):
             f.write("p%d\t%s\n" % (i, " ".join(map(str, ids[offsets[i]:offsets[i + 1]].tolist()))))
 
 
-def run_spladex(args, ids_path, n):
-    out_dir = os.path.join(args.work, "spladex-out")
+def run_spladex(args, ids_path, n, decoder):
+    """One `spladex expand` over the corpus with SPLADEX_CUDA_DECODER=decoder (chunked: cuBLAS in
+    vocabulary chunks + max-pool; fused: cuda/decoder_maxpool.cu)."""
+    out_dir = os.path.join(args.work, "spladex-out-" + decoder)
     shutil.rmtree(out_dir, ignore_errors=True)
     cmd = [args.spladex, "expand", "--model", args.model, "--input", ids_path, "--format", "ids",
            "--output", out_dir, "--device", "cuda:0", "--precision", "fp16", "--max-length", "256",
            "--batch-tokens", str(args.batch_tokens), "--top-k", str(args.top_k),
            "--shard-size", "100000", "--quiet"]
-    print("spladex: " + " ".join(cmd), flush=True)
+    print("spladex (SPLADEX_CUDA_DECODER=%s): %s" % (decoder, " ".join(cmd)), flush=True)
+    env = dict(os.environ, SPLADEX_CUDA_DECODER=decoder)
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.spladex_timeout)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.spladex_timeout, env=env)
     dt = time.perf_counter() - t0
     sys.stdout.write(p.stdout[-2000:])
     sys.stderr.write(p.stderr[-4000:])
     if p.returncode != 0:
-        raise SystemExit("bench_gpu: spladex failed (exit %d)" % p.returncode)
+        print("bench_gpu: spladex with the %s decoder failed (exit %d)" % (decoder, p.returncode),
+              flush=True)
+        return None, None
     info = subprocess.run([args.spladex, "info", out_dir, "--json"], capture_output=True, text=True,
                           timeout=120)
     docs = None
@@ -92,7 +99,8 @@ def run_spladex(args, ids_path, n):
         except ValueError:
             pass
     if docs is not None and docs != n:
-        raise SystemExit("bench_gpu: spladex wrote %s docs, expected %d" % (docs, n))
+        print("bench_gpu: spladex (%s) wrote %s docs, expected %d" % (decoder, docs, n), flush=True)
+        return None, docs
     return dt, docs
 
 
@@ -150,6 +158,8 @@ def main():
     ap.add_argument("--top-k", type=int, default=128,
                     help="spladex keeps the K largest weights per passage on the device (random "
                          "weights make ~all 30522 terms non-zero; real SPLADE docs keep ~100-200)")
+    ap.add_argument("--decoders", default="chunked,fused",
+                    help="spladex decoder routes to time, comma-separated (SPLADEX_CUDA_DECODER)")
     ap.add_argument("--hf-batch", type=int, default=128)
     ap.add_argument("--hf-seconds", type=float, default=60.0)
     ap.add_argument("--hf-device", default="cuda:0", help=argparse.SUPPRESS)
@@ -174,26 +184,32 @@ def main():
           % (args.passages, tokens, tokens / args.passages, lengths.max(), time.perf_counter() - t),
           flush=True)
 
-    sp_s, sp_docs = run_spladex(args, ids_path, args.passages)
+    spladex_runs = []
+    for decoder in [d for d in args.decoders.split(",") if d]:
+        sp_s, sp_docs = run_spladex(args, ids_path, args.passages, decoder)
+        spladex_runs.append((decoder, sp_s, sp_docs))
     hf_s, hf_docs, hf_tokens, gpu = run_hf(args, lengths, ids, offsets)
 
     peak = next((p for name, p in PEAKS if name in gpu), None)
     mean_flops = float(flops.mean())
     rows = []
-    for system, docs, toks, secs in (("spladex fp16 top-%d, end to end" % args.top_k, args.passages,
-                                      tokens, sp_s),
-                                     ("HF transformers fp16", hf_docs, hf_tokens, hf_s)):
+    timed = [("spladex fp16 top-%d, %s decoder, end to end" % (args.top_k, decoder), args.passages,
+              tokens, secs) for decoder, secs, _ in spladex_runs if secs is not None]
+    failed = [decoder for decoder, secs, _ in spladex_runs if secs is None]
+    for system, docs, toks, secs in timed + [("HF transformers fp16", hf_docs, hf_tokens, hf_s)]:
         tflops = docs * mean_flops / secs / 1e12
         rows.append({"system": system, "passages": docs, "seconds": round(secs, 2),
                      "passages_per_s": round(docs / secs, 1), "tokens_per_s": round(toks / secs),
                      "model_tflops": round(tflops, 1),
                      "mfu": None if peak is None else round(tflops * 1e12 / peak, 4)})
-    ratio = rows[0]["passages_per_s"] / rows[1]["passages_per_s"]
+    hf_rate = rows[-1]["passages_per_s"]
+    ratios = {r["system"]: round(r["passages_per_s"] / hf_rate, 2) for r in rows[:-1]}
     result = {"gpu": gpu, "peak_fp16_dense_tflops": None if peak is None else peak / 1e12,
               "model": "efficient-splade-VI-BT-large-doc config, random weights",
               "corpus": {"passages": args.passages, "tokens": tokens,
                          "mean_length": round(tokens / args.passages, 2), "max_length": int(lengths.max())},
-              "spladex_docs_in_shards": sp_docs, "rows": rows, "ratio_spladex_over_hf": round(ratio, 2),
+              "spladex_docs_in_shards": {d: docs for d, _, docs in spladex_runs},
+              "spladex_failed": failed, "rows": rows, "ratio_spladex_over_hf": ratios,
               "date": time.strftime("%Y-%m-%d", time.gmtime())}
     with open(os.path.join(args.out, "bench_gpu.json"), "w") as f:
         json.dump(result, f, indent=1)
@@ -206,11 +222,15 @@ def main():
         lines.append("| %s | %d | %.2f | %.1f | %d | %.1f | %s |"
                      % (r["system"], r["passages"], r["seconds"], r["passages_per_s"], r["tokens_per_s"],
                         r["model_tflops"], "n/a" if r["mfu"] is None else "%.1f%%" % (100 * r["mfu"])))
-    lines += ["", "ratio spladex / HF: %.2fx" % ratio]
+    lines += [""] + ["ratio %s / HF: %.2fx" % (k, v) for k, v in ratios.items()]
+    if failed:
+        lines += ["", "FAILED: spladex with the %s decoder (see the log above)" % ", ".join(failed)]
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "bench_gpu.md"), "w") as f:
         f.write(text)
     print(text)
+    if failed or not timed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
