@@ -93,9 +93,11 @@ static void check_model(const char *dir, uint64_t *rng) {
       CHECK(!"out of memory");
       continue;
     }
-    printf("%-40s %-34s max abs %-9.3g max rel %-9.3g top-%d identical %5.1f%% (strict %5.1f%%)\n",
+    /* "band needed": the smallest tie band that would give the 99% (to calibrate the bounds). */
+    printf("%-40s %-34s max abs %-9.3g max rel %-9.3g top-%d identical %5.1f%% (strict %5.1f%%, "
+           "band needed %.3g)\n",
            dir, desc, st.max_abs, st.max_rel, TOP, 100.0 * st.same_top_fraction,
-           100.0 * st.same_top_strict_fraction);
+           100.0 * st.same_top_strict_fraction, st.band_needed);
     if (p == ENC_FP32) {
       CHECK(st.max_abs <= 1e-4);
     } else {
