@@ -9,7 +9,10 @@
  * any order; the encoder thread consumes them strictly in ring order, so each window is a run
  * of consecutive owned docs. Sorting by length happens inside a window only, and rows are
  * stored at their window position, so the writer emits them in input order with no reorder
- * buffer. Legend: W window docs, L max_length, B batch docs, C chunk docs.
+ * buffer. Batches stream through the encoder with up to ENC_MAX_IN_FLIGHT in flight, across
+ * window boundaries: a window is handed to the writer when its last batch is collected, which
+ * may be after the next window's first batch was submitted, so the device does not idle while
+ * the next window is gathered. Legend: W window docs, L max_length, B batch docs, C chunk docs.
  */
 #include "pipeline.h"
 
@@ -63,6 +66,7 @@ typedef struct {
   int32_t *indices; /* (nnz) */
   float *values;    /* (nnz) */
   size_t nnz, nnz_cap;
+  int encoded;      /* docs whose rows are stored; the window is READY at encoded == n */
 } pipe_window;
 
 typedef struct {
@@ -411,22 +415,30 @@ static int window_take_chunk(pipe_state *s, pipe_window *w, const pipe_chunk *ch
   return 0;
 }
 
-/* One batch submitted to the encoder and not yet collected: order[at .. at + n). */
+/* One batch submitted to the encoder and not yet collected: order[at .. at + n) of window w. */
 typedef struct {
+  pipe_window *w;
+  int wi;                   /* w == &s->win[wi] */
+  const pipe_order *order;  /* the window's order */
   int at, n;
   int64_t tokens;
 } pipe_flight;
 
+/* The encoder thread's state. Batches stream through the encoder across window boundaries:
+ * the first batches of window k + 1 are submitted while the last ones of window k are still in
+ * flight, so the device does not wait while the next window is gathered and sorted. */
 typedef struct {
   pipe_state *s;
-  pipe_order *order;      /* (W) */
+  pipe_order *order[2];   /* (W) per window buffer */
   const int32_t **ids;    /* (ENC_MAX_IN_FLIGHT, B): each batch in flight has its own */
   int *lengths;           /* (ENC_MAX_IN_FLIGHT, B) */
+  pipe_flight flight[ENC_MAX_IN_FLIGHT];
+  int head, in_flight;    /* flight[head] is the oldest */
+  int pending[2];         /* batches in flight per window buffer */
 } pipe_encoder_ctx;
 
 /* Stores the collected rows of flight f at their window positions. */
-static int window_store(pipe_encoder_ctx *x, pipe_window *w, const pipe_flight *f,
-                        const enc_result *res) {
+static int window_store(pipe_window *w, const pipe_flight *f, const enc_result *res) {
   const int b = f->n;
   if (res->n_docs != b) return err_set(ERR_DEVICE, "encoder returned %d rows for %d docs", res->n_docs, b);
   size_t nnz = (size_t)res->indptr[b];
@@ -435,7 +447,7 @@ static int window_store(pipe_encoder_ctx *x, pipe_window *w, const pipe_flight *
   if (!values) return err_set(ERR_NOMEM, "out of memory (window rows)");
   w->values = values;
   for (int i = 0; i < b; i++) {
-    int pos = x->order[f->at + i].pos;
+    int pos = f->order[f->at + i].pos;
     int64_t from = res->indptr[i], count = res->indptr[i + 1] - res->indptr[i];
     w->row_off[pos] = (int64_t)w->nnz;
     w->row_nnz[pos] = (int)count;
@@ -446,57 +458,80 @@ static int window_store(pipe_encoder_ctx *x, pipe_window *w, const pipe_flight *
   return 0;
 }
 
-/* Encodes the window's documents longest first, in batches of at most max_batch_docs docs and
- * batch_tokens padded tokens, keeping up to ENC_MAX_IN_FLIGHT batches in the encoder so that the
- * device never waits for this thread: batch i + 1 is submitted before batch i is collected. On a
- * stop request it returns 0 with batches possibly still in flight (the encoder is closed next). */
-static int window_encode(pipe_encoder_ctx *x, pipe_window *w) {
+/* Hands window w to the writer. */
+static void window_publish(pipe_state *s, pipe_window *w) {
+  pthread_mutex_lock(&s->mu);
+  w->state = WINDOW_READY;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* Collects the oldest batch in flight, stores its rows, and publishes its window when that was
+ * the window's last batch (batches are collected in submit order, so windows publish in order). */
+static int encoder_collect_one(pipe_encoder_ctx *x) {
+  pipe_state *s = x->s;
+  enc_result res;
+  int rc = enc_collect(s->enc, &res);
+  if (rc < 0) return rc;
+  const pipe_flight *f = &x->flight[x->head];
+  x->head = (x->head + 1) % ENC_MAX_IN_FLIGHT;
+  x->in_flight--;
+  x->pending[f->wi]--;
+  kill_point(s, "batch");
+  pipe_window *w = f->w;
+  if ((rc = window_store(w, f, &res)) < 0) return rc;
+  const int done = f->at + f->n;
+  pthread_mutex_lock(&s->mu);
+  s->docs_encoded += f->n;
+  s->tokens_encoded += f->tokens;
+  s->encoded_pos = w->byte_start[0] +
+                   (int64_t)((double)(w->byte_end[w->n - 1] - w->byte_start[0]) * done / w->n);
+  pthread_mutex_unlock(&s->mu);
+  w->encoded += f->n;
+  if (w->encoded == w->n) window_publish(s, w);
+  return 0;
+}
+
+/* Submits window wi's documents longest first, in batches of at most max_batch_docs docs and
+ * batch_tokens padded tokens, collecting the oldest batch whenever ENC_MAX_IN_FLIGHT are in
+ * flight (batch i + 1 is submitted before batch i is collected). Returns with the window's last
+ * batches possibly still in flight; on a stop request it returns 0 early. */
+static int window_submit(pipe_encoder_ctx *x, int wi) {
   pipe_state *s = x->s;
   const pipe_options *o = s->opt;
-  for (int i = 0; i < w->n; i++) x->order[i].len = w->len[i], x->order[i].pos = i;
-  qsort(x->order, (size_t)w->n, sizeof *x->order, order_cmp);
+  pipe_window *w = &s->win[wi];
+  pipe_order *order = x->order[wi];
+  for (int i = 0; i < w->n; i++) order[i].len = w->len[i], order[i].pos = i;
+  qsort(order, (size_t)w->n, sizeof *order, order_cmp);
   w->nnz = 0;
-  pipe_flight flight[ENC_MAX_IN_FLIGHT];
-  int head = 0, in_flight = 0, at = 0;
-  while (at < w->n || in_flight > 0) {
+  w->encoded = 0;
+  for (int at = 0; at < w->n;) {
     if (should_stop(s)) return 0;
-    if (at < w->n && in_flight < ENC_MAX_IN_FLIGHT) {
-      const int slot = (head + in_flight) % ENC_MAX_IN_FLIGHT;
-      const int32_t **ids = x->ids + (size_t)slot * o->max_batch_docs;
-      int *lengths = x->lengths + (size_t)slot * o->max_batch_docs;
-      int longest = x->order[at].len, b = 0;
-      int64_t batch_tokens = 0;
-      while (at + b < w->n && b < o->max_batch_docs &&
-             (b == 0 || (int64_t)(b + 1) * longest <= o->batch_tokens)) {
-        const pipe_order *d = &x->order[at + b];
-        ids[b] = w->ids + (size_t)d->pos * o->max_length;
-        lengths[b] = d->len;
-        batch_tokens += d->len;
-        b++;
-      }
-      enc_batch batch = {b, ids, lengths};
-      int rc = enc_submit(s->enc, &batch);
+    if (x->in_flight == ENC_MAX_IN_FLIGHT) {
+      int rc = encoder_collect_one(x);
       if (rc < 0) return rc;
-      flight[slot] = (pipe_flight){at, b, batch_tokens};
-      in_flight++;
-      at += b;
-      if (at < w->n && in_flight < ENC_MAX_IN_FLIGHT) continue; /* fill the encoder first */
+      continue;
     }
-    enc_result res;
-    int rc = enc_collect(s->enc, &res);
+    const int slot = (x->head + x->in_flight) % ENC_MAX_IN_FLIGHT;
+    const int32_t **ids = x->ids + (size_t)slot * o->max_batch_docs;
+    int *lengths = x->lengths + (size_t)slot * o->max_batch_docs;
+    int longest = order[at].len, b = 0;
+    int64_t batch_tokens = 0;
+    while (at + b < w->n && b < o->max_batch_docs &&
+           (b == 0 || (int64_t)(b + 1) * longest <= o->batch_tokens)) {
+      const pipe_order *d = &order[at + b];
+      ids[b] = w->ids + (size_t)d->pos * o->max_length;
+      lengths[b] = d->len;
+      batch_tokens += d->len;
+      b++;
+    }
+    enc_batch batch = {b, ids, lengths};
+    int rc = enc_submit(s->enc, &batch);
     if (rc < 0) return rc;
-    const pipe_flight *f = &flight[head];
-    head = (head + 1) % ENC_MAX_IN_FLIGHT;
-    in_flight--;
-    kill_point(s, "batch");
-    if ((rc = window_store(x, w, f, &res)) < 0) return rc;
-    const int done = f->at + f->n;
-    pthread_mutex_lock(&s->mu);
-    s->docs_encoded += f->n;
-    s->tokens_encoded += f->tokens;
-    s->encoded_pos = w->byte_start[0] +
-                     (int64_t)((double)(w->byte_end[w->n - 1] - w->byte_start[0]) * done / w->n);
-    pthread_mutex_unlock(&s->mu);
+    x->flight[slot] = (pipe_flight){w, wi, order, at, b, batch_tokens};
+    x->in_flight++;
+    x->pending[wi]++;
+    at += b;
   }
   return 0;
 }
@@ -507,8 +542,14 @@ static void *encoder_main(void *arg) {
   const pipe_options *o = s->opt;
   int rc = 0;
   for (int64_t k = 0;; k++) {
-    pipe_window *w = &s->win[k % 2];
+    const int wi = (int)(k % 2);
+    pipe_window *w = &s->win[wi];
     int end = 0;
+    /* This buffer last held window k - 2: its last batches may still be in flight (when window
+     * k - 1 was one batch), and it cannot be published, written and freed before they are
+     * collected. */
+    while (x->pending[wi] > 0 && !should_stop(s))
+      if ((rc = encoder_collect_one(x)) < 0) goto fail;
     pthread_mutex_lock(&s->mu);
     while (w->state != WINDOW_FREE && !should_stop(s)) timed_wait(s);
     w->n = 0;
@@ -537,13 +578,18 @@ static void *encoder_main(void *arg) {
     pthread_mutex_unlock(&s->mu);
     if (rc < 0) goto fail;
     if (stop) return NULL;
-    if ((rc = window_encode(x, w)) < 0) goto fail;
-    pthread_mutex_lock(&s->mu);
-    w->last = end;
-    w->state = WINDOW_READY;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    if (end) return NULL;
+    w->last = end; /* read by the writer only after the window is READY (under the mutex) */
+    if ((rc = window_submit(x, wi)) < 0) goto fail;
+    if (should_stop(s)) return NULL;
+    if (end || w->n == 0) {
+      /* The input ended (or, defensively, nothing came): collect everything, which publishes
+       * the windows still waiting; an empty window has no batch to publish it. */
+      while (x->in_flight > 0 && !should_stop(s))
+        if ((rc = encoder_collect_one(x)) < 0) goto fail;
+      if (should_stop(s)) return NULL;
+      if (w->n == 0) window_publish(s, w);
+      if (end) return NULL;
+    }
   }
 fail:
   pipe_fail(s, rc);
@@ -736,7 +782,9 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
 
   pthread_t reader, encoder_thread, tokenizers[64];
   int n_tokenizers = 0, reader_started = 0, encoder_started = 0;
-  pipe_encoder_ctx x = {&s, NULL, NULL, NULL};
+  pipe_encoder_ctx x;
+  memset(&x, 0, sizeof x);
+  x.s = &s;
   pipe_writer pw;
   memset(&pw, 0, sizeof pw);
   pw.s = &s;
@@ -753,10 +801,11 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
   size_t W = (size_t)o.window_docs, L = (size_t)o.max_length;
   s.n_chunks = 4 * o.tokenizer_threads + 4;
   s.chunks = calloc((size_t)s.n_chunks, sizeof *s.chunks);
-  x.order = malloc(W * sizeof *x.order);
+  x.order[0] = malloc(W * sizeof *x.order[0]);
+  x.order[1] = malloc(W * sizeof *x.order[1]);
   x.ids = malloc((size_t)ENC_MAX_IN_FLIGHT * (size_t)o.max_batch_docs * sizeof *x.ids);
   x.lengths = malloc((size_t)ENC_MAX_IN_FLIGHT * (size_t)o.max_batch_docs * sizeof *x.lengths);
-  if (!s.chunks || !x.order || !x.ids || !x.lengths) {
+  if (!s.chunks || !x.order[0] || !x.order[1] || !x.ids || !x.lengths) {
     rc = err_set(ERR_NOMEM, "out of memory (pipeline buffers)");
     goto done;
   }
@@ -888,7 +937,8 @@ done:
     stats->seconds = progress_elapsed(prog);
   }
   progress_free(prog);
-  free(x.order);
+  free(x.order[0]);
+  free(x.order[1]);
   free(x.ids);
   free(x.lengths);
   free_state(&s);

@@ -196,3 +196,31 @@ def test_pretokenized_and_jsonl_inputs(model, expanded, tmp_path):
         assert ids == ["id-%d" % i for i in range(len(PASSAGES))]
         assert matrix.shape == ref.shape and (matrix.indices == ref.indices).all()
         assert np.allclose(matrix.data, ref.data, rtol=1e-4, atol=1e-5), fmt
+
+
+WORDS = ["search", "music", "river", "house", "green", "light", "paper", "water", "stone", "night",
+         "city", "bird", "tree", "road", "cloud", "fire", "glass", "money", "story", "table"]
+
+
+@pytest.mark.parametrize("long_every", [0, 9])
+def test_many_windows(model, tmp_path, long_every):
+    """Batches stream through the encoder across windows (the next window's first batch is
+    submitted before the previous window's last is collected). With --max-length 64 and
+    --batch-tokens 2048 a window is 256 docs; passages of 1-4 words make each window a single
+    batch (window k's buffer then still has window k-2's batch in flight when k is gathered);
+    a long passage every `long_every` makes windows of several batches. Rows must come out in
+    input order and equal `spladex encode`."""
+    texts = []
+    for i in range(1200):
+        n = 1 + (i * 7) % 4
+        if long_every and i % long_every == 0:
+            n = 20 + i % 25
+        texts.append(" ".join(WORDS[(i * 3 + k * 5) % len(WORDS)] for k in range(n)))
+    corpus = tmp_path / "many.tsv"
+    corpus.write_text("".join("d%d\t%s\n" % (i, t) for i, t in enumerate(texts)), encoding="utf-8")
+    out = str(tmp_path / "out")
+    run(["expand", "--model", model, "--input", str(corpus), "--output", out, "--quiet",
+         "--max-length", str(MAX_LENGTH), "--shard-size", "100", "--batch-tokens", "2048"])
+    ids, matrix, vocab, _ = read_shards(out)
+    assert ids == ["d%d" % i for i in range(len(texts))]
+    assert_rows_equal(matrix, vocab, encode_json(model, texts))
