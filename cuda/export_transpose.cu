@@ -74,6 +74,8 @@ static void export_transpose_free_buffers(export_transpose *t) {
   if (t->host_arena) cudaFreeHost(t->host_arena);
   if (t->work) cudaFree(t->work);
   t->device_arena = t->host_arena = NULL;
+  t->d_indptr = t->d_cols = t->d_values = t->d_colptr = t->d_rowind = t->d_cvalues = NULL;
+  t->h_indptr = t->h_cols = t->h_values = t->h_colptr = t->h_rowind = t->h_cvalues = NULL;
   t->work = NULL;
   t->work_bytes = 0;
   t->cap_rows = t->cap_nnz = 0;
@@ -86,7 +88,9 @@ static int export_transpose_reserve_work(export_transpose *t, int rows, int nnz)
       t->handle, rows, t->n_cols, nnz, t->d_values, t->d_indptr, t->d_cols, t->d_cvalues,
       t->d_colptr, t->d_rowind, CUDA_R_32F, CUSPARSE_ACTION_NUMERIC, CUSPARSE_INDEX_BASE_ZERO,
       CUSPARSE_CSR2CSC_ALG1, &bytes));
-  if (rc < 0 || bytes <= t->work_bytes) return rc;
+  /* t->work may be NULL with work_bytes 0 (never allocated, or freed): allocate even for a
+   * size of 0, so that cuSPARSE is never handed a NULL buffer. */
+  if (rc < 0 || (t->work && bytes <= t->work_bytes)) return rc;
   if (t->work) {
     /* cudaFree waits for the device, so no earlier transpose still uses the old buffer. */
     if ((rc = CU_CHECK(cudaFree(t->work))) < 0) return rc;
@@ -195,7 +199,9 @@ extern "C" int export_transpose_run(export_transpose *t, const int64_t *indptr,
   const int64_t base = indptr[0], nnz = indptr[n_rows] - base;
   int rc = export_transpose_check_sizes(n_rows, nnz);
   if (rc < 0) return rc;
-  if (n_rows > t->cap_rows || nnz > t->cap_nnz) {
+  /* !device_arena: an earlier reserve failed and freed the buffers (cap 0 would let an empty
+   * block through to the freed staging arrays). */
+  if (!t->device_arena || n_rows > t->cap_rows || nnz > t->cap_nnz) {
     if ((rc = export_transpose_reserve(t, n_rows, nnz)) < 0) return rc;
   }
   if ((rc = CU_CHECK(cudaSetDevice(t->device))) < 0) return rc;

@@ -51,9 +51,9 @@ typedef int export_transpose_open_fn(int device, int32_t n_cols, int64_t max_row
  * Returns 0, ERR_ARG or ERR_DEVICE. */
 typedef int export_transpose_reserve_fn(export_transpose *t, int64_t max_rows, int64_t max_nnz);
 
-/* Transposes one block: row i has the columns cols[indptr[i] - indptr[0] ..
- * indptr[i+1] - indptr[0]) (each in [0, n_cols)) with the values values[...] (int32 tfs, moved
- * bit for bit). A block larger than the session's buffers first grows them (as
+/* Transposes one block: row i has the columns cols[indptr[i] .. indptr[i+1]) (each in
+ * [0, n_cols)) with the values values[...] (int32 tfs, moved bit for bit), as inv_rows holds
+ * them. A block larger than the session's buffers first grows them (as
  * export_transpose_reserve); a caller that reserved the largest block never reallocates.
  * On success *colptr (n_cols + 1, colptr[0] == 0), *rowind and *cvalues (colptr[n_cols] == nnz
  * each) point into the session's pinned buffers: borrowed, valid until the next run / reserve /

@@ -4,7 +4,8 @@
  * The shard directory is generated with io/shard.h: 40,000 documents in shards of 16,384 (so the
  * export reads blocks of 8,192 rows and a short last one) over a 30,522-term vocabulary with
  * skewed term frequencies, empty documents, and documents whose one tf is INT32_MAX (a NaN as a
- * float32 bit pattern) or 0x7f800000 (+infinity), since cuSPARSE moves the tfs as floats. Each
+ * float32 bit pattern) or 0x7f800000 (+infinity) or 0x7fa00000 (a signaling NaN), since cuSPARSE
+ * moves the tfs as floats. Each
  * device exports with --memory 2G (one postings pass) and with a small --memory (several passes,
  * so each block's CSC is read for one range of columns at a time). Exits 77 (ctest "Not Run") when
  * the CUDA device cannot be opened: no CUDA in the build, no module, no driver or no device.
@@ -56,6 +57,9 @@ static int write_shards(const char *dir) {
   }
   if (fixture_write_job(dir, GPU_SHARD, GPU_DOCS)) return -1;
   float inf_weight = gpu_weight_for(0x7f800000);
+  /* Not CUDA's canonical NaN (0x7fffffff, the INT32_MAX case): a value that anything touching the
+   * tfs as floats would change (quieting sets bit 22; canonicalizing rewrites it). */
+  float snan_weight = gpu_weight_for(0x7fa00000);
   for (int s = 0; s * GPU_SHARD < GPU_DOCS; s++) {
     char path[512];
     job_shard_path(dir, s, path, sizeof path);
@@ -73,6 +77,9 @@ static int write_shards(const char *dir) {
       } else if (d % 1009 == 6 && inf_weight > 0) {
         idx[nnz] = (int32_t)(gpu_next() % GPU_V);
         val[nnz++] = inf_weight; /* tf 0x7f800000 */
+      } else if (d % 1013 == 7 && snan_weight > 0) {
+        idx[nnz] = (int32_t)(gpu_next() % GPU_V);
+        val[nnz++] = snan_weight; /* tf 0x7fa00000: a signaling NaN that a float op would quiet */
       } else if (d % 211 != 0) { /* every 211th document empty */
         int want = 20 + (int)(gpu_next() % 120);
         for (int i = 0; i < want; i++) {

@@ -599,6 +599,8 @@ static int run_all(void) {
     test_decoder_maxpool(&one, 64, 1000, grid);
     test_decoder_maxpool(&ragged, 48, 1000, grid); /* H = 48: a half-filled last K slice */
     test_decoder_maxpool(&edges, 64, 300, grid);
+    test_decoder_maxpool(&ragged, 16, 300, grid); /* one K slice, half filled */
+    test_decoder_maxpool(&ragged, 32, 300, grid); /* one full K slice */
   }
   test_decoder_maxpool_refusals();
   test_fill_convert(1);
