@@ -279,6 +279,11 @@ int launch(const void *rows, const void *decoder_w, int n, int hidden, int vocab
                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          (int)kDynamicBytes));
   if (rc < 0) return rc;
+  /* A hint: the largest shared-memory carve-out, so that two blocks of 67.6 KB fit per SM. */
+  rc = CU_CHECK(cudaFuncSetAttribute(k_decoder_maxpool<T>,
+                                     cudaFuncAttributePreferredSharedMemoryCarveout,
+                                     (int)cudaSharedmemCarveoutMaxShared));
+  if (rc < 0) return rc;
   const unsigned blocks = (unsigned)n_token_tiles * (unsigned)n_vocab_tiles;
   k_decoder_maxpool<T><<<blocks, kThreads, kDynamicBytes, stream>>>(
       static_cast<const T *>(rows), static_cast<const T *>(decoder_w), n, hidden, vocab,
