@@ -62,8 +62,8 @@ int main(int argc, char **argv) {
     for (long first = 0; first < docs; first += shard) {
       char path[4096];
       snprintf(path, sizeof path, "%s/bench-shard-%d-%ld.h5", dir, (int)getpid(), first / shard);
-      shard_meta meta = {"bench", 256, 0.0f, nnz, first, 0, 0, VOCAB,
-                         (const char *const *)vocab, 0};
+      shard_meta meta = {.model = "bench", .max_length = 256, .top_k = nnz, .first_doc = first,
+                         .vocab_size = VOCAB, .vocab = (const char *const *)vocab};
       shard_writer *w = NULL;
       if (shard_writer_open(path, &meta, &w) < 0) {
         fprintf(stderr, "bench_shard_write: %s\n", err_msg());
