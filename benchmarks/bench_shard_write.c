@@ -7,6 +7,9 @@
  * doc ids "msmarco-passage-<n>". Writes DOCS docs in shards of SHARD docs into DIR (removed
  * after), reports docs/s and MB/s of raw row data (8 bytes per entry), the best of REPEATS runs,
  * and the bytes on disk per entry.
+ * The writer deflates the data / indices chunks on threads of its own (io/shard.c): the
+ * environment variable SPLADEX_SHARD_THREADS=N sets how many (default min(4, cores - 1), at
+ * least 1; 0 = HDF5's filters on the writer's thread, the path before them).
  * Usage: bench_shard_write [DOCS=200000] [NNZ=128] [SHARD=100000] [DIR=/tmp] [REPEATS=3]
  */
 #include <math.h>

@@ -7,6 +7,18 @@
  * bounds, indices strictly ascending and below vocab_size) so a corrupted file gives ERR_FORMAT,
  * never an out-of-bounds access downstream.
  *
+ * Compression is the writer's bottleneck (shuffle + deflate of /vectors/data and /indices: ~3/4
+ * of its time), and the writer is the one thread every row of `spladex expand` goes through. So
+ * the writer compresses full chunks of those two datasets on a few threads of its own: the
+ * calling thread copies a chunk into a job, a pool thread shuffles it (by element size) and
+ * deflates it with zlib's compress2 at SHARD_DEFLATE_LEVEL (exactly what HDF5's shuffle and
+ * deflate filters do, so readers decode it through the pipeline recorded in the dataset), and the
+ * calling thread writes the jobs in order with H5Dwrite_chunk after extending the dataset: HDF5
+ * is not thread-safe and only the calling thread ever touches it. The last, partial chunk goes
+ * the same way, zero-padded to the full chunk (HDF5 pads an edge chunk the same way; the extent
+ * limits what readers see). While the calling thread would wait for a job, it compresses a
+ * queued one itself. Jobs are a ring of 2 * (threads + 1): memory stays bounded.
+ *
  * HDF5 prints its own error stack by default; every entry point here switches that off for the
  * calling thread and records one message instead, with the innermost HDF5 reason appended.
  * Legend: N rows (documents) in the shard, E stored entries (nnz), V vocabulary size.
@@ -16,12 +28,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "err.h"
 
@@ -35,7 +49,8 @@ enum {
   SHARD_ID_BYTES = 1 << 20,     /* flush the doc ids early once their text passes this */
   SHARD_READ_WINDOW = 16384,    /* rows of indptr + doc ids the reader caches */
   SHARD_READ_ENTRIES = 1 << 20, /* entries (8 bytes each) the reader caches, unless asked more */
-  SHARD_DEFLATE_LEVEL = 4
+  SHARD_DEFLATE_LEVEL = 4,
+  SHARD_MAX_THREADS = 16        /* compression threads of one writer, at most */
 };
 
 /* ---- HDF5 helpers ---- */
@@ -261,6 +276,25 @@ static herr_t shard_attr_i64(hid_t obj, const char *name, int64_t value) {
 
 /* ---- writer ---- */
 
+enum { SHARD_DATA = 0, SHARD_INDICES = 1 }; /* the datasets written by chunk jobs */
+
+/* One full chunk of /vectors/data or /vectors/indices on its way to the file. The calling thread
+ * fills raw and queues it; a pool thread (or the calling thread, see shard_write_oldest) shuffles
+ * raw into shuffled and deflates that into out; the calling thread writes out. The fields are
+ * handed over under the writer's lock (jobs_queued, done). */
+typedef struct {
+  int dataset;              /* SHARD_DATA or SHARD_INDICES */
+  int64_t offset;           /* first entry of the chunk (a multiple of SHARD_ENTRY_BUFFER) */
+  int64_t entries;          /* entries in the dataset; the rest of the chunk is zero padding */
+  size_t element_size;      /* bytes per entry: 4, or 2 for float16 data */
+  unsigned char *raw;       /* (SHARD_ENTRY_BUFFER * 4) the entries, little-endian */
+  unsigned char *shuffled;  /* (SHARD_ENTRY_BUFFER * 4) byte k of every entry, then byte k + 1 */
+  unsigned char *out;       /* (out_cap) the zlib stream */
+  size_t out_cap, out_bytes;
+  int zlib_status;          /* compress2's result */
+  int done;                 /* compressed, out is ready (under the lock) */
+} shard_chunk_job;
+
 struct shard_writer {
   char *path, *tmp_path;
   hid_t file, vectors, data, indices, indptr, doc_ids;
@@ -269,11 +303,24 @@ struct shard_writer {
   int64_t input_start, input_end; /* written at finish (set_input_range may change them) */
   int failed;                 /* an append failed: finish refuses */
   int64_t n_docs, nnz;        /* rows and entries appended so far (buffered included) */
-  int64_t entries_written, indptr_written, ids_written; /* already in the file */
+  int64_t entries_written, indptr_written, ids_written; /* in the file (entries: or queued) */
   int entries_buffered, indptr_buffered, ids_buffered;
   int32_t *indices_buffer;    /* (SHARD_ENTRY_BUFFER) */
   float *values_buffer;       /* (SHARD_ENTRY_BUFFER) */
   uint16_t *half_buffer;      /* (SHARD_ENTRY_BUFFER), float16 only */
+  /* parallel compression (threads > 0): see shard_submit_chunk */
+  int threads;                /* pool threads wanted; 0 = HDF5's filters on the calling thread */
+  int threads_started;        /* pool threads running (joined by shard_pool_stop) */
+  int pool_ready;             /* lock, conditions and jobs set up */
+  pthread_t pool[SHARD_MAX_THREADS];
+  pthread_mutex_t lock;       /* guards the sequence numbers, job states and stopping */
+  pthread_cond_t work_ready;  /* a job was queued, or stopping */
+  pthread_cond_t work_done;   /* a job was compressed */
+  int stopping;
+  shard_chunk_job *jobs;      /* (job_cap) ring: job number s lives in jobs[s % job_cap] */
+  int job_cap;
+  int64_t jobs_queued, jobs_started, jobs_written; /* written <= started <= queued */
+  int64_t extent[2];          /* current length of /vectors/data, /vectors/indices in the file */
   int64_t *indptr_buffer;     /* (SHARD_INDPTR_BUFFER) */
   char *id_bytes;             /* the buffered ids, NUL-separated */
   size_t id_bytes_used, id_bytes_cap;
@@ -281,8 +328,215 @@ struct shard_writer {
   const char **id_pointers;   /* (SHARD_ID_BUFFER) */
 };
 
+/* ---- parallel compression of the data / indices chunks ---- */
+
+/* What HDF5's shuffle filter and then its deflate filter do to a full chunk (H5Zshuffle.c,
+ * H5Zdeflate.c): byte k of every element together, then one zlib stream of the whole chunk. */
+static void shard_compress_job(shard_chunk_job *job) {
+  const size_t n = SHARD_ENTRY_BUFFER, size = job->element_size;
+  for (size_t k = 0; k < size; k++) {
+    unsigned char *dst = job->shuffled + k * n;
+    const unsigned char *src = job->raw + k;
+    for (size_t i = 0; i < n; i++) dst[i] = src[i * size];
+  }
+  uLongf out_bytes = (uLongf)job->out_cap;
+  job->zlib_status =
+      compress2(job->out, &out_bytes, job->shuffled, (uLong)(n * size), SHARD_DEFLATE_LEVEL);
+  job->out_bytes = (size_t)out_bytes;
+}
+
+/* Takes the oldest queued job that nobody compresses yet (lock held), or NULL. */
+static shard_chunk_job *shard_take_job(shard_writer *w) {
+  if (w->jobs_started == w->jobs_queued) return NULL;
+  return &w->jobs[w->jobs_started++ % w->job_cap];
+}
+
+/* Compresses job (lock not held) and marks it done (takes the lock). */
+static void shard_run_job(shard_writer *w, shard_chunk_job *job) {
+  shard_compress_job(job);
+  pthread_mutex_lock(&w->lock);
+  job->done = 1;
+  pthread_cond_signal(&w->work_done); /* only the calling thread waits on it */
+  pthread_mutex_unlock(&w->lock);
+}
+
+/* A pool thread: compresses queued jobs in order until the writer stops. No HDF5 call here. */
+static void *shard_pool_main(void *arg) {
+  shard_writer *w = arg;
+  pthread_mutex_lock(&w->lock);
+  for (;;) {
+    shard_chunk_job *job = NULL;
+    while (!w->stopping && !(job = shard_take_job(w))) pthread_cond_wait(&w->work_ready, &w->lock);
+    if (!job) break; /* stopping */
+    pthread_mutex_unlock(&w->lock);
+    shard_run_job(w, job);
+    pthread_mutex_lock(&w->lock);
+  }
+  pthread_mutex_unlock(&w->lock);
+  return NULL;
+}
+
+static void shard_pool_stop(shard_writer *w);
+
+/* Sets up the jobs and starts the threads, at the first chunk (a shard smaller than one chunk
+ * starts none). A thread that cannot start is not an error: the calling thread compresses what
+ * no pool thread takes (shard_write_oldest). Returns 0 or ERR_NOMEM. */
+static int shard_pool_start(shard_writer *w) {
+  const size_t chunk_bytes = (size_t)SHARD_ENTRY_BUFFER * 4;
+  int rc = 0;
+  w->job_cap = 2 * (w->threads + 1);
+  if (!(w->jobs = calloc((size_t)w->job_cap, sizeof *w->jobs))) {
+    rc = err_set(ERR_NOMEM, "%s: out of memory", w->tmp_path);
+    goto fail;
+  }
+  for (int j = 0; j < w->job_cap; j++) {
+    shard_chunk_job *job = &w->jobs[j];
+    job->out_cap = (size_t)compressBound((uLong)chunk_bytes);
+    job->raw = malloc(chunk_bytes);
+    job->shuffled = malloc(chunk_bytes);
+    job->out = malloc(job->out_cap);
+    if (!job->raw || !job->shuffled || !job->out) {
+      rc = err_set(ERR_NOMEM, "%s: out of memory for the compression buffers", w->tmp_path);
+      goto fail;
+    }
+  }
+  if (pthread_mutex_init(&w->lock, NULL)) {
+    rc = err_set(ERR_NOMEM, "%s: cannot make a mutex", w->tmp_path);
+    goto fail;
+  }
+  if (pthread_cond_init(&w->work_ready, NULL)) {
+    pthread_mutex_destroy(&w->lock);
+    rc = err_set(ERR_NOMEM, "%s: cannot make a condition variable", w->tmp_path);
+    goto fail;
+  }
+  if (pthread_cond_init(&w->work_done, NULL)) {
+    pthread_cond_destroy(&w->work_ready);
+    pthread_mutex_destroy(&w->lock);
+    rc = err_set(ERR_NOMEM, "%s: cannot make a condition variable", w->tmp_path);
+    goto fail;
+  }
+  w->pool_ready = 1;
+  while (w->threads_started < w->threads &&
+         pthread_create(&w->pool[w->threads_started], NULL, shard_pool_main, w) == 0)
+    w->threads_started++;
+  return 0;
+fail:
+  shard_pool_stop(w); /* frees the jobs */
+  return rc;
+}
+
+/* Stops and joins the pool threads (a job being compressed is finished first, queued ones are
+ * dropped) and frees the jobs. Safe to call when nothing was started. */
+static void shard_pool_stop(shard_writer *w) {
+  if (w->pool_ready) {
+    pthread_mutex_lock(&w->lock);
+    w->stopping = 1;
+    pthread_cond_broadcast(&w->work_ready);
+    pthread_mutex_unlock(&w->lock);
+    for (int t = 0; t < w->threads_started; t++) pthread_join(w->pool[t], NULL);
+    w->threads_started = 0;
+    pthread_cond_destroy(&w->work_done);
+    pthread_cond_destroy(&w->work_ready);
+    pthread_mutex_destroy(&w->lock);
+    w->pool_ready = 0;
+  }
+  if (w->jobs) {
+    for (int j = 0; j < w->job_cap; j++) {
+      free(w->jobs[j].raw);
+      free(w->jobs[j].shuffled);
+      free(w->jobs[j].out);
+    }
+    free(w->jobs);
+    w->jobs = NULL;
+  }
+}
+
+/* Waits until the oldest unwritten job is compressed, compressing queued jobs on this thread
+ * meanwhile (rather than leave its core idle), then writes it: extends the dataset to cover the
+ * chunk's entries and writes the stream with H5Dwrite_chunk (filter mask 0: shuffle and deflate
+ * both applied). With wait == 0, writes it only if it is ready. Returns 1 if a job was written,
+ * 0 if not (not ready, or none), or ERR_IO / ERR_NOMEM naming the file. */
+static int shard_write_oldest(shard_writer *w, int wait) {
+  if (w->jobs_written == w->jobs_queued) return 0;
+  shard_chunk_job *job = &w->jobs[w->jobs_written % w->job_cap];
+  pthread_mutex_lock(&w->lock);
+  while (!job->done) {
+    shard_chunk_job *mine = wait ? shard_take_job(w) : NULL;
+    if (mine) {
+      pthread_mutex_unlock(&w->lock);
+      shard_run_job(w, mine);
+      pthread_mutex_lock(&w->lock);
+    } else if (wait) {
+      pthread_cond_wait(&w->work_done, &w->lock);
+    } else {
+      break;
+    }
+  }
+  int done = job->done;
+  pthread_mutex_unlock(&w->lock);
+  if (!done) return 0;
+  /* the job is this thread's until it is queued again: no lock needed below */
+  const char *name = job->dataset == SHARD_DATA ? "/vectors/data" : "/vectors/indices";
+  const char *what = job->dataset == SHARD_DATA ? "cannot write /vectors/data"
+                                                : "cannot write /vectors/indices";
+  hid_t dset = job->dataset == SHARD_DATA ? w->data : w->indices;
+  if (job->zlib_status != Z_OK) {
+    if (job->zlib_status == Z_MEM_ERROR)
+      return err_set(ERR_NOMEM, "%s: out of memory compressing %s", w->tmp_path, name);
+    return err_set(ERR_IO, "%s: cannot compress %s (zlib error %d)", w->tmp_path, name,
+                   job->zlib_status);
+  }
+  hsize_t end = (hsize_t)(job->offset + job->entries), offset = (hsize_t)job->offset;
+  if ((int64_t)end > w->extent[job->dataset]) {
+    if (H5Dset_extent(dset, &end) < 0) return shard_h5_error(ERR_IO, w->tmp_path, what);
+    w->extent[job->dataset] = (int64_t)end;
+  }
+  if (H5Dwrite_chunk(dset, H5P_DEFAULT, 0, &offset, job->out_bytes, job->out) < 0)
+    return shard_h5_error(ERR_IO, w->tmp_path, what);
+  job->done = 0;
+  w->jobs_written++;
+  return 1;
+}
+
+/* Queues the chunk of dataset at offset (entries values of element_size bytes, zero-padded to
+ * the full chunk) for compression, first writing the oldest job while the ring is full, and
+ * after, whatever is ready in order. Returns 0 or ERR_IO / ERR_NOMEM naming the file. */
+static int shard_submit_chunk(shard_writer *w, int dataset, int64_t offset, const void *values,
+                              int entries, size_t element_size) {
+  int rc = 0;
+  SPX_ASSERT(offset % SHARD_ENTRY_BUFFER == 0 && entries > 0 && entries <= SHARD_ENTRY_BUFFER);
+  if (!w->pool_ready && (rc = shard_pool_start(w)) < 0) return rc;
+  while (w->jobs_queued - w->jobs_written == w->job_cap)
+    if ((rc = shard_write_oldest(w, 1)) < 0) return rc;
+  shard_chunk_job *job = &w->jobs[w->jobs_queued % w->job_cap];
+  job->dataset = dataset;
+  job->offset = offset;
+  job->entries = entries;
+  job->element_size = element_size;
+  memcpy(job->raw, values, (size_t)entries * element_size);
+  memset(job->raw + (size_t)entries * element_size, 0,
+         (size_t)(SHARD_ENTRY_BUFFER - entries) * element_size);
+  job->done = 0;
+  pthread_mutex_lock(&w->lock);
+  w->jobs_queued++;
+  pthread_cond_signal(&w->work_ready);
+  pthread_mutex_unlock(&w->lock);
+  while ((rc = shard_write_oldest(w, 0)) > 0) {
+  }
+  return rc < 0 ? rc : 0;
+}
+
+/* Writes every queued job, in order. Returns 0 or ERR_IO / ERR_NOMEM naming the file. */
+static int shard_write_all(shard_writer *w) {
+  int rc = 0;
+  while ((rc = shard_write_oldest(w, 1)) > 0) {
+  }
+  return rc;
+}
+
 static void shard_writer_free(shard_writer *w) {
   if (!w) return;
+  shard_pool_stop(w); /* first: the pool threads use the jobs and the lock */
   shard_close_id(&w->doc_ids);
   shard_close_id(&w->indptr);
   shard_close_id(&w->indices);
@@ -312,6 +566,15 @@ static int shard_flush_entries(shard_writer *w) {
     for (int i = 0; i < n; i++) w->half_buffer[i] = shard_float_to_half(w->values_buffer[i]);
     values = w->half_buffer;
     value_type = w->half_type;
+  }
+  if (w->threads > 0) {
+    int rc = shard_submit_chunk(w, SHARD_DATA, w->entries_written, values, n, w->float16 ? 2 : 4);
+    if (rc < 0 || (rc = shard_submit_chunk(w, SHARD_INDICES, w->entries_written,
+                                           w->indices_buffer, n, 4)) < 0)
+      return rc;
+    w->entries_written += n;
+    w->entries_buffered = 0;
+    return 0;
   }
   if (shard_append_1d(w->data, value_type, w->entries_written, n, values) < 0)
     return shard_h5_error(ERR_IO, w->tmp_path, "cannot write /vectors/data");
@@ -353,6 +616,36 @@ static int shard_push_indptr(shard_writer *w, int64_t value) {
   return 0;
 }
 
+/* The number of compression threads for meta (shard.h, shard_meta.compress_threads) into
+ * *threads. 0 on a big-endian host: the jobs hold the entries as they are in memory, and the
+ * file's types are little-endian. Returns 0, or ERR_ARG for a bad SPLADEX_SHARD_THREADS. */
+static int shard_compress_threads(const char *path, const shard_meta *meta, int *threads) {
+  const uint16_t one = 1;
+  unsigned char first_byte;
+  memcpy(&first_byte, &one, 1);
+  *threads = 0;
+  if (meta->compress_threads < 0 || first_byte != 1) return 0;
+  if (meta->compress_threads > 0) {
+    *threads = meta->compress_threads < SHARD_MAX_THREADS ? meta->compress_threads
+                                                          : SHARD_MAX_THREADS;
+    return 0;
+  }
+  const char *env = getenv("SPLADEX_SHARD_THREADS");
+  if (env && *env) {
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(env, &end, 10);
+    if (errno || *end || n < 0 || n > SHARD_MAX_THREADS)
+      return err_set(ERR_ARG, "%s: SPLADEX_SHARD_THREADS is '%s', expected 0 to %d", path, env,
+                     SHARD_MAX_THREADS);
+    *threads = (int)n;
+    return 0;
+  }
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  *threads = cores - 1 > 4 ? 4 : cores - 1 < 1 ? 1 : (int)(cores - 1);
+  return 0;
+}
+
 int shard_writer_open(const char *path, const shard_meta *meta, shard_writer **out) {
   shard_quiet();
   *out = NULL;
@@ -370,6 +663,7 @@ int shard_writer_open(const char *path, const shard_meta *meta, shard_writer **o
   w->input_start = meta->input_start;
   w->input_end = meta->input_end;
   w->float16 = meta->float16 != 0;
+  if ((rc = shard_compress_threads(path, meta, &w->threads)) < 0) goto fail;
   size_t path_len = strlen(path);
   w->path = malloc(path_len + 1);
   w->tmp_path = malloc(path_len + 5);
@@ -549,7 +843,7 @@ int shard_writer_finish(shard_writer *w) {
     goto fail;
   }
   if ((rc = shard_flush_entries(w)) < 0 || (rc = shard_flush_indptr(w)) < 0 ||
-      (rc = shard_flush_ids(w)) < 0)
+      (rc = shard_flush_ids(w)) < 0 || (rc = shard_write_all(w)) < 0)
     goto fail;
   int64_t shape[2] = {w->n_docs, w->vocab_size};
   if (shard_attr_i64(w->file, "n_docs", w->n_docs) < 0 ||

@@ -9,7 +9,8 @@
  *   /vectors/indptr int64 (n_docs + 1)
  *   /doc_ids     variable-length UTF-8 strings (n_docs)
  *   /vocab       variable-length UTF-8 strings (vocab_size)
- * Chunked, shuffle + deflate. A writer writes PATH.tmp, then shard_writer_finish() closes, fsyncs
+ * Chunked, shuffle + deflate (compressed in parallel by the writer's threads, see
+ * shard_writer_open). A writer writes PATH.tmp, then shard_writer_finish() closes, fsyncs
  * and renames it to PATH: a file with the final name is always complete.
  */
 #ifndef SPLADEX_SHARD_H
@@ -30,13 +31,26 @@ typedef struct {
   const char *const *vocab; /* [vocab_size] terms, borrowed during shard_writer_open */
   int float16;             /* 1: store /vectors/data as IEEE float16 (round to nearest even;
                               readers get float32 back); 0 (default): float32 */
+  int compress_threads;    /* threads that compress the data / indices chunks (added for the
+                              writer's throughput): 0 (default) = the environment variable
+                              SPLADEX_SHARD_THREADS when set (0 there = none), else
+                              min(4, online cores - 1), at least 1; N > 0 = N (at most 16);
+                              -1 = none: HDF5's own filters on the calling thread (the original
+                              path; the file holds the same bytes either way) */
 } shard_meta;
 
 typedef struct shard_writer shard_writer;
 
 /* Creates path + ".tmp" (replacing a leftover one). Returns 0 and *out, or ERR_IO naming the file
- * (ERR_ARG for a meta without vocabulary). The writer buffers rows (64k entries, 16k indptr values,
- * 4k doc ids) and appends them to chunked datasets as it goes; memory stays bounded. */
+ * (ERR_ARG for a meta without vocabulary, or SPLADEX_SHARD_THREADS not a number in 0..16). The
+ * writer buffers rows (64k entries, 16k indptr values, 4k doc ids) and appends them to chunked
+ * datasets as it goes; memory stays bounded. With compression threads
+ * (shard_meta.compress_threads), each 64k-entry chunk of /vectors/data and /vectors/indices is
+ * shuffled and deflated by the writer's own threads (started at the first chunk, joined by finish
+ * / abort; they make no HDF5 call) and written by the calling thread, in order, with
+ * H5Dwrite_chunk: same format, same stored bytes as HDF5's filters give. At most
+ * 2 * (threads + 1) chunks (768 KiB each) are in flight. Call a writer's functions from one thread
+ * at a time (HDF5 is not thread-safe). */
 int shard_writer_open(const char *path, const shard_meta *meta, shard_writer **out);
 
 /* Appends one document's row: nnz terms (nnz 0 = an empty row) with strictly ascending indices in

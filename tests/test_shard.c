@@ -6,17 +6,25 @@
  * atomic finish, the cheap shard_check, corrupted files (truncated, garbage, wrong format attr,
  * broken indptr / indices) rejected with a message naming the file, and the CLI on a small job.
  *
- * Also a helper for tests/py/test_shard_interop.py:
- *   test_shard --write PATH [--float16]   writes a deterministic sample shard to PATH and prints
- *                                        the expected content as JSON on stdout.
+ * Parallel compression (shard_meta.compress_threads): shards written by the writer's threads and
+ * by HDF5's own filters hold the same rows, decoded datasets and stored chunk bytes (no rows, one
+ * row, exactly one chunk, one chunk + 1 entry, float16, many chunks); a write failing mid-shard
+ * (file size limit) gives ERR_IO naming the .tmp and leaves nothing behind.
+ *
+ * Also a helper for tests/py/test_shard_interop.py and test_shard_parallel.py:
+ *   test_shard --write PATH [--float16] [--threads N] [--rows N]   writes a deterministic sample
+ *       shard (N rows, default 50; compress_threads N, default 0 = auto, -1 = HDF5's filters) to
+ *       PATH and prints the expected content as JSON on stdout.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <hdf5.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -692,12 +700,322 @@ static void test_cli(void) {
   free_vocab(vocab, VOCAB);
 }
 
+/* ---- parallel compression: the same file as HDF5's own filters ---- */
+
+enum { CHUNK = 65536 }; /* the data / indices chunk of io/shard.c (SHARD_ENTRY_BUFFER) */
+
+/* Row r of the "fixed" rows: every row has per_row terms except the rows from tail_row on, which
+ * have tail_nnz; ascending ids spread over the vocabulary, values from a hash. Returns nnz. */
+typedef struct {
+  int per_row, tail_row, tail_nnz, vocab_size;
+} fixed_rows;
+
+static int fixed_row(const fixed_rows *f, int64_t r, int32_t *indices, float *values) {
+  int nnz = r >= f->tail_row ? f->tail_nnz : f->per_row;
+  int stride = f->vocab_size / (nnz ? nnz : 1);
+  for (int k = 0; k < nnz; k++) {
+    uint64_t h = mix((uint64_t)r * 1000003u + (uint64_t)k);
+    indices[k] = k * stride + (int32_t)(h % (uint64_t)stride);
+    values[k] = (float)(h >> 40) / 65536.0f + 0.01f;
+  }
+  return nnz;
+}
+
+/* Writes n fixed rows (or, with f NULL, sample rows [first, first + n)) with compress_threads
+ * threads (-1: HDF5's filters). Returns 0 or the writer's error. */
+static int write_rows(const char *path, char **vocab, int vocab_size, int64_t first, int64_t n,
+                      const fixed_rows *f, int float16, int threads) {
+  shard_meta m = sample_meta(vocab, vocab_size, first);
+  m.float16 = float16;
+  m.compress_threads = threads;
+  shard_writer *w = NULL;
+  int32_t *indices = malloc(HUGE_NNZ * sizeof *indices);
+  float *values = malloc(HUGE_NNZ * sizeof *values);
+  int rc = shard_writer_open(path, &m, &w);
+  for (int64_t r = first; rc == 0 && r < first + n; r++) {
+    char id[64];
+    sample_doc_id(r, id, sizeof id);
+    int nnz = f ? fixed_row(f, r - first, indices, values)
+                : sample_row(r, vocab_size, indices, values);
+    rc = shard_writer_append(w, id, indices, values, nnz);
+  }
+  if (rc == 0) {
+    rc = shard_writer_finish(w);
+  } else {
+    shard_writer_abort(w);
+  }
+  free(indices);
+  free(values);
+  return rc;
+}
+
+/* Every row of a and b read through shard_reader, one row at a time, is identical (values
+ * bitwise). */
+static void check_same_rows(const char *a_path, const char *b_path) {
+  shard_reader *a = NULL, *b = NULL;
+  CHECK(shard_reader_open(a_path, &a) == 0 && shard_reader_open(b_path, &b) == 0);
+  if (!a || !b) goto done;
+  const shard_info *ia = shard_reader_info(a), *ib = shard_reader_info(b);
+  CHECK(ia->n_docs == ib->n_docs && ia->nnz == ib->nnz && ia->value_bits == ib->value_bits);
+  int bad = 0;
+  for (int64_t row = 0; row < ia->n_docs && row < ib->n_docs && bad < 5; row++) {
+    const char *const *ids[2];
+    const int64_t *indptr[2];
+    const int32_t *ix[2];
+    const float *val[2];
+    if (shard_reader_rows(a, row, 1, &ids[0], &indptr[0], &ix[0], &val[0]) != 0 ||
+        shard_reader_rows(b, row, 1, &ids[1], &indptr[1], &ix[1], &val[1]) != 0) {
+      bad++;
+      continue;
+    }
+    size_t nnz = (size_t)indptr[0][1];
+    if (strcmp(ids[0][0], ids[1][0]) || indptr[1][1] != indptr[0][1] ||
+        (nnz && (memcmp(ix[0], ix[1], nnz * sizeof *ix[0]) ||
+                 memcmp(val[0], val[1], nnz * sizeof *val[0])))) {
+      fprintf(stderr, "  %s and %s differ at row %lld\n", a_path, b_path, (long long)row);
+      bad++;
+    }
+  }
+  CHECK(bad == 0);
+done:
+  shard_reader_close(a);
+  shard_reader_close(b);
+}
+
+/* Dataset name of files a and b: same type, extent, decoded contents (H5Dread through the
+ * filters), and each chunk's stored bytes (H5Dread_chunk) identical, filter mask 0; the dcpl is
+ * chunked with shuffle then deflate 4. Returns the number of chunks. */
+static int check_same_dataset(hid_t a, hid_t b, const char *name, int check_chunks) {
+  hid_t da = H5Dopen2(a, name, H5P_DEFAULT), db = H5Dopen2(b, name, H5P_DEFAULT);
+  int chunks = 0;
+  CHECK(da >= 0 && db >= 0);
+  if (da < 0 || db < 0) goto done;
+  hid_t ta = H5Dget_type(da), tb = H5Dget_type(db);
+  CHECK(H5Tequal(ta, tb) > 0);
+  size_t size = H5Tget_size(ta);
+  H5Tclose(tb);
+  hid_t sa = H5Dget_space(da), sb = H5Dget_space(db);
+  hsize_t na = 0, nb = 0;
+  H5Sget_simple_extent_dims(sa, &na, NULL);
+  H5Sget_simple_extent_dims(sb, &nb, NULL);
+  H5Sclose(sa);
+  H5Sclose(sb);
+  CHECK(na == nb);
+  hid_t dcpl = H5Dget_create_plist(db);
+  hsize_t chunk = 0;
+  CHECK(H5Pget_chunk(dcpl, 1, &chunk) == 1);
+  CHECK(H5Pget_nfilters(dcpl) == 2);
+  unsigned flags = 0, level = 0;
+  size_t n_values = 1;
+  CHECK(H5Pget_filter2(dcpl, 0, &flags, &n_values, &level, 0, NULL, NULL) == H5Z_FILTER_SHUFFLE);
+  n_values = 1;
+  CHECK(H5Pget_filter2(dcpl, 1, &flags, &n_values, &level, 0, NULL, NULL) == H5Z_FILTER_DEFLATE);
+  CHECK(level == 4);
+  H5Pclose(dcpl);
+  if (na == nb && na > 0 && H5Tget_class(ta) != H5T_STRING) {
+    unsigned char *ba = malloc(na * size), *bb = malloc(na * size);
+    hid_t mem = H5Tcopy(ta);
+    CHECK(H5Dread(da, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, ba) >= 0);
+    CHECK(H5Dread(db, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, bb) >= 0);
+    CHECK(memcmp(ba, bb, na * size) == 0);
+    H5Tclose(mem);
+    free(ba);
+    free(bb);
+  }
+  if (check_chunks) {
+    size_t cap = chunk * size * 2 + 1024;
+    unsigned char *ca = malloc(cap), *cb = malloc(cap);
+    for (hsize_t offset = 0; offset < na; offset += chunk, chunks++) {
+      hsize_t bytes_a = 0, bytes_b = 0;
+      uint32_t mask_a = 1, mask_b = 1;
+      CHECK(H5Dget_chunk_storage_size(da, &offset, &bytes_a) >= 0);
+      CHECK(H5Dget_chunk_storage_size(db, &offset, &bytes_b) >= 0);
+      CHECK(bytes_a == bytes_b && bytes_a > 0 && bytes_a <= cap);
+      if (bytes_a != bytes_b || bytes_a == 0 || bytes_a > cap) continue;
+      CHECK(H5Dread_chunk(da, H5P_DEFAULT, &offset, &mask_a, ca) >= 0);
+      CHECK(H5Dread_chunk(db, H5P_DEFAULT, &offset, &mask_b, cb) >= 0);
+      CHECK(mask_a == 0 && mask_b == 0);
+      if (memcmp(ca, cb, (size_t)bytes_a)) {
+        fprintf(stderr, "  %s chunk at %llu: stored bytes differ\n", name,
+                (unsigned long long)offset);
+        CHECK(!"same chunk bytes");
+      }
+    }
+    free(ca);
+    free(cb);
+  }
+  H5Tclose(ta);
+done:
+  if (da >= 0) H5Dclose(da);
+  if (db >= 0) H5Dclose(db);
+  return chunks;
+}
+
+/* Shards written with HDF5's filters (compress_threads -1) and with 1 and 3 compression threads
+ * hold the same rows, the same decoded datasets and the same stored chunk bytes: no rows, one
+ * row, exactly one chunk, one chunk + 1 entry, several chunks with a row larger than a chunk,
+ * float16 data. */
+static void test_parallel_compression(void) {
+  enum { VOCAB = 30522 };
+  char **vocab = make_vocab(BIG_VOCAB);
+  const fixed_rows one_row = {5, 1, 0, VOCAB};
+  const fixed_rows one_chunk = {256, 256, 0, VOCAB};     /* 256 x 256 = 65536 entries */
+  const fixed_rows chunk_plus_one = {256, 256, 1, VOCAB}; /* then one row of 1 entry */
+  const fixed_rows chunks_plus_empty = {128, 1536, 0, VOCAB}; /* 3 chunks, then empty rows */
+  struct {
+    const char *name;
+    const fixed_rows *rows; /* NULL: the sample rows */
+    int64_t n;
+    int float16, vocab_size;
+    int64_t want_nnz;       /* -1: any */
+  } cases[] = {
+      {"none", &one_row, 0, 0, VOCAB, 0},
+      {"one-row", &one_row, 1, 0, VOCAB, 5},
+      {"one-chunk", &one_chunk, 256, 0, VOCAB, CHUNK},
+      {"chunk-plus-one", &chunk_plus_one, 257, 0, VOCAB, CHUNK + 1},
+      {"chunk-plus-one-half", &chunk_plus_one, 257, 1, VOCAB, CHUNK + 1},
+      {"three-chunks-then-empty", &chunks_plus_empty, 1600, 0, VOCAB, 3 * CHUNK},
+      {"sample", NULL, 12000, 0, BIG_VOCAB, -1}, /* the HUGE_ROW of 70000 terms at row 5000 */
+  };
+  const int thread_counts[] = {1, 3};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    char sync_path[512], par_path[512], name[128];
+    snprintf(name, sizeof name, "sync-%s.h5", cases[c].name);
+    path_in(sync_path, sizeof sync_path, name);
+    CHECK(write_rows(sync_path, vocab, cases[c].vocab_size, 0, cases[c].n, cases[c].rows,
+                     cases[c].float16, -1) == 0);
+    shard_info info;
+    CHECK(shard_check(sync_path, 0, cases[c].n, &info) == 0);
+    if (cases[c].want_nnz >= 0) CHECK(info.nnz == cases[c].want_nnz);
+    if (!cases[c].rows) CHECK(info.nnz > 3 * CHUNK);
+    for (size_t t = 0; t < sizeof thread_counts / sizeof thread_counts[0]; t++) {
+      snprintf(name, sizeof name, "par%d-%s.h5", thread_counts[t], cases[c].name);
+      path_in(par_path, sizeof par_path, name);
+      CHECK(write_rows(par_path, vocab, cases[c].vocab_size, 0, cases[c].n, cases[c].rows,
+                       cases[c].float16, thread_counts[t]) == 0);
+      CHECK(shard_check(par_path, 0, cases[c].n, NULL) == 0);
+      check_same_rows(sync_path, par_path);
+      hid_t a = H5Fopen(sync_path, H5F_ACC_RDONLY, H5P_DEFAULT);
+      hid_t b = H5Fopen(par_path, H5F_ACC_RDONLY, H5P_DEFAULT);
+      CHECK(a >= 0 && b >= 0);
+      if (a >= 0 && b >= 0) {
+        int chunks = check_same_dataset(a, b, "vectors/data", 1);
+        CHECK(check_same_dataset(a, b, "vectors/indices", 1) == chunks);
+        CHECK(chunks == (int)((info.nnz + CHUNK - 1) / CHUNK));
+        check_same_dataset(a, b, "vectors/indptr", 1);
+        check_same_dataset(a, b, "doc_ids", 0);
+      }
+      if (a >= 0) H5Fclose(a);
+      if (b >= 0) H5Fclose(b);
+    }
+    if (cases[c].rows) {
+      shard_reader *r = NULL;
+      CHECK(shard_reader_open(par_path, &r) == 0);
+      if (r && cases[c].n > 0) {
+        /* and the rows are the ones written */
+        const char *const *ids;
+        const int64_t *indptr;
+        const int32_t *ix;
+        const float *val;
+        int32_t want_ix[256];
+        float want_val[256];
+        int64_t last = cases[c].n - 1;
+        int nnz = fixed_row(cases[c].rows, last, want_ix, want_val);
+        CHECK(shard_reader_rows(r, last, 1, &ids, &indptr, &ix, &val) == 0);
+        CHECK(indptr[1] == nnz);
+        int same = indptr[1] == nnz;
+        for (int k = 0; same && k < nnz; k++) {
+          float want = cases[c].float16 ? val[k] : want_val[k];
+          same = ix[k] == want_ix[k] && val[k] == want;
+        }
+        CHECK(same);
+      }
+      shard_reader_close(r);
+    }
+  }
+
+  /* SPLADEX_SHARD_THREADS: a bad value is refused, naming the variable */
+  shard_meta m = sample_meta(vocab, 100, 0);
+  shard_writer *w = NULL;
+  char path[512];
+  path_in(path, sizeof path, "env.h5");
+  const char *saved_env = getenv("SPLADEX_SHARD_THREADS");
+  char *saved = saved_env ? strdup(saved_env) : NULL;
+  setenv("SPLADEX_SHARD_THREADS", "two", 1);
+  CHECK(shard_writer_open(path, &m, &w) == ERR_ARG && w == NULL);
+  CHECK(strstr(err_msg(), "SPLADEX_SHARD_THREADS") != NULL);
+  setenv("SPLADEX_SHARD_THREADS", "2", 1);
+  CHECK(write_rows(path, vocab, VOCAB, 0, 257, &chunk_plus_one, 0, 0) == 0);
+  if (saved) setenv("SPLADEX_SHARD_THREADS", saved, 1);
+  else unsetenv("SPLADEX_SHARD_THREADS");
+  free(saved);
+  CHECK(shard_check(path, 0, 257, NULL) == 0);
+  free_vocab(vocab, BIG_VOCAB);
+}
+
+/* A write failing in the middle of a shard (file size limit: write() fails with EFBIG, as with
+ * a full disk) with compression threads: append or finish fails with ERR_IO naming the .tmp;
+ * after a failed append, finish refuses; either way no .tmp and no shard remain. Runs in a child
+ * (the limit is per process). threads: compress_threads. */
+static void test_parallel_write_fails(int threads) {
+  char path[512], tmp[520];
+  char name[64];
+  snprintf(name, sizeof name, "limited-%d.h5", threads);
+  path_in(path, sizeof path, name);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int failures = 0;
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit limit = {1 << 20, 1 << 20};
+    if (setrlimit(RLIMIT_FSIZE, &limit) != 0) _exit(10);
+    enum { VOCAB = 2000 };
+    char **vocab = make_vocab(VOCAB);
+    const fixed_rows rows = {256, 1 << 30, 0, VOCAB};
+    shard_meta m = sample_meta(vocab, VOCAB, 0);
+    m.compress_threads = threads;
+    shard_writer *w = NULL;
+    int32_t ix[256];
+    float val[256];
+    if (shard_writer_open(path, &m, &w) != 0) _exit(11);
+    int rc = 0;
+    int64_t r = 0;
+    for (; rc == 0 && r < 256 * 40; r++) { /* 40 chunks: ~10 MB compressed, limit 1 MB */
+      int nnz = fixed_row(&rows, r, ix, val);
+      rc = shard_writer_append(w, "d", ix, val, nnz);
+    }
+    if (rc == 0) {
+      rc = shard_writer_finish(w); /* frees w either way */
+      fprintf(stderr, "  (threads %d: the write failed at finish)\n", threads);
+    } else {
+      if (rc != ERR_IO || !strstr(err_msg(), tmp)) failures |= 1;
+      fprintf(stderr, "  (threads %d: append failed at row %lld: %s)\n", threads, (long long)r,
+              err_msg());
+      if (shard_writer_finish(w) != ERR_IO || !strstr(err_msg(), "failed earlier")) failures |= 2;
+      rc = ERR_IO;
+    }
+    if (rc != ERR_IO || !strstr(err_msg(), tmp)) failures |= 4;
+    if (file_exists(tmp) || file_exists(path)) failures |= 8;
+    free_vocab(vocab, VOCAB);
+    _exit(failures);
+  }
+  int status = 0;
+  CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  if (!WIFEXITED(status) || WEXITSTATUS(status))
+    fprintf(stderr, "  the write-failure child exited with %d (signal %d)\n",
+            WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+            WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 /* ---- the interop sample for tests/py/test_shard_interop.py ---- */
 
-static int write_interop_sample(const char *path, int float16) {
-  enum { VOCAB = 64, ROWS = 50 };
+static int write_interop_sample(const char *path, int float16, int threads, int ROWS) {
+  enum { VOCAB = 64 };
   char **vocab = make_vocab(VOCAB);
-  int rc = write_sample(path, vocab, VOCAB, 0, ROWS, float16);
+  int rc = write_rows(path, vocab, VOCAB, 0, ROWS, NULL, float16, threads);
   if (rc < 0) {
     fprintf(stderr, "test_shard --write: %s\n", err_msg());
     free_vocab(vocab, VOCAB);
@@ -750,8 +1068,22 @@ static void remove_tree(const char *dir) {
 }
 
 int main(int argc, char **argv) {
-  if (argc >= 3 && !strcmp(argv[1], "--write"))
-    return write_interop_sample(argv[2], argc >= 4 && !strcmp(argv[3], "--float16"));
+  if (argc >= 3 && !strcmp(argv[1], "--write")) {
+    int float16 = 0, threads = 0, rows = 50;
+    for (int a = 3; a < argc; a++) {
+      if (!strcmp(argv[a], "--float16")) {
+        float16 = 1;
+      } else if (!strcmp(argv[a], "--threads") && a + 1 < argc) {
+        threads = atoi(argv[++a]);
+      } else if (!strcmp(argv[a], "--rows") && a + 1 < argc) {
+        rows = atoi(argv[++a]);
+      } else {
+        fprintf(stderr, "test_shard --write PATH [--float16] [--threads N] [--rows N]\n");
+        return 2;
+      }
+    }
+    return write_interop_sample(argv[2], float16, threads, rows);
+  }
   snprintf(tmpdir, sizeof tmpdir, "/tmp/spladex-test-shard-XXXXXX");
   if (!mkdtemp(tmpdir)) {
     fprintf(stderr, "test_shard: mkdtemp: %s\n", strerror(errno));
@@ -760,6 +1092,9 @@ int main(int argc, char **argv) {
   test_round_trip();
   test_float16_and_empty();
   test_abort_and_bad_rows();
+  test_parallel_compression();
+  test_parallel_write_fails(1);
+  test_parallel_write_fails(3);
   test_corrupted();
   test_jobfile();
   test_cli();
