@@ -119,29 +119,15 @@ static int file_exists(const char *path) {
   return stat(path, &st) == 0;
 }
 
-/* Writes rows [first, first + n) of the sample. Returns 0 or the writer's error. */
+typedef struct fixed_rows fixed_rows;
+static int write_rows(const char *path, char **vocab, int vocab_size, int64_t first, int64_t n,
+                      const fixed_rows *f, int float16, int threads);
+
+/* Writes rows [first, first + n) of the sample (default compression threads). Returns 0 or the
+ * writer's error. */
 static int write_sample(const char *path, char **vocab, int vocab_size, int64_t first, int64_t n,
                         int float16) {
-  shard_meta m = sample_meta(vocab, vocab_size, first);
-  m.float16 = float16;
-  shard_writer *w = NULL;
-  int32_t *indices = malloc(HUGE_NNZ * sizeof *indices);
-  float *values = malloc(HUGE_NNZ * sizeof *values);
-  int rc = shard_writer_open(path, &m, &w);
-  for (int64_t r = first; rc == 0 && r < first + n; r++) {
-    char id[64];
-    sample_doc_id(r, id, sizeof id);
-    int nnz = sample_row(r, vocab_size, indices, values);
-    rc = shard_writer_append(w, id, indices, values, nnz);
-  }
-  if (rc == 0) {
-    rc = shard_writer_finish(w);
-  } else {
-    shard_writer_abort(w);
-  }
-  free(indices);
-  free(values);
-  return rc;
+  return write_rows(path, vocab, vocab_size, first, n, NULL, float16, 0);
 }
 
 /* Compares rows [row, row + n) read from r with the sample (first = the shard's first_doc). */
@@ -706,9 +692,9 @@ enum { CHUNK = 65536 }; /* the data / indices chunk of io/shard.c (SHARD_ENTRY_B
 
 /* Row r of the "fixed" rows: every row has per_row terms except the rows from tail_row on, which
  * have tail_nnz; ascending ids spread over the vocabulary, values from a hash. Returns nnz. */
-typedef struct {
+struct fixed_rows {
   int per_row, tail_row, tail_nnz, vocab_size;
-} fixed_rows;
+};
 
 static int fixed_row(const fixed_rows *f, int64_t r, int32_t *indices, float *values) {
   int nnz = r >= f->tail_row ? f->tail_nnz : f->per_row;
