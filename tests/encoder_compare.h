@@ -5,7 +5,8 @@
  * CPU encoder's (the oracle).
  *
  * The criteria (issue 5: "fp16 and bf16 with identical top-64 term sets on at least 99% of
- * documents and a stated maximum relative weight error"):
+ * documents and a stated maximum relative weight error"), which host/canary.h implements once for
+ * these tests, the canary of every CUDA expand job and `spladex selftest`:
  *   max rel    max over (doc, term) of |w_got - w_ref| / (the doc's largest reference weight)
  *              <= ECMP_REL_FP16 (fp16) / ECMP_REL_BF16 (bf16)
  *   top sets   the top-ECMP_TOP terms (w > 0, ties to the lower id) of the two rows identical on
@@ -32,17 +33,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "canary.h"
 #include "check.h"
 #include "encoder.h"
 #include "model.h"
 
 enum {
-  ECMP_N_DOCS = 256, /* documents per model */
-  ECMP_TOP = 64      /* the top-k whose term sets are compared */
+  ECMP_N_DOCS = 256,      /* documents per model */
+  ECMP_TOP = CANARY_TOP   /* the top-k whose term sets are compared */
 };
-#define ECMP_REL_FP16 5e-3
-#define ECMP_REL_BF16 4e-2
-#define ECMP_SAME_TOP_FRACTION 0.99
+#define ECMP_REL_FP16 CANARY_REL_FP16
+#define ECMP_REL_BF16 CANARY_REL_BF16
+#define ECMP_SAME_TOP_FRACTION CANARY_SAME_TOP_FRACTION
 
 /* The maximum relative weight error allowed for precision p (ENC_FP16 or ENC_BF16; ENC_FP32 gets
  * the bf16 bound, used only for its tie band: fp32 is checked by a max abs error instead). */
@@ -184,123 +186,33 @@ static inline int ecmp_encode_dense(const model *m, const enc_options *opt, cons
   return rc;
 }
 
-/* ---- the comparison ---- */
+/* ---- the comparison: host/canary.h's rule, without pruning ---- */
 
 typedef struct {
   float weight;
   int term;
 } ecmp_term;
 
-/* 1 when a ranks before b: larger weight, ties to the lower term id (the encoder's top-k order). */
+/* 1 when a ranks before b: larger weight, ties to the lower term id (the encoder's top-k order);
+ * the tests' own statement of the order, to check canary_top_set's heap against a sort. */
 static inline int ecmp_ranks_before(ecmp_term a, ecmp_term b) {
   return a.weight > b.weight || (a.weight == b.weight && a.term < b.term);
 }
 
-/* Marks the top-ECMP_TOP terms with w > 0 of row in mark (V) with 1, every other term with 0, by
- * a heap of the ECMP_TOP best so far whose root is the worst of them. Returns how many were
- * marked; *last gets the weight of the last (worst) marked term, 0 when none. */
+/* Marks the top-ECMP_TOP terms with w > 0 of row in mark (V): canary_top_set with floor 0. */
 static inline int ecmp_top_set(const float *row, int V, unsigned char *mark, float *last) {
-  ecmp_term heap[ECMP_TOP];
-  int n = 0;
-  for (int v = 0; v < V; v++) {
-    mark[v] = 0;
-    const ecmp_term t = {row[v], v};
-    if (!(t.weight > 0)) continue;
-    int i;
-    if (n < ECMP_TOP) { /* sift up from the new leaf */
-      for (i = n++; i > 0 && ecmp_ranks_before(heap[(i - 1) / 2], t); i = (i - 1) / 2)
-        heap[i] = heap[(i - 1) / 2];
-      heap[i] = t;
-      continue;
-    }
-    if (!ecmp_ranks_before(t, heap[0])) continue;
-    for (i = 0;;) { /* replace the root and sift down */
-      int child = 2 * i + 1;
-      if (child >= n) break;
-      if (child + 1 < n && ecmp_ranks_before(heap[child], heap[child + 1])) child++;
-      if (!ecmp_ranks_before(t, heap[child])) break;
-      heap[i] = heap[child];
-      i = child;
-    }
-    heap[i] = t;
-  }
-  for (int i = 0; i < n; i++) mark[heap[i].term] = 1;
-  *last = n > 0 ? heap[0].weight : 0.0f;
-  return n;
+  return canary_top_set(row, V, 0.0f, mark, last);
 }
 
-typedef struct {
-  double max_abs;      /* max |got - ref| over every (doc, term); INFINITY when a NaN shows */
-  double max_rel;      /* max |got - ref| / (the doc's largest ref weight; 1 when that is 0) */
-  int n_docs;
-  int same_top;        /* docs whose top sets agree, with the tie allowance */
-  int same_top_strict; /* docs whose top sets are identical */
-  double same_top_fraction, same_top_strict_fraction;
-  /* The smallest tie band (x the doc's largest ref weight) with which same_top_fraction would
-   * reach ECMP_SAME_TOP_FRACTION: for the record, to calibrate the band. */
-  double band_needed;
-} ecmp_stats;
+typedef canary_stats ecmp_stats;
 
-static inline int ecmp_double_order(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-/* Compares the dense rows got (n_docs, V) with the reference rows ref (n_docs, V) as the header
- * comment says: a term in one top set only counts as a tie when its reference weight lies within
- * tie_band x the doc's largest reference weight of the reference's last kept weight. Returns 0
- * and *out, or -1 when out of memory. */
+/* Compares the dense rows got (n_docs, V) with the reference rows ref (n_docs, V) by
+ * canary_compare with a relative bound and tie band of tie_band and no pruning (the header
+ * comment's criteria). Returns 0 and *out, or -1 when out of memory. */
 static inline int ecmp_compare(const float *ref, const float *got, int n_docs, int V,
                                double tie_band, ecmp_stats *out) {
-  ecmp_stats s = {0, 0, n_docs, 0, 0, 0, 0, 0};
-  unsigned char *mark_ref = malloc((size_t)V), *mark_got = malloc((size_t)V);
-  double *doc_gap = malloc(sizeof(double) * (size_t)(n_docs > 0 ? n_docs : 1)); /* (n_docs) */
-  int rc = -1;
-  if (!mark_ref || !mark_got || !doc_gap) goto fail;
-  for (int d = 0; d < n_docs; d++) {
-    const float *r = ref + (size_t)d * V, *g = got + (size_t)d * V;
-    float rowmax = 0;
-    for (int v = 0; v < V; v++) rowmax = r[v] > rowmax ? r[v] : rowmax;
-    for (int v = 0; v < V; v++) {
-      const double diff = fabs((double)g[v] - r[v]);
-      if (!(diff <= s.max_abs)) s.max_abs = isnan(diff) ? INFINITY : diff;
-      const double rel = rowmax > 0 ? diff / rowmax : diff;
-      if (!(rel <= s.max_rel)) s.max_rel = isnan(rel) ? INFINITY : rel;
-    }
-    /* The boundary of the reference's set: its last kept weight when the set is full, else the
-     * w > 0 threshold itself (the row has fewer than ECMP_TOP positive weights: a term just
-     * above 0 in one row and exactly 0 in the other is a precision flip there). */
-    float last, unused;
-    const float cut = ecmp_top_set(r, V, mark_ref, &last) == ECMP_TOP ? last : 0.0f;
-    ecmp_top_set(g, V, mark_got, &unused);
-    int strict = 1, tied = 1;
-    doc_gap[d] = 0; /* the largest |r[v] - cut| / rowmax over the terms in one set only */
-    for (int v = 0; v < V; v++) {
-      if (mark_ref[v] == mark_got[v]) continue;
-      strict = 0;
-      const double gap = fabsf(r[v] - cut);
-      if (!(gap <= tie_band * rowmax)) tied = 0;
-      const double rel_gap = rowmax > 0 ? gap / rowmax : gap > 0 ? INFINITY : 0;
-      if (!(rel_gap <= doc_gap[d])) doc_gap[d] = isnan(rel_gap) ? INFINITY : rel_gap;
-    }
-    s.same_top_strict += strict;
-    s.same_top += tied;
-  }
-  s.same_top_fraction = n_docs > 0 ? (double)s.same_top / n_docs : 1.0;
-  s.same_top_strict_fraction = n_docs > 0 ? (double)s.same_top_strict / n_docs : 1.0;
-  if (n_docs > 0) {
-    qsort(doc_gap, (size_t)n_docs, sizeof(double), ecmp_double_order);
-    int k = 1; /* the fewest documents that make the fraction */
-    while (k < n_docs && !((double)k / n_docs >= ECMP_SAME_TOP_FRACTION)) k++;
-    s.band_needed = doc_gap[k - 1];
-  }
-  *out = s;
-  rc = 0;
-fail:
-  free(mark_ref);
-  free(mark_got);
-  free(doc_gap);
-  return rc;
+  const canary_rule rule = {tie_band, 1, 0.0f, 0};
+  return canary_compare(ref, got, n_docs, V, &rule, out) < 0 ? -1 : 0;
 }
 
 #endif
