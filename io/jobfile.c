@@ -20,6 +20,7 @@ void job_params_init(job_params *p) {
   p->input_size = -1;
   p->n_docs_total = -1;
   p->n_shards = -1;
+  p->canary.passages = -1;
 }
 
 void job_set_totals(job_params *p, int64_t n_docs_total) {
@@ -112,6 +113,32 @@ static int job_get_int(const cJSON *root, const char *key, int *out, const char 
   return 0;
 }
 
+/* The optional "canary" object of job.json into out->canary (passages -1 when absent). */
+static int job_read_canary(const cJSON *root, job_params *out, const char *path) {
+  const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "canary");
+  if (!c || cJSON_IsNull(c)) return 0;
+  int64_t passages = 0;
+  int rc;
+  if (!cJSON_IsObject(c)) return err_set(ERR_FORMAT, "%s: field 'canary' is not an object", path);
+  if ((rc = job_get_int64(c, "passages", 1, &passages, path)) < 0 ||
+      (rc = job_get_string(c, "device", out->canary.device, sizeof out->canary.device, path)) < 0)
+    return rc;
+  const cJSON *err = cJSON_GetObjectItemCaseSensitive(c, "max_error");
+  const cJSON *bound = cJSON_GetObjectItemCaseSensitive(c, "bound");
+  const cJSON *top = cJSON_GetObjectItemCaseSensitive(c, "top64_agreement");
+  const cJSON *rel = cJSON_GetObjectItemCaseSensitive(c, "relative");
+  if (!cJSON_IsNumber(err) || !cJSON_IsNumber(bound) || !cJSON_IsNumber(top) ||
+      !cJSON_IsBool(rel) || passages < 0 || passages > INT32_MAX)
+    return err_set(ERR_FORMAT, "%s: field 'canary' lacks passages, max_error, relative, bound or "
+                   "top64_agreement", path);
+  out->canary.passages = (int)passages;
+  out->canary.max_error = err->valuedouble;
+  out->canary.bound = bound->valuedouble;
+  out->canary.top_agreement = top->valuedouble;
+  out->canary.relative = cJSON_IsTrue(rel);
+  return 0;
+}
+
 int job_read(const char *dir, job_params *out) {
   char path[4200];
   char *text = NULL;
@@ -171,6 +198,7 @@ int job_read(const char *dir, job_params *out) {
     goto fail;
   }
   out->threshold = (float)threshold->valuedouble;
+  if ((rc = job_read_canary(root, out, path)) < 0) goto fail;
   if (out->shard_size <= 0) {
     rc = err_set(ERR_FORMAT, "%s: field 'shard_size' must be positive", path);
     goto fail;
@@ -226,6 +254,16 @@ int job_write(const char *dir, const job_params *p) {
       (!cJSON_AddNumberToObject(root, "n_docs_total", (double)p->n_docs_total) ||
        !cJSON_AddNumberToObject(root, "n_shards", (double)p->n_shards)))
     goto nomem;
+  if (p->canary.passages >= 0) {
+    cJSON *c = cJSON_AddObjectToObject(root, "canary");
+    if (!c || !cJSON_AddNumberToObject(c, "passages", p->canary.passages) ||
+        !cJSON_AddStringToObject(c, "device", p->canary.device) ||
+        !cJSON_AddNumberToObject(c, "max_error", p->canary.max_error) ||
+        !cJSON_AddBoolToObject(c, "relative", p->canary.relative) ||
+        !cJSON_AddNumberToObject(c, "bound", p->canary.bound) ||
+        !cJSON_AddNumberToObject(c, "top64_agreement", p->canary.top_agreement))
+      goto nomem;
+  }
   if (!(text = cJSON_Print(root))) goto nomem;
   size_t length = strlen(text);
   if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) {

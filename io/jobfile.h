@@ -11,7 +11,10 @@
  *   {"job_version": 1, "version": "0.1.0", "model": "...", "model_sha256": "...",
  *    "input": "/abs/path", "input_size": 123, "format": "tsv", "max_length": 256,
  *    "threshold": 0, "top_k": 0, "shard_size": 100000, "precision": "fp32",
- *    "n_docs_total": 1000, "n_shards": 1}
+ *    "n_docs_total": 1000, "n_shards": 1,
+ *    "canary": {"passages": 16, "device": "cuda:0 ...", "max_error": 0.0012, "relative": true,
+ *               "bound": 0.005, "top64_agreement": 1}}
+ * (canary: only for a job whose device was checked against the CPU; the last worker's result)
  *
  * Shard s holds docs [s * shard_size, min((s + 1) * shard_size, n_docs_total)) and is named
  * shard-%05d.h5 (more digits past 99999); an unfinished one is that name plus ".tmp".
@@ -39,9 +42,19 @@ typedef struct {
   char precision[16];      /* the resolved compute precision: fp32 | fp16 | bf16 */
   int64_t n_docs_total;    /* docs in the whole input, -1 until known */
   int64_t n_shards;        /* ceil(n_docs_total / shard_size), -1 until known */
+  /* The canary of a CUDA job (host/canary.h: its first passages on the device and on the CPU):
+   * a result, never compared; written as "canary": {...} when passages >= 0. */
+  struct {
+    int passages;          /* passages compared, -1 when no canary ran */
+    char device[256];      /* enc_describe of the device checked */
+    double max_error;      /* the worst weight error: relative (fp16/bf16) or absolute (fp32) */
+    int relative;          /* 1: max_error is relative to each passage's largest CPU weight */
+    double bound;          /* the bound it was held to */
+    double top_agreement;  /* fraction of passages whose top-64 terms agree (ties allowed) */
+  } canary;
 } job_params;
 
-/* Empties *p: strings "", numbers 0, input_size / n_docs_total / n_shards -1. */
+/* Empties *p: strings "", numbers 0, input_size / n_docs_total / n_shards / canary.passages -1. */
 void job_params_init(job_params *p);
 
 /* Sets n_docs_total and n_shards = ceil(n_docs_total / shard_size) (0 shards for 0 docs). */

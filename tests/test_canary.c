@@ -15,11 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "canary.h"
 #include "check.h"
 #include "encoder.h"
 #include "err.h"
+#include "jobfile.h"
 #include "model.h"
 
 enum { D = 8, V = 300 };
@@ -248,7 +250,40 @@ static void test_run(void) {
   model_free(m);
 }
 
+/* job.json keeps the canary's record (a result: never compared) */
+static void test_jobfile(void) {
+  char dir[] = "/tmp/test_canary_XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  job_params p, q;
+  job_params_init(&p);
+  CHECK(p.canary.passages == -1);
+  snprintf(p.version, sizeof p.version, "x");
+  snprintf(p.format, sizeof p.format, "tsv");
+  snprintf(p.precision, sizeof p.precision, "fp16");
+  p.max_length = 256, p.shard_size = 10;
+  CHECK(job_write(dir, &p) == 0);
+  CHECK(job_read(dir, &q) == 0);
+  CHECK(q.canary.passages == -1);
+  p.canary.passages = 16;
+  snprintf(p.canary.device, sizeof p.canary.device, "cuda:0 Some GPU fp16");
+  p.canary.max_error = 1.25e-3, p.canary.relative = 1, p.canary.bound = 5e-3;
+  p.canary.top_agreement = 1.0;
+  CHECK(job_write(dir, &p) == 0);
+  CHECK(job_read(dir, &q) == 0);
+  CHECK(q.canary.passages == 16 && q.canary.relative == 1);
+  CHECK(!strcmp(q.canary.device, "cuda:0 Some GPU fp16"));
+  CHECK(q.canary.max_error == 1.25e-3 && q.canary.bound == 5e-3 && q.canary.top_agreement == 1.0);
+  job_params none = p;
+  none.canary.passages = -1;
+  CHECK(job_compare(&q, &none, NULL) == 0);
+  char path[256];
+  snprintf(path, sizeof path, "%s/job.json", dir);
+  remove(path);
+  rmdir(dir);
+}
+
 int main(void) {
+  test_jobfile();
   test_rule();
   test_run();
   return check_report("test_canary");
