@@ -7,9 +7,10 @@
  * doc ids "msmarco-passage-<n>". Writes DOCS docs in shards of SHARD docs into DIR (removed
  * after), reports docs/s and MB/s of raw row data (8 bytes per entry), the best of REPEATS runs,
  * and the bytes on disk per entry.
- * The writer deflates the data / indices chunks on threads of its own (io/shard.c): the
- * environment variable SPLADEX_SHARD_THREADS=N sets how many (default min(4, cores - 1), at
- * least 1; 0 = HDF5's filters on the writer's thread, the path before them).
+ * The writer deflates the data / indices chunks on threads of its own (io/shard_writer.c,
+ * shard_meta.compress_threads); the environment variable SPLADEX_SHARD_THREADS=N sets how many,
+ * resolved as `spladex expand` does (host/pipeline.h, pipe_shard_threads: default
+ * min(4, cores - 1), at least 1; 0 = HDF5's filters on the writer's thread).
  * Usage: bench_shard_write [DOCS=200000] [NNZ=128] [SHARD=100000] [DIR=/tmp] [REPEATS=3]
  */
 #include <math.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "pipeline.h"
 #include "shard.h"
 
 enum { VOCAB = 30522 };
@@ -50,6 +52,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: bench_shard_write [DOCS] [NNZ <= %d] [SHARD] [DIR] [REPEATS]\n", VOCAB);
     return 2;
   }
+  int threads = 0;
+  if (pipe_shard_threads(getenv("SPLADEX_SHARD_THREADS"), &threads) < 0) {
+    fprintf(stderr, "bench_shard_write: %s\n", err_msg());
+    return 2;
+  }
   char **vocab = malloc(sizeof(char *) * VOCAB);
   char *vocab_bytes = malloc((size_t)VOCAB * 12);
   int32_t *indices = malloc(sizeof(int32_t) * (size_t)nnz);
@@ -66,7 +73,8 @@ int main(int argc, char **argv) {
       char path[4096];
       snprintf(path, sizeof path, "%s/bench-shard-%d-%ld.h5", dir, (int)getpid(), first / shard);
       shard_meta meta = {.model = "bench", .max_length = 256, .top_k = nnz, .first_doc = first,
-                         .vocab_size = VOCAB, .vocab = (const char *const *)vocab};
+                         .vocab_size = VOCAB, .vocab = (const char *const *)vocab,
+                         .compress_threads = threads};
       shard_writer *w = NULL;
       if (shard_writer_open(path, &meta, &w) < 0) {
         fprintf(stderr, "bench_shard_write: %s\n", err_msg());

@@ -244,6 +244,7 @@ int cmd_expand(int argc, char **argv) {
                  : "tsv";
   if ((rc = corpus_parse_format(format, &po.corpus.format)) < 0) goto fail;
   if ((rc = parse_worker(a.worker, &po.worker_index, &po.worker_count)) < 0) goto fail;
+  if ((rc = pipe_shard_threads(getenv("SPLADEX_SHARD_THREADS"), &po.shard_threads)) < 0) goto fail;
   if (a.overwrite && po.worker_count > 1) {
     /* Every worker would delete every other worker's shards (and job.json under their feet). */
     rc = err_set(ERR_ARG, "--overwrite cannot be combined with --worker %s: it would delete the "

@@ -117,6 +117,23 @@ pipe_options pipe_options_default(void) {
   return o;
 }
 
+int pipe_shard_threads(const char *env_value, int *threads) {
+  enum { MAX_THREADS = 16 }; /* the writer's own limit (shard.h) */
+  if (env_value && *env_value) {
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(env_value, &end, 10);
+    if (errno || *end || n < 0 || n > MAX_THREADS)
+      return err_set(ERR_ARG, "SPLADEX_SHARD_THREADS is '%s', expected 0 to %d", env_value,
+                     MAX_THREADS);
+    *threads = (int)n;
+    return 0;
+  }
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  *threads = cores - 1 > 4 ? 4 : cores - 1 < 1 ? 1 : (int)(cores - 1);
+  return 0;
+}
+
 int pipe_remove_shards(const char *dir) {
   DIR *d = opendir(dir);
   if (!d) {
@@ -646,6 +663,7 @@ static int writer_row(pipe_writer *pw, const pipe_window *win, int i) {
     meta.vocab_size = pw->vocab_size;
     meta.vocab = pw->vocab;
     meta.float16 = o->float16;
+    meta.compress_threads = o->shard_threads;
     if ((rc = shard_writer_open(path, &meta, &pw->w)) < 0) return rc;
     pw->shard = shard;
     pw->n = 0;

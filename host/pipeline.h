@@ -53,13 +53,16 @@ typedef struct {
                                max_length docs, clamped to [256, 4096] */
   int tokenizer_threads;    /* >= 1 */
   int float16;              /* store /vectors/data as float16 */
+  int shard_threads;        /* compression threads of the shard writer (shard_meta.compress_threads):
+                               0 = none; pipe_shard_threads() gives the usual value */
   atomic_int *stop;         /* set to non-zero to stop (a signal handler may: atomic_int is
                                lock-free, so the store is async-signal-safe); may be NULL */
   int quiet;                /* no progress output */
 } pipe_options;
 
 /* Defaults: tsv, max_length 256, threshold 0, top_k 0, shard_size 100000, worker 0/1,
- * batch_tokens 16384, max_batch_docs 512, window_docs 0 (auto), 2 tokenizer threads. */
+ * batch_tokens 16384, max_batch_docs 512, window_docs 0 (auto), 2 tokenizer threads, no shard
+ * compression threads. */
 pipe_options pipe_options_default(void);
 
 typedef struct {
@@ -72,6 +75,12 @@ typedef struct {
   corpus_stats corpus;      /* lines, bad lines, duplicates */
   double seconds;
 } pipe_stats;
+
+/* The shard writer's compression threads for `spladex expand`, from the value of the environment
+ * variable SPLADEX_SHARD_THREADS (the caller passes getenv's result, NULL when unset): N in 0..16
+ * as given (0 = none, HDF5's filters on the writer thread), or, unset or empty, min(4, online
+ * cores - 1) and at least 1. Returns 0 and *threads, or ERR_ARG naming the variable. */
+int pipe_shard_threads(const char *env_value, int *threads);
 
 /* Removes every shard-N.h5 and shard-N.h5.tmp in dir (for --overwrite); other files are left
  * alone. Returns the number removed or ERR_IO. */

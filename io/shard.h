@@ -10,8 +10,9 @@
  *   /doc_ids     variable-length UTF-8 strings (n_docs)
  *   /vocab       variable-length UTF-8 strings (vocab_size)
  * Chunked, shuffle + deflate (compressed in parallel by the writer's threads, see
- * shard_writer_open). A writer writes PATH.tmp, then shard_writer_finish() closes, fsyncs
- * and renames it to PATH: a file with the final name is always complete.
+ * shard_writer_open). A writer writes PATH.tmp, then shard_writer_finish() closes, fsyncs and
+ * renames it to PATH: a file with the final name is always complete.
+ * The writer is io/shard_writer.c; the reader and checker io/shard_reader.c.
  */
 #ifndef SPLADEX_SHARD_H
 #define SPLADEX_SHARD_H
@@ -31,20 +32,17 @@ typedef struct {
   const char *const *vocab; /* [vocab_size] terms, borrowed during shard_writer_open */
   int float16;             /* 1: store /vectors/data as IEEE float16 (round to nearest even;
                               readers get float32 back); 0 (default): float32 */
-  int compress_threads;    /* threads that compress the data / indices chunks (added for the
-                              writer's throughput): 0 (default) = the environment variable
-                              SPLADEX_SHARD_THREADS when set (0 there = none), else
-                              min(4, online cores - 1), at least 1; N > 0 = N (at most 16);
-                              -1 = none: HDF5's own filters on the calling thread (the original
-                              path; the file holds the same bytes either way) */
+  int compress_threads;    /* threads of the writer's own that compress the data / indices
+                              chunks: N > 0 = N (at most 16); 0 or less = none, HDF5's filters
+                              on the calling thread (the file holds the same bytes either way).
+                              The caller picks N (`spladex expand`: pipe_shard_threads) */
 } shard_meta;
 
 typedef struct shard_writer shard_writer;
 
 /* Creates path + ".tmp" (replacing a leftover one). Returns 0 and *out, or ERR_IO naming the file
- * (ERR_ARG for a meta without vocabulary, or SPLADEX_SHARD_THREADS not a number in 0..16). The
- * writer buffers rows (64k entries, 16k indptr values, 4k doc ids) and appends them to chunked
- * datasets as it goes; memory stays bounded. With compression threads
+ * (ERR_ARG for a meta without vocabulary). The writer buffers rows (64k entries, 16k indptr
+ * values, 4k doc ids) and appends them to chunked datasets as it goes; memory stays bounded. With compression threads
  * (shard_meta.compress_threads), each 64k-entry chunk of /vectors/data and /vectors/indices is
  * shuffled and deflated by the writer's own threads (started at the first chunk, joined by finish
  * / abort; they make no HDF5 call) and written by the calling thread, in order, with
@@ -62,7 +60,7 @@ int shard_writer_append(shard_writer *w, const char *doc_id, const int32_t *indi
 /* Sets the input byte range [input_start, input_end) recorded in the attrs, replacing the one
  * given to shard_writer_open (the pipeline learns input_end only after the shard's last doc was
  * read, which is after the writer had to open the file). Call any time before finish. Returns 0
- * or ERR_IO. (Added for the expand pipeline, issue 4.) */
+ * or ERR_IO. */
 int shard_writer_set_input_range(shard_writer *w, int64_t input_start, int64_t input_end);
 
 /* Writes n_docs, closes, fsyncs the file and its directory, renames PATH.tmp -> PATH, frees w.

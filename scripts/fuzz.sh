@@ -24,7 +24,7 @@ declare -A sources max_len
 sources[safetensors]="io/safetensors.c io/torchbin.c io/tensorfile.c host/err.c"
 sources[torchbin]="io/safetensors.c io/torchbin.c io/tensorfile.c host/err.c"
 sources[config]="host/model.c io/safetensors.c io/torchbin.c io/tensorfile.c io/sha256.c host/err.c"
-sources[shard]="io/shard.c host/err.c"
+sources[shard]="io/shard_reader.c io/shard_format.c host/err.c"
 sources[tokenizer]="host/tokenizer.c host/err.c"
 sources[corpus]="io/corpus.c host/err.c"
 max_len[safetensors]=65536
@@ -37,7 +37,7 @@ max_len[corpus]=16384
 # some corrupted global heaps and reads out of bounds on some corrupted object headers
 # (docs/RELIABILITY.md); fork mode with -ignore_* keeps fuzzing past such inputs, each still
 # saved under build-fuzz/artifacts/shard/ (crash-*, timeout-*) for triage: a stack through
-# io/shard.c's own code, not ending inside libhdf5, is a spladex bug.
+# io/shard_reader.c's own code, not ending inside libhdf5, is a spladex bug.
 declare -A extra
 extra[shard]="-fork=1 -ignore_timeouts=1 -ignore_crashes=1 -ignore_ooms=1 -timeout=10"
 

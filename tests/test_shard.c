@@ -13,7 +13,7 @@
  *
  * Also a helper for tests/py/test_shard_interop.py and test_shard_parallel.py:
  *   test_shard --write PATH [--float16] [--threads N] [--rows N]   writes a deterministic sample
- *       shard (N rows, default 50; compress_threads N, default 0 = auto, -1 = HDF5's filters) to
+ *       shard (N rows, default 50; compress_threads N, default 0: HDF5's filters) to
  *       PATH and prints the expected content as JSON on stdout.
  */
 #include <cjson/cJSON.h>
@@ -32,6 +32,7 @@
 #include "check.h"
 #include "err.h"
 #include "jobfile.h"
+#include "pipeline.h"
 #include "shard.h"
 
 /* ---- deterministic sample rows ---- */
@@ -123,11 +124,11 @@ typedef struct fixed_rows fixed_rows;
 static int write_rows(const char *path, char **vocab, int vocab_size, int64_t first, int64_t n,
                       const fixed_rows *f, int float16, int threads);
 
-/* Writes rows [first, first + n) of the sample (default compression threads). Returns 0 or the
+/* Writes rows [first, first + n) of the sample (2 compression threads). Returns 0 or the
  * writer's error. */
 static int write_sample(const char *path, char **vocab, int vocab_size, int64_t first, int64_t n,
                         int float16) {
-  return write_rows(path, vocab, vocab_size, first, n, NULL, float16, 0);
+  return write_rows(path, vocab, vocab_size, first, n, NULL, float16, 2);
 }
 
 /* Compares rows [row, row + n) read from r with the sample (first = the shard's first_doc). */
@@ -708,7 +709,7 @@ static int fixed_row(const fixed_rows *f, int64_t r, int32_t *indices, float *va
 }
 
 /* Writes n fixed rows (or, with f NULL, sample rows [first, first + n)) with compress_threads
- * threads (-1: HDF5's filters). Returns 0 or the writer's error. */
+ * threads (0: HDF5's filters). Returns 0 or the writer's error. */
 static int write_rows(const char *path, char **vocab, int vocab_size, int64_t first, int64_t n,
                       const fixed_rows *f, int float16, int threads) {
   shard_meta m = sample_meta(vocab, vocab_size, first);
@@ -837,7 +838,7 @@ done:
   return chunks;
 }
 
-/* Shards written with HDF5's filters (compress_threads -1) and with 1 and 3 compression threads
+/* Shards written with HDF5's filters (compress_threads 0) and with 1 and 3 compression threads
  * hold the same rows, the same decoded datasets and the same stored chunk bytes: no rows, one
  * row, exactly one chunk, one chunk + 1 entry, several chunks with a row larger than a chunk,
  * float16 data. */
@@ -869,7 +870,7 @@ static void test_parallel_compression(void) {
     snprintf(name, sizeof name, "sync-%s.h5", cases[c].name);
     path_in(sync_path, sizeof sync_path, name);
     CHECK(write_rows(sync_path, vocab, cases[c].vocab_size, 0, cases[c].n, cases[c].rows,
-                     cases[c].float16, -1) == 0);
+                     cases[c].float16, 0) == 0);
     shard_info info;
     CHECK(shard_check(sync_path, 0, cases[c].n, &info) == 0);
     if (cases[c].want_nnz >= 0) CHECK(info.nnz == cases[c].want_nnz);
@@ -920,21 +921,19 @@ static void test_parallel_compression(void) {
     }
   }
 
-  /* SPLADEX_SHARD_THREADS: a bad value is refused, naming the variable */
-  shard_meta m = sample_meta(vocab, 100, 0);
-  shard_writer *w = NULL;
+  /* SPLADEX_SHARD_THREADS as `spladex expand` resolves it (pipe_shard_threads): a bad value
+   * is refused, naming the variable; unset or empty gives 1 to 4 threads */
+  int threads = -1;
+  CHECK(pipe_shard_threads("two", &threads) == ERR_ARG);
+  CHECK(strstr(err_msg(), "SPLADEX_SHARD_THREADS") != NULL);
+  CHECK(pipe_shard_threads("17", &threads) == ERR_ARG && pipe_shard_threads("-1", &threads) < 0);
+  CHECK(pipe_shard_threads("0", &threads) == 0 && threads == 0);
+  CHECK(pipe_shard_threads(NULL, &threads) == 0 && threads >= 1 && threads <= 4);
+  CHECK(pipe_shard_threads("", &threads) == 0 && threads >= 1 && threads <= 4);
+  CHECK(pipe_shard_threads("2", &threads) == 0 && threads == 2);
   char path[512];
   path_in(path, sizeof path, "env.h5");
-  const char *saved_env = getenv("SPLADEX_SHARD_THREADS");
-  char *saved = saved_env ? strdup(saved_env) : NULL;
-  setenv("SPLADEX_SHARD_THREADS", "two", 1);
-  CHECK(shard_writer_open(path, &m, &w) == ERR_ARG && w == NULL);
-  CHECK(strstr(err_msg(), "SPLADEX_SHARD_THREADS") != NULL);
-  setenv("SPLADEX_SHARD_THREADS", "2", 1);
-  CHECK(write_rows(path, vocab, VOCAB, 0, 257, &chunk_plus_one, 0, 0) == 0);
-  if (saved) setenv("SPLADEX_SHARD_THREADS", saved, 1);
-  else unsetenv("SPLADEX_SHARD_THREADS");
-  free(saved);
+  CHECK(write_rows(path, vocab, VOCAB, 0, 257, &chunk_plus_one, 0, threads) == 0);
   CHECK(shard_check(path, 0, 257, NULL) == 0);
   free_vocab(vocab, BIG_VOCAB);
 }

@@ -1,4 +1,4 @@
-/* fuzz_shard: the HDF5 shard reader (io/shard.c: shard_check, shard_reader_open,
+/* fuzz_shard: the HDF5 shard reader (io/shard_reader.c: shard_check, shard_reader_open,
  * shard_reader_rows, shard_reader_term) on arbitrary bytes written to a scratch file.
  * An accepted shard must read back row by row and in one window with indptr starting at 0,
  * non-decreasing, and indices strictly ascending inside [0, vocab_size) -- the reader promises to
@@ -16,7 +16,7 @@
  * such a block ends in an anonymous libhdf5 frame, so the suppression names the library: in
  * these two binaries (fuzz_shard, test_fuzz_regressions) no leak of memory HDF5 allocated is
  * reported. test_shard, under the same sanitizers without this hook, still catches vlen strings
- * that shard.c forgets to reclaim. */
+ * that shard_reader.c forgets to reclaim. */
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:libhdf5\n"; }
 

@@ -1,4 +1,4 @@
-"""Shards whose data / indices chunks were compressed by the writer's own threads (io/shard.c,
+"""Shards whose data / indices chunks were compressed by the writer's own threads (io/shard_writer.c,
 shard_meta.compress_threads; H5Dwrite_chunk of chunks shuffled + deflated with zlib) read back
 with plain h5py + scipy.sparse and anndata's read_elem exactly like shards written through HDF5's
 own filters (compress_threads -1): the same rows, the same decoded datasets, the dataset keeps its
