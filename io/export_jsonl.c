@@ -181,7 +181,6 @@ int jsonl_write_doc(jsonl_writer *w, const char *doc_id, const int32_t *vocab_id
   return 0;
 }
 
-int64_t jsonl_writer_docs(const jsonl_writer *w) { return w->docs; }
 int64_t jsonl_writer_empty_docs(const jsonl_writer *w) { return w->empty_docs; }
 
 int jsonl_writer_close(jsonl_writer *w) {

@@ -42,8 +42,7 @@ int jsonl_writer_open(const char *path, int gzip, const char *const *terms, int 
 int jsonl_write_doc(jsonl_writer *w, const char *doc_id, const int32_t *vocab_ids,
                     const int32_t *weights, int64_t n);
 
-/* Documents written so far, and how many of them got the [unused993] placeholder. */
-int64_t jsonl_writer_docs(const jsonl_writer *w);
+/* Documents written so far that got the [unused993] placeholder. */
 int64_t jsonl_writer_empty_docs(const jsonl_writer *w);
 
 /* Flushes, closes and frees w. Returns 0 or ERR_IO naming the file; w is freed either way. */

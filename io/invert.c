@@ -328,7 +328,6 @@ int inv_source_shards(const inv_source *s) { return s->n_shards; }
 int inv_source_vocab_size(const inv_source *s) { return s->vocab_size; }
 const char *inv_source_model(const inv_source *s) { return s->model; }
 const char *inv_source_term(const inv_source *s, int32_t v) { return s->terms[v]; }
-int32_t inv_source_rank(const inv_source *s, int32_t v) { return s->rank[v]; }
 int32_t inv_source_term_of_rank(const inv_source *s, int32_t k) { return s->by_rank[k]; }
 
 int inv_source_rewind(inv_source *s) {

@@ -72,10 +72,9 @@ int inv_source_shards(const inv_source *s);
 int inv_source_vocab_size(const inv_source *s);
 const char *inv_source_model(const inv_source *s);
 
-/* The term of vocab id v (borrowed, valid until close), and v's byte-order rank / the vocab id
- * of rank k. Both are permutations of [0, vocab_size). */
+/* The term of vocab id v (borrowed, valid until close), and the vocab id of byte-order rank k (a
+ * permutation of [0, vocab_size)). */
 const char *inv_source_term(const inv_source *s, int32_t v);
-int32_t inv_source_rank(const inv_source *s, int32_t v);
 int32_t inv_source_term_of_rank(const inv_source *s, int32_t k);
 
 /* Starts a new pass from document 0. Returns 0. */
