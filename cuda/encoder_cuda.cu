@@ -333,8 +333,10 @@ extern "C" int enc_cuda_open(const model *m, const enc_options *opt, enc_cuda **
       goto fail;
     }
   }
-  snprintf(e->description, sizeof e->description, "cuda:%d %s %s%s", opt->device, prop.name,
-           cu_dtype_name(e->dt), e->fused_decoder ? ", fused decoder" : "");
+  /* The first line of every CUDA job: which card, how much memory, what precision and route. */
+  snprintf(e->description, sizeof e->description, "cuda:%d %s (%.1f GiB, sm_%d%d) %s, %s decoder",
+           opt->device, prop.name, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
+           prop.major, prop.minor, cu_dtype_name(e->dt), e->fused_decoder ? "fused" : "chunked");
   if ((rc = CU_CHECK(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking))) < 0) goto fail;
   if ((rc = CU_CHECK(cudaStreamCreateWithFlags(&e->copy_stream, cudaStreamNonBlocking))) < 0)
     goto fail;
