@@ -6,7 +6,6 @@
  * (DESIGN.md section 1) and the top terms by document frequency.
  */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +14,8 @@
 
 #include "commands.h"
 #include "err.h"
-#include "jobfile.h"
 #include "shard.h"
+#include "shard_dir.h"
 
 enum { INFO_ROWS_PER_READ = 4096 };
 
@@ -31,64 +30,6 @@ static void info_usage(FILE *to) {
           "  --top N   how many top terms to list (0: none)\n");
 }
 
-typedef struct {
-  int64_t shard;
-  char *path;
-} info_shard;
-
-static int info_compare_shards(const void *a, const void *b) {
-  int64_t x = ((const info_shard *)a)->shard, y = ((const info_shard *)b)->shard;
-  return (x > y) - (x < y);
-}
-
-/* The complete shards of a directory, sorted by index (the caller frees paths and array). */
-static int info_list_directory(const char *dir, info_shard **out, int *count) {
-  DIR *d = opendir(dir);
-  info_shard *list = NULL;
-  int n = 0, cap = 0, rc = 0;
-  struct dirent *entry;
-  *out = NULL;
-  *count = 0;
-  if (!d) return err_set(ERR_IO, "%s: cannot open the directory", dir);
-  while ((entry = readdir(d))) {
-    int64_t shard = 0;
-    int partial = 0;
-    if (!job_shard_index(entry->d_name, &shard, &partial) || partial) continue;
-    if (n == cap) {
-      cap = cap ? 2 * cap : 64;
-      info_shard *grown = realloc(list, (size_t)cap * sizeof *list);
-      if (!grown) {
-        rc = err_set(ERR_NOMEM, "%s: out of memory", dir);
-        goto fail;
-      }
-      list = grown;
-    }
-    size_t size = strlen(dir) + strlen(entry->d_name) + 2;
-    if (!(list[n].path = malloc(size))) {
-      rc = err_set(ERR_NOMEM, "%s: out of memory", dir);
-      goto fail;
-    }
-    snprintf(list[n].path, size, "%s/%s", dir, entry->d_name);
-    list[n].shard = shard;
-    n++;
-  }
-  closedir(d);
-  d = NULL;
-  if (n == 0) {
-    rc = err_set(ERR_IO, "%s: no shards (shard-NNNNN.h5) in this directory", dir);
-    goto fail;
-  }
-  qsort(list, (size_t)n, sizeof *list, info_compare_shards);
-  *out = list;
-  *count = n;
-  return 0;
-fail:
-  if (d) closedir(d);
-  for (int i = 0; i < n; i++) free(list[i].path);
-  free(list);
-  return rc;
-}
-
 static const int64_t *info_df; /* for the qsort comparator */
 
 static int info_compare_terms(const void *a, const void *b) {
@@ -99,8 +40,9 @@ static int info_compare_terms(const void *a, const void *b) {
 
 int cmd_info(int argc, char **argv) {
   const char *path = NULL;
-  int json = 0, top = 10, rc = 0, n_shards = 0;
-  info_shard *shards = NULL;
+  int json = 0, top = 10, rc = 0;
+  sdir_listing listing = {0};
+  int64_t n_shards = 1; /* PATH itself, or the listing's shards */
   shard_reader *first = NULL, *reader = NULL;
   int64_t *df = NULL;
   int *order = NULL;
@@ -133,20 +75,21 @@ int cmd_info(int argc, char **argv) {
 
   struct stat st;
   if (stat(path, &st) < 0) return err_set(ERR_IO, "%s: no such file or directory", path);
-  if (S_ISDIR(st.st_mode)) {
-    if ((rc = info_list_directory(path, &shards, &n_shards)) < 0) return rc;
-  } else {
-    if (!(shards = calloc(1, sizeof *shards)) || !(shards[0].path = strdup(path))) {
-      free(shards);
-      return err_set(ERR_NOMEM, "out of memory");
+  if (S_ISDIR(st.st_mode)) { /* every shard with its final name, whether or not complete */
+    if ((rc = sdir_list(path, &listing)) < 0) return rc;
+    if (listing.n_shards == 0) {
+      rc = err_set(ERR_IO, "%s: no shards (shard-NNNNN.h5) in this directory", path);
+      goto fail;
     }
-    n_shards = 1;
+    n_shards = listing.n_shards;
   }
 
   int64_t docs = 0, nnz = 0, empty = 0, min_terms = INT64_MAX, max_terms = 0;
   int vocab_size = 0;
-  for (int s = 0; s < n_shards; s++) {
-    if ((rc = shard_reader_open(shards[s].path, &reader)) < 0) goto fail;
+  const char *first_path = listing.n_shards ? listing.shards[0].path : path;
+  for (int64_t s = 0; s < n_shards; s++) {
+    const char *shard_path = listing.n_shards ? listing.shards[s].path : path;
+    if ((rc = shard_reader_open(shard_path, &reader)) < 0) goto fail;
     const shard_info *meta = shard_reader_info(reader);
     if (s == 0) {
       vocab_size = meta->vocab_size;
@@ -155,8 +98,8 @@ int cmd_info(int argc, char **argv) {
         goto fail;
       }
     } else if (meta->vocab_size != vocab_size) {
-      rc = err_set(ERR_MISMATCH, "%s: vocab_size %d differs from %s (%d)", shards[s].path,
-                   meta->vocab_size, shards[0].path, vocab_size);
+      rc = err_set(ERR_MISMATCH, "%s: vocab_size %d differs from %s (%d)", shard_path,
+                   meta->vocab_size, first_path, vocab_size);
       goto fail;
     }
     for (int64_t row = 0; row < meta->n_docs; row += INFO_ROWS_PER_READ) {
@@ -208,7 +151,7 @@ int cmd_info(int argc, char **argv) {
     cJSON *terms_per_doc = NULL, *top_terms = NULL;
     if (!(root = cJSON_CreateObject())) goto nomem;
     if (!cJSON_AddStringToObject(root, "path", path) ||
-        !cJSON_AddNumberToObject(root, "shards", n_shards) ||
+        !cJSON_AddNumberToObject(root, "shards", (double)n_shards) ||
         !cJSON_AddNumberToObject(root, "docs", (double)docs) ||
         !cJSON_AddNumberToObject(root, "empty_docs", (double)empty) ||
         !cJSON_AddNumberToObject(root, "nnz", (double)nnz) ||
@@ -240,7 +183,7 @@ int cmd_info(int argc, char **argv) {
     cJSON_free(text);
   } else {
     printf("path          %s\n", path);
-    printf("shards        %d\n", n_shards);
+    printf("shards        %" PRId64 "\n", n_shards);
     printf("docs          %" PRId64 " (%" PRId64 " empty)\n", docs, empty);
     printf("nnz           %" PRId64 "\n", nnz);
     printf("terms/doc     min %" PRId64 ", mean %.2f, max %" PRId64 "\n", min_terms, mean_terms,
@@ -267,7 +210,6 @@ fail:
   free(df);
   shard_reader_close(reader);
   shard_reader_close(first);
-  for (int i = 0; i < n_shards; i++) free(shards[i].path);
-  free(shards);
+  sdir_listing_free(&listing);
   return rc;
 }

@@ -16,7 +16,6 @@
  */
 #include "pipeline.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +31,7 @@
 #include "jobfile.h"
 #include "progress.h"
 #include "shard.h"
+#include "shard_dir.h"
 
 #define PIPE_CHUNK_DOCS 64 /* C */
 
@@ -135,28 +135,24 @@ int pipe_shard_threads(const char *env_value, int *threads) {
 }
 
 int pipe_remove_shards(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) {
-    if (errno == ENOENT) return 0;
-    return err_set(ERR_IO, "%s: %s", dir, strerror(errno));
-  }
+  struct stat st;
+  if (stat(dir, &st) != 0 && errno == ENOENT) return 0;
+  sdir_listing l;
+  int rc = sdir_list(dir, &l);
+  if (rc < 0) return rc;
   int removed = 0;
-  struct dirent *e;
-  char path[4096];
-  while ((e = readdir(d))) {
-    int64_t shard;
-    int tmp;
-    if (!job_shard_index(e->d_name, &shard, &tmp)) continue;
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    if (unlink(path) != 0) {
-      int code = errno;
-      closedir(d);
-      return err_set(ERR_IO, "%s: cannot remove: %s", path, strerror(code));
+  for (int partial = 0; partial < 2 && rc == 0; partial++) {
+    const sdir_file *files = partial ? l.partials : l.shards;
+    int64_t n = partial ? l.n_partials : l.n_shards;
+    for (int64_t i = 0; i < n && rc == 0; i++) {
+      if (unlink(files[i].path) != 0)
+        rc = err_set(ERR_IO, "%s: cannot remove: %s", files[i].path, strerror(errno));
+      else
+        removed++;
     }
-    removed++;
   }
-  closedir(d);
-  return removed;
+  sdir_listing_free(&l);
+  return rc < 0 ? rc : removed;
 }
 
 /* ---- shared state helpers ---- */
@@ -682,42 +678,39 @@ static int writer_row(pipe_writer *pw, const pipe_window *win, int i) {
   return 0;
 }
 
-/* Removes this worker's .tmp leftovers and records its complete shards. */
+/* Removes this worker's .tmp leftovers and records its complete shards, ascending. */
 static int scan_output(pipe_state *s) {
   const pipe_options *o = s->opt;
-  DIR *d = opendir(o->output_dir);
-  if (!d) return err_set(ERR_IO, "%s: %s", o->output_dir, strerror(errno));
-  int rc = 0;
+  sdir_listing l;
+  int rc = sdir_list(o->output_dir, &l);
+  if (rc < 0) return rc;
   size_t cap = 0;
-  struct dirent *e;
-  char path[4096];
-  while ((e = readdir(d))) {
-    int64_t shard;
-    int tmp;
-    if (!job_shard_index(e->d_name, &shard, &tmp) || shard % o->worker_count != o->worker_index)
-      continue;
-    snprintf(path, sizeof path, "%s/%s", o->output_dir, e->d_name);
-    if (tmp) {
-      if (unlink(path) != 0 && errno != ENOENT) {
-        rc = err_set(ERR_IO, "%s: cannot remove a leftover: %s", path, strerror(errno));
-        break;
-      }
-      continue;
+  for (int64_t i = 0; i < l.n_partials; i++) {
+    const char *path = l.partials[i].path;
+    if (l.partials[i].index % o->worker_count != o->worker_index) continue;
+    if (unlink(path) != 0 && errno != ENOENT) {
+      rc = err_set(ERR_IO, "%s: cannot remove a leftover: %s", path, strerror(errno));
+      goto done;
     }
+  }
+  for (int64_t i = 0; i < l.n_shards; i++) {
+    int64_t shard = l.shards[i].index;
+    const char *path = l.shards[i].path;
+    if (shard % o->worker_count != o->worker_index) continue;
     shard_info info;
     if ((rc = shard_check(path, shard * o->shard_size, -1, &info)) < 0) {
       err_wrap(rc, "a shard with its final name is not complete (remove it to recompute it, or "
                    "rerun with --overwrite)");
-      break;
+      goto done;
     }
     if (info.n_docs < 1 || info.n_docs > o->shard_size) {
       rc = err_set(ERR_MISMATCH, "%s: holds %lld docs, more than --shard-size %lld", path,
                    (long long)info.n_docs, (long long)o->shard_size);
-      break;
+      goto done;
     }
     if (grow((void **)&s->complete, &cap, s->n_complete + 1, sizeof *s->complete) < 0) {
       rc = ERR_NOMEM;
-      break;
+      goto done;
     }
     pipe_complete *c = &s->complete[s->n_complete++];
     c->shard = shard;
@@ -725,16 +718,9 @@ static int scan_output(pipe_state *s) {
     c->input_start = info.input_start;
     c->input_end = info.input_end;
   }
-  closedir(d);
-  if (rc < 0) return rc;
-  /* ascending by shard (insertion sort: a few hundred entries at most) */
-  for (size_t i = 1; i < s->n_complete; i++)
-    for (size_t j = i; j > 0 && s->complete[j - 1].shard > s->complete[j].shard; j--) {
-      pipe_complete t = s->complete[j];
-      s->complete[j] = s->complete[j - 1];
-      s->complete[j - 1] = t;
-    }
-  return 0;
+done:
+  sdir_listing_free(&l);
+  return rc;
 }
 
 static void parse_kill_point(pipe_state *s) {

@@ -4,7 +4,6 @@
  * memory held is one reader window plus the current range's postings. */
 #include "invert.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 #include "err.h"
 #include "jobfile.h"
 #include "shard.h"
+#include "shard_dir.h"
 
 /* V: vocabulary size, K: number of shards, N: number of documents, E: entries in a block. */
 
@@ -23,7 +23,7 @@ struct inv_source {
   float scale;
   int n_shards;
   int verified;        /* job.json confirmed the number of shards and documents */
-  char **paths;        /* (K) */
+  sdir_listing listing; /* the shard files; complete, so shards[i] is shard i */
   int64_t *first_doc;  /* (K) */
   int64_t *shard_docs; /* (K) */
   int64_t n_docs;
@@ -51,97 +51,6 @@ int32_t inv_quantize(float w, float scale) {
   if (!(p >= 0.5f)) return 0; /* also NaN */
   if (p >= 2147483520.0f) return INT32_MAX; /* the largest float below 2^31 */
   return (int32_t)rintf(p); /* default rounding mode: to nearest, ties to even (np.rint) */
-}
-
-/* ---- listing the directory ---- */
-
-static int inv_cmp_index(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return (x > y) - (x < y);
-}
-
-/* Fills *present (sorted shard indices with a final file) and *partial (indices with a .tmp). */
-static int inv_list_shards(const char *dir, int64_t **present, int *n_present, int64_t **partial,
-                       int *n_partial) {
-  int rc = 0;
-  int64_t *done = NULL, *tmp = NULL;
-  int n_done = 0, n_tmp = 0, cap_done = 0, cap_tmp = 0;
-  DIR *d = opendir(dir);
-  if (!d) return err_set(ERR_IO, "%s: %s", dir, strerror(errno));
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    int is_tmp = 0;
-    int64_t index;
-    if (!job_shard_index(e->d_name, &index, &is_tmp)) continue;
-    int64_t **list = is_tmp ? &tmp : &done;
-    int *n = is_tmp ? &n_tmp : &n_done, *cap = is_tmp ? &cap_tmp : &cap_done;
-    if (*n == *cap) {
-      int new_cap = *cap ? 2 * *cap : 64;
-      int64_t *grown = realloc(*list, (size_t)new_cap * sizeof *grown);
-      if (!grown) {
-        rc = err_set(ERR_NOMEM, "%s: out of memory listing shards", dir);
-        goto fail;
-      }
-      *list = grown;
-      *cap = new_cap;
-    }
-    (*list)[(*n)++] = index;
-  }
-  closedir(d);
-  d = NULL;
-  if (n_done) qsort(done, (size_t)n_done, sizeof *done, inv_cmp_index);
-  if (n_tmp) qsort(tmp, (size_t)n_tmp, sizeof *tmp, inv_cmp_index);
-  *present = done;
-  *n_present = n_done;
-  *partial = tmp;
-  *n_partial = n_tmp;
-  return 0;
-fail:
-  if (d) closedir(d);
-  free(done);
-  free(tmp);
-  return rc;
-}
-
-static int inv_contains(const int64_t *sorted, int n, int64_t x) {
-  return n > 0 && bsearch(&x, sorted, (size_t)n, sizeof *sorted, inv_cmp_index) != NULL;
-}
-
-/* Refuses a directory whose shard files are not exactly 0..n_shards-1, naming the missing ones
- * (with a note where only a partial .tmp exists). n_shards comes from job.json when the job
- * knows it; otherwise (no job.json) it is the largest index seen, final or partial, plus one. */
-static int inv_check_complete(const char *dir, int64_t n_shards, const int64_t *present,
-                          int n_present, const int64_t *partial, int n_partial) {
-  if (n_shards < 0) {
-    n_shards = 0;
-    if (n_present) n_shards = present[n_present - 1] + 1;
-    if (n_partial && partial[n_partial - 1] + 1 > n_shards) n_shards = partial[n_partial - 1] + 1;
-    if (n_shards == 0)
-      return err_set(ERR_MISMATCH, "%s: no shards (shard-00000.h5 ...) in this directory", dir);
-  }
-  if (n_present && present[n_present - 1] >= n_shards)
-    return err_set(ERR_MISMATCH, "%s: shard-%05lld.h5 is past the job's %lld shards (job.json)",
-                   dir, (long long)present[n_present - 1], (long long)n_shards);
-  int64_t n_missing = n_shards - n_present;
-  if (n_missing == 0) return 0;
-  char list[1200];
-  size_t used = 0;
-  int64_t named = 0;
-  for (int64_t i = 0; i < n_shards && named < 16; i++) {
-    if (inv_contains(present, n_present, i)) continue;
-    int w = snprintf(list + used, sizeof list - used, "%sshard-%05lld.h5%s", named ? ", " : "",
-                     (long long)i,
-                     inv_contains(partial, n_partial, i) ? " (only a partial .tmp)" : "");
-    if (w < 0 || (size_t)w >= sizeof list - used) break;
-    used += (size_t)w;
-    named++;
-  }
-  if (named < n_missing)
-    snprintf(list + used, sizeof list - used, " and %lld more", (long long)(n_missing - named));
-  return err_set(ERR_MISMATCH,
-                 "%s: incomplete shard directory, %lld of %lld shards missing: %s "
-                 "(finish the expand job, or its missing workers, first)",
-                 dir, (long long)n_missing, (long long)n_shards, list);
 }
 
 /* ---- vocabulary ---- */
@@ -201,12 +110,12 @@ static int inv_check_vocab(const inv_source *s, const shard_reader *r, const cha
   const shard_info *info = shard_reader_info(r);
   if (info->vocab_size != s->vocab_size)
     return err_set(ERR_MISMATCH, "%s: vocab_size %d, but %s has %d", path, info->vocab_size,
-                   s->paths[0], s->vocab_size);
+                   s->listing.shards[0].path, s->vocab_size);
   for (int v = 0; v < s->vocab_size; v++) {
     const char *t = shard_reader_term(r, v);
     if (!t || strcmp(t, s->terms[v]))
       return err_set(ERR_MISMATCH, "%s: vocabulary term %d is \"%s\", but \"%s\" in %s", path, v,
-                     t ? t : "(none)", s->terms[v], s->paths[0]);
+                     t ? t : "(none)", s->terms[v], s->listing.shards[0].path);
   }
   return 0;
 }
@@ -215,9 +124,8 @@ static int inv_check_vocab(const inv_source *s, const shard_reader *r, const cha
 
 int inv_source_open(const char *dir, float scale, inv_source **out) {
   int rc = 0;
-  int64_t *present = NULL, *partial = NULL;
-  int n_present = 0, n_partial = 0;
   job_params job;
+  sdir_listing listing = {0};
   shard_reader *r = NULL;
   inv_source *s = NULL;
   *out = NULL;
@@ -226,98 +134,59 @@ int inv_source_open(const char *dir, float scale, inv_source **out) {
   struct stat st;
   if (stat(dir, &st)) return err_set(ERR_IO, "%s: %s", dir, strerror(errno));
   if (!S_ISDIR(st.st_mode)) return err_set(ERR_IO, "%s: not a shard directory", dir);
-  /* job.json, when there is one, says how many shards a finished job has. */
+  /* Complete by io/shard_dir.h's rule (the one `verify` reports by), or refused. */
   int no_job = job_read(dir, &job);
   if (no_job < 0) return no_job;
-  if (!no_job && job.n_shards < 0)
-    return err_set(ERR_MISMATCH,
-                   "%s: job.json has no n_docs_total / n_shards yet: the expand job has not "
-                   "finished reading its input (finish it first)",
-                   dir);
-  rc = inv_list_shards(dir, &present, &n_present, &partial, &n_partial);
-  if (rc) return rc;
-  rc = inv_check_complete(dir, no_job ? -1 : job.n_shards, present, n_present, partial, n_partial);
-  if (rc) goto fail;
+  const job_params *jp = no_job ? NULL : &job;
+  if ((rc = sdir_list(dir, &listing)) < 0) return rc;
+  if ((rc = sdir_check_complete(&listing, jp)) < 0) goto fail;
 
   s = calloc(1, sizeof *s);
   if (!s) {
     rc = err_set(ERR_NOMEM, "out of memory");
     goto fail;
   }
+  int n_shards = (int)listing.n_shards;
+  s->listing = listing;
+  memset(&listing, 0, sizeof listing);
   s->scale = scale;
-  s->n_shards = n_present;
+  s->n_shards = n_shards;
   s->verified = !no_job;
   s->dir = malloc(strlen(dir) + 1);
-  s->paths = calloc((size_t)n_present, sizeof *s->paths);
-  s->first_doc = calloc((size_t)n_present, sizeof *s->first_doc);
-  s->shard_docs = calloc((size_t)n_present, sizeof *s->shard_docs);
-  if (!s->dir || !s->paths || !s->first_doc || !s->shard_docs) {
+  s->first_doc = calloc((size_t)n_shards + 1, sizeof *s->first_doc);
+  s->shard_docs = calloc((size_t)n_shards + 1, sizeof *s->shard_docs);
+  if (!s->dir || !s->first_doc || !s->shard_docs) {
     rc = err_set(ERR_NOMEM, "out of memory");
     goto fail;
   }
   strcpy(s->dir, dir);
-  s->current = n_present;
+  s->current = n_shards;
 
-  /* Open every shard once: structure, tiling, one vocabulary. Shard i holds [i*S, (i+1)*S),
-   * with S from job.json, or else the size of shard 0. */
-  int64_t shard_size = no_job ? 0 : job.shard_size;
-  for (int i = 0; i < n_present; i++) {
-    size_t n = strlen(dir) + 32;
-    s->paths[i] = malloc(n);
-    if (!s->paths[i]) {
-      rc = err_set(ERR_NOMEM, "out of memory");
-      goto fail;
-    }
-    if ((rc = job_shard_path(dir, present[i], s->paths[i], n))) goto fail;
-    rc = shard_reader_open(s->paths[i], &r);
-    if (rc) goto fail;
+  /* Check every shard once (structure, tiling, attributes, one vocab_size) and read the
+   * vocabulary of the first. */
+  sdir_tiling tiling;
+  sdir_tiling_init(&tiling, jp, n_shards);
+  for (int i = 0; i < n_shards; i++) {
+    shard_info info;
+    if ((rc = sdir_check_shard(&tiling, i, s->listing.shards[i].path, &info)) < 0) goto fail;
+    s->first_doc[i] = info.first_doc;
+    s->shard_docs[i] = info.n_docs;
+    s->n_docs += info.n_docs;
+  }
+  if (n_shards > 0) {
+    if ((rc = shard_reader_open(s->listing.shards[0].path, &r)) < 0) goto fail;
     const shard_info *info = shard_reader_info(r);
-    s->first_doc[i] = info->first_doc;
-    s->shard_docs[i] = info->n_docs;
-    if (i == 0) {
-      if (no_job) shard_size = info->n_docs;
-      s->vocab_size = info->vocab_size;
-      snprintf(s->model, sizeof s->model, "%s", info->model);
-      if (info->vocab_size <= 0) {
-        rc = err_set(ERR_FORMAT, "%s: vocab_size %d", s->paths[i], info->vocab_size);
-        goto fail;
-      }
-      rc = inv_read_vocab(s, r, s->paths[i]);
-      if (rc) goto fail;
-    } else if (info->vocab_size != s->vocab_size) {
-      rc = err_set(ERR_MISMATCH, "%s: vocab_size %d, but %s has %d", s->paths[i],
-                   info->vocab_size, s->paths[0], s->vocab_size);
-      goto fail;
-    }
-    int64_t want_docs = no_job ? -1 : job_shard_docs(&job, i);
-    if (info->first_doc != s->n_docs || info->first_doc != (int64_t)i * shard_size ||
-        info->n_docs < 0 || (i + 1 < n_present && info->n_docs != shard_size) ||
-        info->n_docs > shard_size || (want_docs >= 0 && info->n_docs != want_docs)) {
-      rc = err_set(ERR_MISMATCH,
-                   "%s: holds documents [%lld, %lld), but the shards before it end at document "
-                   "%lld with %lld documents per shard (shards from another job?)",
-                   s->paths[i], (long long)info->first_doc,
-                   (long long)(info->first_doc + info->n_docs), (long long)s->n_docs,
-                   (long long)shard_size);
-      goto fail;
-    }
-    s->n_docs += info->n_docs;
+    s->vocab_size = info->vocab_size;
+    snprintf(s->model, sizeof s->model, "%s", info->model);
+    if ((rc = inv_read_vocab(s, r, s->listing.shards[0].path)) < 0) goto fail;
     shard_reader_close(r);
     r = NULL;
   }
-  if (!no_job && s->n_docs != job.n_docs_total) {
-    rc = err_set(ERR_MISMATCH, "%s: the shards hold %lld documents, job.json says %lld", dir,
-                 (long long)s->n_docs, (long long)job.n_docs_total);
-    goto fail;
-  }
-  free(present);
-  free(partial);
   *out = s;
   return 0;
 fail:
   shard_reader_close(r);
-  free(present);
-  free(partial);
+  sdir_listing_free(&listing);
   inv_source_close(s);
   return rc;
 }
@@ -364,7 +233,7 @@ int inv_source_next(inv_source *s, int64_t max_docs, inv_rows *rows) {
   memset(rows, 0, sizeof *rows);
   if (max_docs < 1) max_docs = 1;
   while (s->current < s->n_shards) {
-    const char *path = s->paths[s->current];
+    const char *path = s->listing.shards[s->current].path;
     if (!s->reader) {
       rc = shard_reader_open(path, &s->reader);
       if (rc) return rc;
@@ -431,9 +300,7 @@ int inv_source_next(inv_source *s, int64_t max_docs, inv_rows *rows) {
 void inv_source_close(inv_source *s) {
   if (!s) return;
   shard_reader_close(s->reader);
-  if (s->paths)
-    for (int i = 0; i < s->n_shards; i++) free(s->paths[i]);
-  free(s->paths);
+  sdir_listing_free(&s->listing);
   free(s->first_doc);
   free(s->shard_docs);
   free(s->dir);

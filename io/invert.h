@@ -2,9 +2,9 @@
  *
  * Two halves, both used by `spladex export`:
  *   inv_source  the shard directory (DESIGN.md section 4) as one stream of quantized rows in
- *               global document order: finds shard-XXXXX.h5, refuses an incomplete directory
- *               naming the missing shards, checks that the shards tile [0, N) and share one
- *               vocabulary, and reads them one at a time through io/shard.h.
+ *               global document order: refuses a directory that io/shard_dir.h does not find
+ *               complete (missing shards named, tiling, one vocab_size), checks that the shards
+ *               share one vocabulary, and reads them one at a time through io/shard.h.
  *   inv_block   the postings of one range of terms, filled by scattering rows into per-term slots
  *               (a CSR -> CSC transpose restricted to the range). The export makes one pass over
  *               the source per range, with ranges cut by inv_plan() so that one block fits the
@@ -51,12 +51,10 @@ typedef struct {
   const int32_t *tfs;         /* (indptr[n_docs]) quantized weights, >= 1 */
 } inv_rows;
 
-/* Opens the shard directory dir: reads job.json (io/jobfile.h) when there is one, lists
- * shard-XXXXX.h5 (and partial .tmp files), checks it is complete (ERR_MISMATCH naming every
- * missing shard otherwise: with job.json, shards 0..n_shards-1 must all exist and a job.json
- * without n_shards is an unfinished job; without job.json, the indices up to the largest one
- * seen must all exist), opens each shard once to check that the shards tile the documents
- * [0, N) in order (shard i starts at i * shard_size) and share vocab_size, and reads the
+/* Opens the shard directory dir: reads job.json (io/jobfile.h) when there is one, lists the
+ * shards, refuses a directory that is not complete by io/shard_dir.h's rule (the one `verify`
+ * reports by: ERR_MISMATCH naming every missing shard, an unfinished job, a shard of another
+ * job...), checks every shard's structure and tiling once (sdir_check_shard), and reads the
  * vocabulary of the first shard. scale is the quantization scale (> 0). Returns 0 and *out, or
  * ERR_IO / ERR_FORMAT / ERR_MISMATCH / ERR_NOMEM with the message naming the file. The caller
  * frees with inv_source_close(). */
