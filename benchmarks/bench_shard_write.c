@@ -1,7 +1,7 @@
 /* bench_shard_write: throughput of the shard writer alone (io/shard.h: HDF5, chunked, shuffle +
- * deflate 4), the one thread of `spladex expand` that every row goes through. The CUDA target of
- * issue 5 is 30,000 passages/s on one GPU; this says whether the writer can keep up with that on
- * the machine it runs on.
+ * deflate 4), the one thread of `spladex expand` that every row goes through. The CUDA target is
+ * 30,000 passages/s on one GPU; this says whether the writer can keep up with that on the machine
+ * it runs on.
  * Rows like a real SPLADE index: NNZ terms per doc (default 128; --top-k 128 in bench_gpu.py),
  * ascending ids drawn over the 30522-term vocabulary, weights log1p of a gamma-like value;
  * doc ids "msmarco-passage-<n>". Writes DOCS docs in shards of SHARD docs into DIR (removed

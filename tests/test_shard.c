@@ -689,7 +689,7 @@ static void test_cli(void) {
 
 /* ---- parallel compression: the same file as HDF5's own filters ---- */
 
-enum { CHUNK = 65536 }; /* the data / indices chunk of io/shard.c (SHARD_ENTRY_BUFFER) */
+enum { CHUNK = 65536 }; /* the data / indices chunk of io/shard_writer.c (SHARD_ENTRY_BUFFER) */
 
 /* Row r of the "fixed" rows: every row has per_row terms except the rows from tail_row on, which
  * have tail_nnz; ascending ids spread over the vocabulary, values from a hash. Returns nnz. */
