@@ -31,7 +31,7 @@ enum { VOCAB = 16, SHARD = 10, DOCS = 25 };
 static char root[64];
 
 static const char *const *vocab_of(int size) {
-  static char terms[64][8];
+  static char terms[64][16];
   static const char *vocab[64];
   for (int v = 0; v < size; v++) {
     snprintf(terms[v], sizeof terms[v], "t%d", v);
