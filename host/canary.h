@@ -114,7 +114,8 @@ typedef struct {
  * Test hook (not a user option): the environment variable SPLADEX_TEST_CANARY_FAULT=KIND:D
  * corrupts the device's rows before the comparison, so that tests can check what a wrong device
  * is told: KIND scale (passage D's largest weight x 1.5), drop (that term removed), nan (that
- * weight NaN) or swap (rows D and D + 1 exchanged). */
+ * weight NaN) or swap (rows D and D + 1 exchanged); "none" corrupts nothing (a CPU job then runs
+ * the canary against itself, as a test of the wiring). */
 int canary_run(const model *m, encoder *device, const enc_options *device_opt,
                const canary_passages *p, canary_result *out);
 
