@@ -9,9 +9,10 @@
  * travel as 4-byte values that cuSPARSE moves (CUDA_R_32F) but never combines, so int32 tfs come
  * back bit for bit.
  *
- * This header is plain C with no CUDA types: host/cmd_export.c includes it for the function types
- * below and finds the functions by name in libspladex_cuda.so (host/cuda_module.h), so the CLI
- * never links CUDA. The functions themselves are declared only for the CUDA side (__CUDACC__).
+ * This header is plain C with no CUDA types: it gives the function types below, which the table
+ * of cuda_api.h holds; host/cmd_export.c calls the functions through that table (loaded by
+ * host/cuda_module.h), so the CLI never links CUDA. The functions themselves are declared only for
+ * the CUDA side (__CUDACC__).
  *
  * The CPU twin of the transpose is cutwin_csr_to_csc (cuda_twins.h); the device-level launcher
  * beside it is csr_to_csc_cuda (csr_to_csc.h).
@@ -29,12 +30,6 @@ extern "C" {
 #endif
 
 typedef struct export_transpose export_transpose;
-
-/* The names to pass to cuda_module_function(). */
-#define EXPORT_TRANSPOSE_OPEN "export_transpose_open"
-#define EXPORT_TRANSPOSE_RESERVE "export_transpose_reserve"
-#define EXPORT_TRANSPOSE_RUN "export_transpose_run"
-#define EXPORT_TRANSPOSE_CLOSE "export_transpose_close"
 
 /* Opens a session on CUDA device `device` for matrices of n_cols columns (1 <= n_cols <
  * INT32_MAX) and blocks of at most max_rows rows and max_nnz entries (each >= 0 and < INT32_MAX;
@@ -73,7 +68,7 @@ typedef int export_transpose_run_fn(export_transpose *t,
 typedef void export_transpose_close_fn(export_transpose *t);
 
 #ifdef __CUDACC__
-/* Defined in export_transpose.cu; C callers resolve them by name instead (see above). */
+/* Defined in export_transpose.cu; C callers reach them through cuda_api.h instead (see above). */
 export_transpose_open_fn export_transpose_open;
 export_transpose_reserve_fn export_transpose_reserve;
 export_transpose_run_fn export_transpose_run;

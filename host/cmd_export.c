@@ -4,8 +4,9 @@
  * that fits --memory (io/invert.h), writing each range's postings lists in byte order. The output
  * is written to PATH.tmp and renamed, so PATH only ever holds a complete export.
  * The CIFF postings passes transpose each block of rows on the CPU (inv_block_add_rows) or, with
- * --device cuda (or auto and a device), with cuSPARSE (cuda/export_transpose.h, reached by name
- * through host/cuda_module.h so that this CLI never links CUDA) and inv_block_add_csc: same bytes. */
+ * --device cuda (or auto and a device), with cuSPARSE (cuda/export_transpose.h, reached through
+ * the table of host/cuda_module.h so that this CLI never links CUDA) and inv_block_add_csc: same
+ * bytes. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,6 @@
 #include "cuda_module.h"
 #include "err.h"
 #include "export_jsonl.h"
-#include "export_transpose.h"
 #include "invert.h"
 
 #define EXPORT_BLOCK_DOCS 8192
@@ -39,13 +39,10 @@ typedef struct {
   int device_ordinal;             /* N of cuda:N, else 0 */
 } export_options;
 
-/* The GPU transposer: libspladex_cuda.so's session functions (cuda/export_transpose.h), resolved by
- * name, and the open session; session NULL means the CPU transposes. */
+/* The GPU transposer: libspladex_cuda.so's table (its session functions: cuda/export_transpose.h)
+ * and the open session; session NULL means the CPU transposes. */
 typedef struct {
-  export_transpose_open_fn *open;
-  export_transpose_reserve_fn *reserve;
-  export_transpose_run_fn *run;
-  export_transpose_close_fn *close;
+  const spladex_cuda_api *cuda;
   export_transpose *session;
   char name[160]; /* "cuda:0 (NVIDIA H100 ...)" or "cpu" */
 } export_transposer;
@@ -161,24 +158,15 @@ static int export_parse_device(const char *s, export_device_kind *kind, int *ord
   return 0;
 }
 
-/* Opens the GPU transposer on CUDA device `ordinal` for n_cols term ranks: loads the CUDA module,
- * resolves the session functions and opens a session (sized for one row per block until
- * export_ciff reserves the largest block of its pass 1). Returns 0 with t->session set, or
- * ERR_DEVICE (module missing, no device: the reason recorded) / ERR_ARG / ERR_NOMEM. */
+/* Opens the GPU transposer on CUDA device `ordinal` for n_cols term ranks: loads the CUDA module
+ * and its table and opens a session (sized for one row per block until export_ciff reserves the
+ * largest block of its pass 1). Returns 0 with t->session set, or ERR_DEVICE (module missing or
+ * of another version, no device: the reason recorded) / ERR_ARG / ERR_NOMEM. */
 static int export_transposer_open(export_transposer *t, int ordinal, int32_t n_cols) {
   char why[CUDA_MODULE_WHY_MAX];
-  void (*fn[4])(void) = {NULL, NULL, NULL, NULL};
-  const char *names[4] = {EXPORT_TRANSPOSE_OPEN, EXPORT_TRANSPOSE_RESERVE, EXPORT_TRANSPOSE_RUN,
-                          EXPORT_TRANSPOSE_CLOSE};
-  for (int i = 0; i < 4; i++)
-    if (cuda_module_function(names[i], &fn[i], why, sizeof why))
-      return err_set(ERR_DEVICE, "%s", why);
-  /* void (*)(void) is the generic function pointer type that cuda_module_function returns. */
-  t->open = (export_transpose_open_fn *)fn[0];
-  t->reserve = (export_transpose_reserve_fn *)fn[1];
-  t->run = (export_transpose_run_fn *)fn[2];
-  t->close = (export_transpose_close_fn *)fn[3];
-  return t->open(ordinal, n_cols, EXPORT_BLOCK_DOCS, 0, t->name, sizeof t->name, &t->session);
+  if (cuda_module_api(&t->cuda, why, sizeof why)) return err_set(ERR_DEVICE, "%s", why);
+  return t->cuda->transpose_open(ordinal, n_cols, EXPORT_BLOCK_DOCS, 0, t->name, sizeof t->name,
+                                 &t->session);
 }
 
 /* Picks where the CIFF passes transpose (--device): cpu; cuda[:N], where a failure to open is the
@@ -200,7 +188,7 @@ static int export_transposer_pick(export_transposer *t, const export_options *o,
 }
 
 static void export_transposer_close(export_transposer *t) {
-  if (t->session) t->close(t->session);
+  if (t->session) t->cuda->transpose_close(t->session);
   t->session = NULL;
 }
 
@@ -332,7 +320,8 @@ static int export_ciff(inv_source *src, const export_options *o, const char *tmp
   }
 
   /* The postings passes read the same blocks as pass 1: room for its largest, once. */
-  if (gpu->session && (rc = gpu->reserve(gpu->session, EXPORT_BLOCK_DOCS, max_block_nnz)))
+  if (gpu->session &&
+      (rc = gpu->cuda->transpose_reserve(gpu->session, EXPORT_BLOCK_DOCS, max_block_nnz)))
     goto fail;
 
   if (o->description) snprintf(description, sizeof description, "%s", o->description);
@@ -367,8 +356,8 @@ static int export_ciff(inv_source *src, const export_options *o, const char *tmp
       if (rows.n_docs == 0) break;
       if (gpu->session) {
         const int32_t *colptr, *rowind, *tfs;
-        if ((rc = gpu->run(gpu->session, rows.indptr, rows.ranks, rows.tfs, rows.n_docs, &colptr,
-                          &rowind, &tfs)))
+        if ((rc = gpu->cuda->transpose_run(gpu->session, rows.indptr, rows.ranks, rows.tfs,
+                                           rows.n_docs, &colptr, &rowind, &tfs)))
           goto fail;
         rc = inv_block_add_csc(block, rows.first_doc, colptr, rowind, tfs);
       } else {

@@ -8,7 +8,8 @@
  * against the options and the vocabulary) live here once, so a backend may trust its batch.
  *
  * The CUDA backend lives in libspladex_cuda.so, loaded on first use by cuda_module.h, so a
- * CPU-only run never pays for loading the CUDA libraries.
+ * CPU-only run never pays for loading the CUDA libraries; its functions come from the one table
+ * of cuda/cuda_api.h.
  */
 #include "encoder.h"
 
@@ -51,68 +52,34 @@ static void cpu_close(void *s) { enc_cpu_close(s); }
 static const enc_backend_ops cpu_ops = {"cpu", cpu_run, NULL, NULL, cpu_describe, cpu_close};
 
 #ifdef ENC_WITH_CUDA
-/* The entry points of libspladex_cuda.so, resolved by name. */
-typedef int (*cuda_open_fn)(const model *, const enc_options *, enc_cuda **);
-typedef int (*cuda_submit_fn)(enc_cuda *, const enc_batch *);
-typedef int (*cuda_collect_fn)(enc_cuda *, enc_result *);
-typedef const char *(*cuda_describe_fn)(const enc_cuda *);
-typedef void (*cuda_close_fn)(enc_cuda *);
-typedef int (*cuda_have_device_fn)(void);
-/* The pointer types above must match the declarations of encoder_cuda.h (checked without
- * referencing the symbols: a _Generic controlling expression is not evaluated). */
-_Static_assert(_Generic(&enc_cuda_open, cuda_open_fn: 1, default: 0), "enc_cuda_open type");
-_Static_assert(_Generic(&enc_cuda_submit, cuda_submit_fn: 1, default: 0), "enc_cuda_submit type");
-_Static_assert(_Generic(&enc_cuda_collect, cuda_collect_fn: 1, default: 0), "enc_cuda_collect type");
-_Static_assert(_Generic(&enc_cuda_describe, cuda_describe_fn: 1, default: 0), "enc_cuda_describe type");
-_Static_assert(_Generic(&enc_cuda_close, cuda_close_fn: 1, default: 0), "enc_cuda_close type");
+/* The table of libspladex_cuda.so (cuda/cuda_api.h), set by cuda_resolve(); read-only
+ * afterwards (every read follows an enc_open or enc_cuda_available that resolved it). */
+static const spladex_cuda_api *cuda_api;
 
-/* Resolved once by cuda_resolve() (all or nothing); read-only afterwards. */
-static struct {
-  cuda_open_fn open;
-  cuda_submit_fn submit;
-  cuda_collect_fn collect;
-  cuda_describe_fn describe;
-  cuda_close_fn close;
-  cuda_have_device_fn have_device;
-} cuda_fns;
-
-/* Resolves the backend's functions (loading the module). 0, or ERR_DEVICE with the reason in
- * why; records no error. Idempotent: resolving twice stores the same addresses. */
+/* Loads the module and its table. 0, or ERR_DEVICE with the reason in why; records no error.
+ * Idempotent: resolving twice stores the same table. */
 static int cuda_resolve(char *why, size_t why_cap) {
   static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-  int rc = 0;
+  const spladex_cuda_api *api = NULL;
+  int rc = cuda_module_api(&api, why, why_cap);
+  if (rc < 0) return rc;
   pthread_mutex_lock(&lock);
-  struct {
-    const char *name;
-    void (**dst)(void);
-  } syms[] = {
-      {"enc_cuda_open", (void (**)(void))&cuda_fns.open},
-      {"enc_cuda_submit", (void (**)(void))&cuda_fns.submit},
-      {"enc_cuda_collect", (void (**)(void))&cuda_fns.collect},
-      {"enc_cuda_describe", (void (**)(void))&cuda_fns.describe},
-      {"enc_cuda_close", (void (**)(void))&cuda_fns.close},
-      {"cu_have_device", (void (**)(void))&cuda_fns.have_device},
-  };
-  for (size_t i = 0; i < sizeof syms / sizeof *syms; i++) {
-    void (*fn)(void) = NULL;
-    if ((rc = cuda_module_function(syms[i].name, &fn, why, why_cap)) < 0) break;
-    *syms[i].dst = fn;
-  }
+  cuda_api = api;
   pthread_mutex_unlock(&lock);
-  return rc;
+  return 0;
 }
 
-static int cuda_submit(void *s, const enc_batch *b) { return cuda_fns.submit(s, b); }
-static int cuda_collect(void *s, enc_result *o) { return cuda_fns.collect(s, o); }
-static const char *cuda_describe(const void *s) { return cuda_fns.describe(s); }
-static void cuda_close(void *s) { cuda_fns.close(s); }
+static int cuda_submit(void *s, const enc_batch *b) { return cuda_api->enc_submit(s, b); }
+static int cuda_collect(void *s, enc_result *o) { return cuda_api->enc_collect(s, o); }
+static const char *cuda_describe(const void *s) { return cuda_api->enc_describe(s); }
+static void cuda_close(void *s) { cuda_api->enc_close(s); }
 static const enc_backend_ops cuda_ops = {"cuda", NULL, cuda_submit, cuda_collect, cuda_describe,
                                          cuda_close};
 
 int enc_cuda_available(void) {
   char why[CUDA_MODULE_WHY_MAX];
   if (cuda_resolve(why, sizeof why) < 0) return 0;
-  return cuda_fns.have_device() ? 1 : 0;
+  return cuda_api->have_device() ? 1 : 0;
 }
 #else
 int enc_cuda_available(void) { return 0; }
@@ -170,7 +137,7 @@ int enc_open(const model *m, const enc_options *opt, encoder **out) {
         break;
       }
       enc_cuda *s = NULL;
-      rc = cuda_fns.open(m, opt, &s);
+      rc = cuda_api->enc_open(m, opt, &s);
       e->state = s;
       e->ops = &cuda_ops;
 #else

@@ -6,8 +6,13 @@
  *   - with CUDA: SPLADEX_CUDA_LIB pointing at a missing file makes enc_open(ENC_CUDA) fail with
  *     ERR_DEVICE naming that path, and enc_cuda_available() 0 with no error recorded; then the
  *     real module loads from beside this executable (it is mapped afterwards); with no device,
- *     enc_open(ENC_CUDA) is a clean ERR_DEVICE, with one it opens.
- * Runs everywhere (no skip).
+ *     enc_open(ENC_CUDA) is a clean ERR_DEVICE, with one it opens;
+ *   - the one entry point (cuda/cuda_api.h): a module of another ABI version (the C-built stand-in
+ *     tests/cuda_module_fake.c) is refused with a message naming its path and both versions, in
+ *     every build through cuda_module_open(), and with CUDA also through SPLADEX_CUDA_LIB and
+ *     enc_open(ENC_CUDA) (then the refusal is not cached: the real module loads afterwards); a
+ *     library without the entry point (libspladex_core.so itself) is refused naming the symbol.
+ * Runs everywhere (no skip); needs neither a GPU nor nvcc.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +20,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cuda_module.h"
 #include "encoder.h"
 #include "err.h"
 #include "model.h"
@@ -85,6 +91,54 @@ static int cli_cuda_loads(void) {
   return st == 0 && lines > 1 ? n : -1;
 }
 
+/* The message of a refused module of another version: its path and both versions. */
+static void check_version_message(const char *msg) {
+  char theirs[64], ours[64];
+  snprintf(theirs, sizeof theirs, "ABI version %d,", SPLADEX_CUDA_API_VERSION + 1000);
+  snprintf(ours, sizeof ours, "needs version %d ", SPLADEX_CUDA_API_VERSION);
+  CHECK(strstr(msg, SPLADEX_TEST_FAKE_MODULE) != NULL);
+  CHECK(strstr(msg, theirs) != NULL);
+  CHECK(strstr(msg, ours) != NULL);
+}
+
+/* cuda_module_open() on the stand-in of another version and on a library without the entry
+ * point; in any build. Records no error. */
+static void check_refusals(void) {
+  char why[CUDA_MODULE_WHY_MAX];
+  static const spladex_cuda_api not_set;
+  const spladex_cuda_api *api = &not_set; /* must come back NULL */
+  err_set(ERR_IO, "sentinel");
+  CHECK(cuda_module_open(SPLADEX_TEST_FAKE_MODULE, &api, why, sizeof why) == ERR_DEVICE);
+  CHECK(api == NULL);
+  printf("test_cuda_lazy: other version: %s\n", why);
+  check_version_message(why);
+
+  /* libspladex_core.so is loaded (mapped() above) and has no entry point. */
+  char core[4096] = "";
+  FILE *f = fopen("/proc/self/maps", "r");
+  char line[4096];
+  while (f && !core[0] && fgets(line, sizeof line, f)) {
+    char *p = strchr(line, '/');
+    if (p && strstr(p, "libspladex_core")) {
+      p[strcspn(p, "\n")] = '\0';
+      snprintf(core, sizeof core, "%s", p);
+    }
+  }
+  if (f) fclose(f);
+  CHECK(core[0] != '\0');
+  if (core[0]) {
+    CHECK(cuda_module_open(core, &api, why, sizeof why) == ERR_DEVICE);
+    CHECK(api == NULL);
+    printf("test_cuda_lazy: no entry point: %s\n", why);
+    CHECK(strstr(why, core) != NULL);
+    CHECK(strstr(why, SPLADEX_CUDA_API_SYMBOL) != NULL);
+  }
+  CHECK(cuda_module_open("/nonexistent-dir/libspladex_cuda.so", &api, why, sizeof why) ==
+        ERR_DEVICE);
+  CHECK(strstr(why, "could not be loaded") != NULL);
+  CHECK(strcmp(err_msg(), "sentinel") == 0);
+}
+
 int main(void) {
   CHECK(mapped("libspladex_core") == 1); /* the core is a shared library */
   check_nothing_cuda_mapped("at start");
@@ -93,6 +147,9 @@ int main(void) {
   int cli = cli_cuda_loads();
   if (cli != 0) fprintf(stderr, "test_cuda_lazy: spladex --version CUDA loads = %d\n", cli);
   CHECK(cli == 0);
+
+  check_refusals();
+  check_nothing_cuda_mapped("after the refused stand-in");
 
   err_set(ERR_IO, "sentinel");
 #ifndef SPLADEX_HAVE_CUDA
@@ -116,6 +173,17 @@ int main(void) {
   CHECK(strstr(err_msg(), bad) != NULL);
   CHECK(strstr(err_msg(), "could not be loaded") != NULL);
   check_nothing_cuda_mapped("after a failed load");
+
+  /* A module of another version: refused, quietly by the probe, with the message by enc_open. */
+  setenv("SPLADEX_CUDA_LIB", SPLADEX_TEST_FAKE_MODULE, 1);
+  err_set(ERR_IO, "sentinel");
+  CHECK(enc_cuda_available() == 0);
+  CHECK(strcmp(err_msg(), "sentinel") == 0);
+  CHECK(m && enc_open(m, &o, &e) == ERR_DEVICE);
+  CHECK(e == NULL);
+  printf("test_cuda_lazy: module of another version: %s\n", err_msg());
+  check_version_message(err_msg());
+  check_nothing_cuda_mapped("after a refused module");
   unsetenv("SPLADEX_CUDA_LIB");
 
   /* The real module, from beside this executable. */
