@@ -157,7 +157,7 @@ def without(argv, options):
 def gpu_name_from_smi():
     try:
         p = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", "0"],
-                           capture_output=True, text=True, timeout=20)
+                           capture_output=True, text=True, timeout=10)
         if p.returncode == 0 and p.stdout.strip():
             return p.stdout.strip().splitlines()[0]
     except (OSError, subprocess.TimeoutExpired):
