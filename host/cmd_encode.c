@@ -6,8 +6,8 @@
  * line per passage with its top terms "term:weight" by weight descending (ties: lower id first),
  * with --json one object per line, {"n_tokens": N, "vector": {"term": w, ...}}, every kept term
  * in ascending id order, weights with %.9g.
- * An --ids line longer than --max-length is truncated the way the tokenizer truncates: its first
- * max_length - 1 ids and its last id (the [SEP]).
+ * An --ids line longer than --max-length is truncated the way the tokenizer truncates
+ * (tok_truncate_ids: its first max_length - 1 ids and its last id, the [SEP]).
  */
 #include <errno.h>
 #include <limits.h>
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "encoder.h"
 #include "err.h"
@@ -34,8 +35,7 @@ typedef struct {
   int ids;
   int top;
   int batch_tokens;
-  enc_backend backend;
-  int device;
+  const char *device; /* --device as given (cli_parse_device) */
 } encode_args;
 
 typedef struct {
@@ -70,21 +70,12 @@ static void encode_usage(FILE *to) {
           "  --threshold T       keep terms with weight > T (default 0)\n"
           "  --top-k K           keep the K largest terms per passage (default 0 = all)\n"
           "  --threads N         CPU threads (default 0 = all cores)\n"
-          "  --device D          cpu (default) or cuda[:N]\n"
+          "  --device D          auto | cpu | cuda | cuda:N (default cpu; auto: CUDA when built\n"
+          "                      with it and a device opens, else cpu)\n"
           "  --batch-tokens N    token budget of one batch (default 8192)\n"
           "  --json              one {\"n_tokens\": N, \"vector\": {term: weight}} object per line\n"
           "  --ids               input lines are space-separated token ids (spladex tokenize)\n"
           "  --top N             terms shown per passage in text mode (default 20)\n");
-}
-
-static int parse_int(const char *opt, const char *s, int lo, int hi, int *out) {
-  char *end = NULL;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi)
-    return err_set(ERR_ARG, "%s: '%s' is not an integer in [%d, %d]", opt, s, lo, hi);
-  *out = (int)v;
-  return 0;
 }
 
 static int parse_args(int argc, char **argv, encode_args *a, int *first_text, int *help) {
@@ -92,7 +83,7 @@ static int parse_args(int argc, char **argv, encode_args *a, int *first_text, in
   a->max_length = 256;
   a->top = 20;
   a->batch_tokens = 8192;
-  a->backend = ENC_CPU;
+  a->device = "cpu";
   *help = 0;
   int i = 1;
   for (; i < argc; i++) {
@@ -120,33 +111,19 @@ static int parse_args(int argc, char **argv, encode_args *a, int *first_text, in
     if (!strcmp(o, "--model")) {
       a->model_dir = v;
     } else if (!strcmp(o, "--max-length")) {
-      rc = parse_int(o, v, 2, 1 << 20, &a->max_length);
+      rc = cli_parse_int(o, v, 2, 1 << 20, &a->max_length);
     } else if (!strcmp(o, "--threshold")) {
-      char *end = NULL;
-      errno = 0;
-      double t = strtod(v, &end);
-      if (errno || end == v || *end || !(t >= 0) || t > 1e30)
-        return err_set(ERR_ARG, "--threshold: '%s' is not a number >= 0", v);
-      a->threshold = (float)t;
+      rc = cli_parse_float(o, v, 0, 0, 1e30, &a->threshold);
     } else if (!strcmp(o, "--top-k")) {
-      rc = parse_int(o, v, 0, INT_MAX, &a->top_k);
+      rc = cli_parse_int(o, v, 0, INT_MAX, &a->top_k);
     } else if (!strcmp(o, "--threads")) {
-      rc = parse_int(o, v, 0, 4096, &a->threads);
+      rc = cli_parse_int(o, v, 0, 4096, &a->threads);
     } else if (!strcmp(o, "--top")) {
-      rc = parse_int(o, v, 0, INT_MAX, &a->top);
+      rc = cli_parse_int(o, v, 0, INT_MAX, &a->top);
     } else if (!strcmp(o, "--batch-tokens")) {
-      rc = parse_int(o, v, 2, 1 << 24, &a->batch_tokens);
+      rc = cli_parse_int(o, v, 2, 1 << 24, &a->batch_tokens);
     } else if (!strcmp(o, "--device")) {
-      if (!strcmp(v, "cpu")) {
-        a->backend = ENC_CPU;
-      } else if (!strcmp(v, "cuda")) {
-        a->backend = ENC_CUDA;
-      } else if (!strncmp(v, "cuda:", 5)) {
-        a->backend = ENC_CUDA;
-        rc = parse_int(o, v + 5, 0, 1024, &a->device);
-      } else {
-        return err_set(ERR_ARG, "--device: '%s' is not cpu, cuda or cuda:N", v);
-      }
+      a->device = v;
     } else {
       return err_set(ERR_ARG, "unknown option '%s' (see spladex encode --help)", o);
     }
@@ -226,24 +203,15 @@ static int flush_batch(encode_state *s) {
 
 /* Queues one passage's ids (copied), flushing the pending batch first when it is full. */
 static int add_passage(encode_state *s, const int32_t *ids, int n) {
-  if (n > s->a.max_length) {
-    /* Truncate like the tokenizer: the first max_length - 1 ids and the last one ([SEP]). */
-    int32_t last = ids[n - 1];
-    if (s->n_docs == ENCODE_BATCH_DOCS || s->pool_used + s->a.max_length > s->a.batch_tokens) {
-      int rc = flush_batch(s);
-      if (rc) return rc;
-    }
-    int32_t *dst = s->pool + s->pool_used;
-    memmove(dst, ids, sizeof(int32_t) * (size_t)(s->a.max_length - 1));
-    dst[s->a.max_length - 1] = last;
-    n = s->a.max_length;
-  } else {
-    if (s->n_docs == ENCODE_BATCH_DOCS || s->pool_used + n > s->a.batch_tokens) {
-      int rc = flush_batch(s);
-      if (rc) return rc;
-    }
-    memmove(s->pool + s->pool_used, ids, sizeof(int32_t) * (size_t)n);
+  int32_t last = ids[n - 1];
+  int kept = n < s->a.max_length ? n : s->a.max_length;
+  if (s->n_docs == ENCODE_BATCH_DOCS || s->pool_used + kept > s->a.batch_tokens) {
+    int rc = flush_batch(s);
+    if (rc) return rc;
   }
+  int32_t *dst = s->pool + s->pool_used;
+  memmove(dst, ids, sizeof(int32_t) * (size_t)kept);
+  n = (int)tok_truncate_ids(dst, (size_t)n, last, (size_t)s->a.max_length);
   s->doc_ids[s->n_docs] = s->pool + s->pool_used;
   s->lengths[s->n_docs] = n;
   s->n_docs++;
@@ -310,28 +278,23 @@ int cmd_encode(int argc, char **argv) {
     return 0;
   }
   if (s.a.batch_tokens < s.a.max_length) s.a.batch_tokens = s.a.max_length;
-  if ((rc = model_load(s.a.model_dir, &s.m))) goto fail;
-  if ((rc = tok_open(s.a.model_dir, &s.t))) goto fail;
+  cli_device device; /* checked before the model loads; cli_open_encoder uses the value */
+  if ((rc = cli_parse_device(s.a.device, &device))) goto fail;
+  if ((rc = cli_open_model(s.a.model_dir, &s.m, &s.t))) goto fail;
   if (s.a.max_length > s.m->cfg.max_positions) {
     rc = err_set(ERR_ARG, "--max-length %d exceeds the model's %d positions", s.a.max_length,
                  s.m->cfg.max_positions);
     goto fail;
   }
-  if (tok_vocab_size(s.t) != s.m->cfg.vocab) {
-    rc = err_set(ERR_FORMAT, "%s: the vocabulary has %d tokens but the model %d", s.a.model_dir,
-                 tok_vocab_size(s.t), s.m->cfg.vocab);
-    goto fail;
-  }
   enc_options opt = enc_options_default();
-  opt.backend = s.a.backend;
-  opt.device = s.a.device;
   opt.threads = s.a.threads;
   opt.threshold = s.a.threshold;
   opt.top_k = s.a.top_k;
   opt.max_length = s.a.max_length;
   opt.max_batch_tokens = s.a.batch_tokens;
   opt.max_batch_docs = ENCODE_BATCH_DOCS;
-  if ((rc = enc_open(s.m, &opt, &s.e))) goto fail;
+  /* encode has no --precision: fp32 on either device */
+  if ((rc = cli_open_encoder("spladex encode", s.m, s.a.device, "fp32", &opt, &s.e))) goto fail;
   size_t V = (size_t)s.m->cfg.vocab;
   s.pool = malloc(sizeof *s.pool * (size_t)s.a.batch_tokens);
   s.terms = malloc(sizeof *s.terms * V);

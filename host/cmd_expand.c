@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "corpus.h"
 #include "encoder.h"
@@ -74,16 +75,6 @@ typedef struct {
   int overwrite, skip_bad_lines, quiet, help;
 } expand_args;
 
-static int parse_int(const char *opt, const char *v, long long lo, long long hi, long long *out) {
-  char *end;
-  errno = 0;
-  long long x = strtoll(v, &end, 10);
-  if (errno || end == v || *end || x < lo || x > hi)
-    return err_set(ERR_ARG, "%s '%s': expected an integer in [%lld, %lld]", opt, v, lo, hi);
-  *out = x;
-  return 0;
-}
-
 static int parse_args(int argc, char **argv, expand_args *a) {
   memset(a, 0, sizeof *a);
   a->max_length = 256;
@@ -115,7 +106,6 @@ static int parse_args(int argc, char **argv, expand_args *a) {
       if (i + 1 >= argc) return err_set(ERR_ARG, "%s needs a value", arg);
       value = argv[++i];
     }
-    long long v = 0;
     int rc = 0;
     if (!strcmp(name, "--model")) a->model_dir = value;
     else if (!strcmp(name, "--input")) a->input = value;
@@ -124,23 +114,17 @@ static int parse_args(int argc, char **argv, expand_args *a) {
     else if (!strcmp(name, "--device")) a->device = value;
     else if (!strcmp(name, "--precision")) a->precision = value;
     else if (!strcmp(name, "--worker")) a->worker = value;
-    else if (!strcmp(name, "--max-length")) {
-      if ((rc = parse_int(name, value, 2, 100000, &v)) == 0) a->max_length = (int)v;
-    } else if (!strcmp(name, "--top-k")) {
-      if ((rc = parse_int(name, value, 0, INT_MAX, &v)) == 0) a->top_k = (int)v;
-    } else if (!strcmp(name, "--batch-tokens")) {
-      if ((rc = parse_int(name, value, 2, INT_MAX, &v)) == 0) a->batch_tokens = (int)v;
-    } else if (!strcmp(name, "--threads")) {
-      if ((rc = parse_int(name, value, 0, 1024, &v)) == 0) a->threads = (int)v;
-    } else if (!strcmp(name, "--shard-size")) {
-      if ((rc = parse_int(name, value, 1, (long long)1 << 40, &v)) == 0) a->shard_size = v;
-    } else if (!strcmp(name, "--threshold")) {
-      char *end;
-      double t = strtod(value, &end);
-      if (end == value || *end || !(t >= 0) || t > 1e30)
-        rc = err_set(ERR_ARG, "--threshold '%s': expected a number >= 0", value);
-      a->threshold = (float)t;
-    } else {
+    else if (!strcmp(name, "--max-length"))
+      rc = cli_parse_int(name, value, 2, 100000, &a->max_length);
+    else if (!strcmp(name, "--top-k")) rc = cli_parse_int(name, value, 0, INT_MAX, &a->top_k);
+    else if (!strcmp(name, "--batch-tokens"))
+      rc = cli_parse_int(name, value, 2, INT_MAX, &a->batch_tokens);
+    else if (!strcmp(name, "--threads")) rc = cli_parse_int(name, value, 0, 1024, &a->threads);
+    else if (!strcmp(name, "--shard-size"))
+      rc = cli_parse_int64(name, value, 1, (int64_t)1 << 40, &a->shard_size);
+    else if (!strcmp(name, "--threshold"))
+      rc = cli_parse_float(name, value, 0, 0, 1e30, &a->threshold);
+    else {
       return err_set(ERR_ARG, "unknown option '%s' (see spladex expand --help)", name);
     }
     if (rc < 0) return rc;
@@ -153,20 +137,6 @@ static int parse_args(int argc, char **argv, expand_args *a) {
 static int ends_with(const char *s, const char *suffix) {
   size_t n = strlen(s), m = strlen(suffix);
   return n >= m && !strcmp(s + n - m, suffix);
-}
-
-static int parse_worker(const char *v, int *index, int *count) {
-  char *end;
-  long i = strtol(v, &end, 10);
-  if (end == v || *end != '/') goto bad;
-  const char *rest = end + 1;
-  long n = strtol(rest, &end, 10);
-  if (end == rest || *end || n < 1 || n > 1000000 || i < 0 || i >= n) goto bad;
-  *index = (int)i;
-  *count = (int)n;
-  return 0;
-bad:
-  return err_set(ERR_ARG, "--worker '%s': expected I/N with 0 <= I < N", v);
 }
 
 /* mkdir -p */
@@ -187,10 +157,6 @@ static int make_dirs(const char *path) {
   if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
     return err_set(ERR_IO, "%s: not a directory", path);
   return 0;
-}
-
-static const char *precision_name(enc_precision p) {
-  return p == ENC_FP16 ? "fp16" : p == ENC_BF16 ? "bf16" : "fp32";
 }
 
 /* One process per worker slot: a second `expand` with the same --worker I/N on the same output
@@ -243,7 +209,7 @@ int cmd_expand(int argc, char **argv) {
                  ? "jsonl"
                  : "tsv";
   if ((rc = corpus_parse_format(format, &po.corpus.format)) < 0) goto fail;
-  if ((rc = parse_worker(a.worker, &po.worker_index, &po.worker_count)) < 0) goto fail;
+  if ((rc = cli_parse_worker(a.worker, &po.worker_index, &po.worker_count)) < 0) goto fail;
   if ((rc = pipe_shard_threads(getenv("SPLADEX_SHARD_THREADS"), &po.shard_threads)) < 0) goto fail;
   if (a.overwrite && po.worker_count > 1) {
     /* Every worker would delete every other worker's shards (and job.json under their feet). */
@@ -257,42 +223,11 @@ int cmd_expand(int argc, char **argv) {
                  a.max_length);
     goto fail;
   }
-  enc_options eo = enc_options_default();
-  int want_cuda = 0, auto_device = 0;
-  if (!strcmp(a.device, "auto")) {
-    auto_device = 1;
-    want_cuda = enc_cuda_available(); /* loads the CUDA module only in a CUDA build */
-  } else if (!strcmp(a.device, "cpu")) {
-    want_cuda = 0;
-  } else if (!strncmp(a.device, "cuda", 4)) {
-    want_cuda = 1;
-    if (a.device[4] == ':') {
-      char *end;
-      long d = strtol(a.device + 5, &end, 10);
-      if (end == a.device + 5 || *end || d < 0 || d > 1024) {
-        rc = err_set(ERR_ARG, "--device '%s': expected auto, cpu, cuda or cuda:N", a.device);
-        goto fail;
-      }
-      eo.device = (int)d;
-    } else if (a.device[4]) {
-      rc = err_set(ERR_ARG, "--device '%s': expected auto, cpu, cuda or cuda:N", a.device);
-      goto fail;
-    }
-  } else {
-    rc = err_set(ERR_ARG, "--device '%s': expected auto, cpu, cuda or cuda:N", a.device);
-    goto fail;
-  }
-  enc_precision precision = ENC_FP32;
-  int precision_given = a.precision != NULL;
-  if (a.precision) {
-    if (!strcmp(a.precision, "fp32")) precision = ENC_FP32;
-    else if (!strcmp(a.precision, "fp16")) precision = ENC_FP16;
-    else if (!strcmp(a.precision, "bf16")) precision = ENC_BF16;
-    else {
-      rc = err_set(ERR_ARG, "--precision '%s': expected fp16, bf16 or fp32", a.precision);
-      goto fail;
-    }
-  }
+  /* --device and --precision checked before the model loads (cli_open_encoder uses them) */
+  cli_device device;
+  enc_precision precision;
+  if ((rc = cli_parse_device(a.device, &device)) < 0) goto fail;
+  if (a.precision && (rc = cli_parse_precision(a.precision, &precision)) < 0) goto fail;
   char input_path[PATH_MAX];
   if (!realpath(a.input, input_path)) {
     rc = err_set(ERR_IO, "%s: %s", a.input, strerror(errno));
@@ -305,39 +240,20 @@ int cmd_expand(int argc, char **argv) {
   }
 
   /* ---- model, tokenizer, encoder ---- */
-  if ((rc = model_load(a.model_dir, &m)) < 0) goto fail;
-  if ((rc = tok_open(a.model_dir, &t)) < 0) goto fail;
+  if ((rc = cli_open_model(a.model_dir, &m, &t)) < 0) goto fail;
   if (a.max_length > m->cfg.max_positions) {
     rc = err_set(ERR_ARG, "--max-length %d exceeds the model's %d positions", a.max_length,
                  m->cfg.max_positions);
     goto fail;
   }
+  enc_options eo = enc_options_default();
   eo.threads = a.threads;
   eo.threshold = a.threshold;
   eo.top_k = a.top_k;
   eo.max_batch_tokens = a.batch_tokens;
   eo.max_batch_docs = po.max_batch_docs;
   eo.max_length = a.max_length;
-  if (want_cuda) {
-    eo.backend = ENC_CUDA;
-    eo.precision = precision_given ? precision : ENC_FP16;
-    rc = enc_open(m, &eo, &enc);
-    if (rc < 0 && auto_device && rc == ERR_DEVICE) {
-      fprintf(stderr, "spladex expand: no usable CUDA device (%s); using the CPU\n", err_msg());
-      want_cuda = 0;
-    } else if (rc < 0) {
-      goto fail;
-    }
-  }
-  if (!want_cuda) {
-    eo.backend = ENC_CPU;
-    eo.precision = precision_given ? precision : ENC_FP32;
-    if (eo.precision != ENC_FP32) {
-      rc = err_set(ERR_ARG, "--precision %s: the CPU encoder computes in fp32 only", a.precision);
-      goto fail;
-    }
-    if ((rc = enc_open(m, &eo, &enc)) < 0) goto fail;
-  }
+  if ((rc = cli_open_encoder("spladex expand", m, a.device, a.precision, &eo, &enc)) < 0) goto fail;
 
   /* ---- job.json ---- */
   snprintf(run.version, sizeof run.version, "0.1.0");
@@ -350,7 +266,7 @@ int cmd_expand(int argc, char **argv) {
   run.threshold = a.threshold;
   run.top_k = a.top_k;
   run.shard_size = a.shard_size;
-  snprintf(run.precision, sizeof run.precision, "%s", precision_name(eo.precision));
+  snprintf(run.precision, sizeof run.precision, "%s", cli_precision_name(eo.precision));
 
   if ((rc = make_dirs(a.output)) < 0) goto fail;
   if ((rc = lock_worker(a.output, po.worker_index, po.worker_count, &lock_fd)) < 0) goto fail;

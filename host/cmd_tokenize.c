@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "err.h"
 #include "tokenizer.h"
@@ -25,15 +26,6 @@ static void tokenize_usage(FILE *to) {
           "\n"
           "Invalid UTF-8 bytes are deleted without splitting the word around them (as HF does\n"
           "with the text decoded with errors=\"replace\", whose U+FFFD its normalizer drops).\n");
-}
-
-static int tokenize_parse_int(const char *s, int *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < 0 || v > 1000000000) return -1;
-  *out = (int)v;
-  return 0;
 }
 
 static int tokenize_write(FILE *out, const int32_t *ids, size_t n) {
@@ -72,8 +64,10 @@ int cmd_tokenize(int argc, char **argv) {
     } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
       model = argv[++i];
     } else if (!strcmp(argv[i], "--max-length") && i + 1 < argc) {
-      if (tokenize_parse_int(argv[++i], &max_length) < 0 || max_length == 1)
-        return err_set(ERR_ARG, "--max-length: '%s' is not 0 or an integer >= 2", argv[i]);
+      if ((rc = cli_parse_int("--max-length", argv[++i], 0, 1000000000, &max_length)) < 0)
+        return rc;
+      if (max_length == 1)
+        return err_set(ERR_ARG, "--max-length '1': expected 0 (no limit) or an integer >= 2");
     } else if (!strcmp(argv[i], "--words")) {
       words = 1;
     } else {
@@ -85,7 +79,7 @@ int cmd_tokenize(int argc, char **argv) {
     tokenize_usage(stderr);
     return err_set(ERR_ARG, "--model DIR is required");
   }
-  if ((rc = tok_open(model, &t)) < 0) return rc;
+  if ((rc = cli_open_tokenizer(model, &t)) < 0) return rc;
   static char out_buffer[1 << 16];
   setvbuf(stdout, out_buffer, _IOFBF, sizeof out_buffer);
   long line_no = 0;

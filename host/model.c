@@ -383,6 +383,7 @@ int model_load(const char *dir, model **out) {
     rc = err_set(ERR_NOMEM, "%s: out of memory", dir);
     goto fail;
   }
+  snprintf(m->dir, sizeof m->dir, "%s", resolved);
   snprintf(path, sizeof path, "%s/config.json", resolved);
   if ((rc = model_read_text(path, &config_text))) goto fail;
   config = cJSON_Parse(config_text);

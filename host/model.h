@@ -82,22 +82,26 @@ typedef struct {
   float *decoder_w;    /* (V, H): equals word_emb when tied (the usual case) */
   float *decoder_b;    /* (V) */
   int decoder_tied;    /* 1 when decoder_w points into word_emb */
+  char dir[1000];           /* the directory config.json and the weights were read from:
+                            * model_resolve_dir(DIR) (cli_open_model reads the vocabulary there) */
   char weights_path[1024]; /* the checkpoint file that was read */
   char weights_sha256[65]; /* hex sha256 of that file */
   char name[256];          /* "_name_or_path" from config.json, else the first word of
                             * DIR/SOURCE (scripts/fetch_model.sh), else the directory name */
 } model;
 
-/* Reads DIR/config.json (or DIR/document_0_MLMTransformer/ for the sentence-transformers layout)
- * and the weights (model.safetensors, else pytorch_model.bin) into one fp32 arena.
+/* Reads config.json and the weights (model.safetensors, else pytorch_model.bin) of the
+ * directory that model_resolve_dir(DIR) picks (recorded in m->dir) into one fp32 arena.
  * A missing or mis-shaped tensor is an error naming the tensor, the shape found and the shape
  * expected. Returns 0 and *out; the caller frees with model_free(). */
 int model_load(const char *dir, model **out);
 
 /* Resolves the directory that holds config.json and the weights for a model directory: the
  * first of DIR/document_0_MLMTransformer (the document encoder of an asymmetric
- * sentence-transformers SPLADE model), DIR itself, DIR/0_MLMTransformer that has a config.json.
- * Writes into out (size cap). 0 or ERR_IO. */
+ * sentence-transformers SPLADE model, whose top level holds the query encoder), DIR itself,
+ * DIR/0_MLMTransformer that has a config.json. This is the one search order of a model
+ * directory: the vocabulary is read from the same directory (cli_open_model). Writes into out
+ * (size cap). 0 or ERR_IO. */
 int model_resolve_dir(const char *dir, char *out, size_t cap);
 
 /* The tensor of m that HF transformers calls name once the model is loaded (its state_dict name,

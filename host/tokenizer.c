@@ -539,22 +539,17 @@ static int tok_is_file(const char *path) {
   return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-int tok_open(const char *model_dir, tok **out) {
-  static const char *const subdirs[] = {"", "/document_0_MLMTransformer", "/0_MLMTransformer"};
+int tok_open(const char *path, tok **out) {
   static const char *const names[] = {"vocab.txt", "tokenizer.json"};
-  char path[4096];
+  char file[4096];
   *out = NULL;
-  if (tok_is_file(model_dir)) return tok_open_file(model_dir, out);
-  for (size_t d = 0; d < sizeof subdirs / sizeof subdirs[0]; d++) {
-    for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
-      int n = snprintf(path, sizeof path, "%s%s/%s", model_dir, subdirs[d], names[f]);
-      if (n < 0 || (size_t)n >= sizeof path)
-        return err_set(ERR_ARG, "%s: path too long", model_dir);
-      if (tok_is_file(path)) return tok_open_file(path, out);
-    }
+  if (tok_is_file(path)) return tok_open_file(path, out);
+  for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
+    int n = snprintf(file, sizeof file, "%s/%s", path, names[f]);
+    if (n < 0 || (size_t)n >= sizeof file) return err_set(ERR_ARG, "%s: path too long", path);
+    if (tok_is_file(file)) return tok_open_file(file, out);
   }
-  return err_set(ERR_IO, "%s: no vocab.txt or tokenizer.json (also looked in "
-                 "document_0_MLMTransformer/ and 0_MLMTransformer/)", model_dir);
+  return err_set(ERR_IO, "%s: no vocab.txt or tokenizer.json", path);
 }
 
 void tok_free(tok *t) {
@@ -565,6 +560,12 @@ void tok_free(tok *t) {
   free(t->length);
   free(t->slots);
   free(t);
+}
+
+size_t tok_truncate_ids(int32_t *ids, size_t n, int32_t last, size_t max_length) {
+  if (max_length == 0 || n <= max_length) return n;
+  ids[max_length - 1] = last;
+  return max_length;
 }
 
 int tok_vocab_size(const tok *t) { return t->vocab_size; }

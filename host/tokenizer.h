@@ -27,10 +27,12 @@ typedef struct {
   void *scratch;  /* private */
 } tok_buffer;
 
-/* Loads the vocabulary of a model directory: DIR/vocab.txt, else DIR/tokenizer.json (also
- * looks in DIR/document_0_MLMTransformer/ and DIR/0_MLMTransformer/). Returns 0 and *out, or
+/* Loads the vocabulary of PATH: a vocab.txt or tokenizer.json file, or a directory holding one
+ * (DIR/vocab.txt, else DIR/tokenizer.json; no subdirectory is searched: for a model directory,
+ * cli_open_model and cli_open_tokenizer (cli.h) pass the directory model_resolve_dir picks, so
+ * that the vocabulary and the weights come from the same place). Returns 0 and *out, or
  * ERR_IO / ERR_FORMAT naming the file. Free with tok_free(). */
-int tok_open(const char *model_dir, tok **out);
+int tok_open(const char *path, tok **out);
 
 /* Loads a vocabulary file (vocab.txt: one token per line; or a tokenizer.json). */
 int tok_open_file(const char *path, tok **out);
@@ -41,6 +43,13 @@ void tok_free(tok *t);
 /* Encodes text[0, len) into buf->ids: [CLS] pieces [SEP], at most max_length ids
  * (max_length 0 = no truncation; max_length >= 2 otherwise). Returns 0 or ERR_NOMEM. */
 int tok_encode(const tok *t, const char *text, size_t len, int max_length, tok_buffer *buf);
+
+/* The truncation rule of an id line (`spladex encode --ids`, `expand --format ids`), the one
+ * tok_encode applies to text: a line of n ids longer than max_length keeps its first
+ * max_length - 1 ids and its last id (the [SEP] of a `spladex tokenize` line). ids holds the
+ * line's first min(n, max_length) ids; last is its last id. When n > max_length, writes last at
+ * ids[max_length - 1]. Returns the length kept, min(n, max_length) (max_length 0: no limit). */
+size_t tok_truncate_ids(int32_t *ids, size_t n, int32_t last, size_t max_length);
 
 /* Vocabulary size, and the token string of an id (borrowed, NULL when out of range). */
 int tok_vocab_size(const tok *t);
