@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "ciff.h"
+#include "cli.h"
 #include "commands.h"
 #include "cuda_module.h"
 #include "err.h"
@@ -23,9 +24,6 @@
 #define EXPORT_BLOCK_DOCS 8192
 #define EXPORT_RESERVE_MAX ((int64_t)128 << 20)
 
-/* The device that the CIFF postings passes transpose on. */
-typedef enum { EXPORT_AUTO, EXPORT_CPU, EXPORT_CUDA } export_device_kind;
-
 typedef struct {
   const char *format; /* "jsonl" or "ciff" */
   const char *input;
@@ -34,9 +32,7 @@ typedef struct {
   const char *description;
   int64_t memory;
   int gzip;
-  const char *device;             /* --device as given: auto | cpu | cuda | cuda:N */
-  export_device_kind device_kind; /* parsed from it */
-  int device_ordinal;             /* N of cuda:N, else 0 */
+  cli_device device; /* where the CIFF postings passes transpose (--device) */
 } export_options;
 
 /* The GPU transposer: libspladex_cuda.so's table (its session functions: cuda/export_transpose.h)
@@ -69,27 +65,6 @@ static void export_usage(FILE *to) {
           "                       cuda:N (default auto: cuSPARSE when the CUDA backend loads and\n"
           "                       a device opens, else cpu); same bytes either way. jsonl has no\n"
           "                       transpose: it takes auto or cpu only\n");
-}
-
-/* Parses SIZE: a number with an optional K/M/G/T suffix (powers of 1024) and optional B. */
-static int export_parse_size(const char *s, int64_t *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || errno || !(v > 0)) return -1;
-  double unit = 1;
-  switch (*end) {
-    case 'k': case 'K': unit = 1024.0, end++; break;
-    case 'm': case 'M': unit = 1024.0 * 1024, end++; break;
-    case 'g': case 'G': unit = 1024.0 * 1024 * 1024, end++; break;
-    case 't': case 'T': unit = 1024.0 * 1024 * 1024 * 1024, end++; break;
-    default: break;
-  }
-  if (*end == 'i' && unit > 1) end++;
-  if (*end == 'B' || *end == 'b') end++;
-  if (*end || v * unit > 9e18 || v * unit < 1) return -1;
-  *out = (int64_t)(v * unit);
-  return 0;
 }
 
 static int export_ends_with(const char *s, const char *suffix) {
@@ -135,29 +110,6 @@ static int export_publish(const char *tmp, const char *path) {
   return 0;
 }
 
-/* Parses --device into *kind and *ordinal (N of cuda:N, else 0). */
-static int export_parse_device(const char *s, export_device_kind *kind, int *ordinal) {
-  *ordinal = 0;
-  if (!strcmp(s, "auto")) {
-    *kind = EXPORT_AUTO;
-  } else if (!strcmp(s, "cpu")) {
-    *kind = EXPORT_CPU;
-  } else if (!strncmp(s, "cuda", 4) && (s[4] == '\0' || s[4] == ':')) {
-    *kind = EXPORT_CUDA;
-    if (s[4] == ':') {
-      char *end;
-      errno = 0;
-      long d = strtol(s + 5, &end, 10);
-      if (end == s + 5 || *end || errno || d < 0 || d > 1024)
-        return err_set(ERR_ARG, "--device '%s': expected auto, cpu, cuda or cuda:N", s);
-      *ordinal = (int)d;
-    }
-  } else {
-    return err_set(ERR_ARG, "--device '%s': expected auto, cpu, cuda or cuda:N", s);
-  }
-  return 0;
-}
-
 /* Opens the GPU transposer on CUDA device `ordinal` for n_cols term ranks: loads the CUDA module
  * and its table and opens a session (sized for one row per block until export_ciff reserves the
  * largest block of its pass 1). Returns 0 with t->session set, or ERR_DEVICE (module missing or
@@ -173,18 +125,14 @@ static int export_transposer_open(export_transposer *t, int ordinal, int32_t n_c
  * error; auto, where it is one line on stderr and the CPU. Returns 0 or an error code. */
 static int export_transposer_pick(export_transposer *t, const export_options *o, int32_t n_cols) {
   snprintf(t->name, sizeof t->name, "cpu");
-  if (o->device_kind == EXPORT_CPU) return 0;
-  int rc = export_transposer_open(t, o->device_ordinal, n_cols);
+  if (o->device.kind == CLI_DEVICE_CPU) return 0;
+  int rc = export_transposer_open(t, o->device.ordinal, n_cols);
   if (rc == 0) return 0;
   t->session = NULL;
   snprintf(t->name, sizeof t->name, "cpu");
-  if (o->device_kind == EXPORT_AUTO && rc == ERR_DEVICE) {
-    fprintf(stderr, "export: no usable CUDA device (%s); transposing on the CPU\n", err_msg());
-    err_clear();
-    return 0;
-  }
-  if (rc == ERR_DEVICE) return err_wrap(rc, "--device %s: no usable CUDA device", o->device);
-  return err_wrap(rc, "--device %s", o->device);
+  if (cli_device_fallback(&o->device, rc, "export", "transposing on the CPU")) return 0;
+  if (rc == ERR_DEVICE) return err_wrap(rc, "--device %s: no usable CUDA device", o->device.text);
+  return err_wrap(rc, "--device %s", o->device.text);
 }
 
 static void export_transposer_close(export_transposer *t) {
@@ -402,7 +350,8 @@ fail:
 }
 
 int cmd_export(int argc, char **argv) {
-  export_options o = {.scale = 100.0f, .memory = (int64_t)2 << 30, .device = "auto"};
+  export_options o = {.scale = 100.0f, .memory = (int64_t)2 << 30};
+  const char *device = "auto";
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -418,16 +367,11 @@ int cmd_export(int argc, char **argv) {
       if (!strcmp(a, "--input")) o.input = v;
       else if (!strcmp(a, "--output")) o.output = v;
       else if (!strcmp(a, "--description")) o.description = v;
-      else if (!strcmp(a, "--device")) o.device = v;
+      else if (!strcmp(a, "--device")) device = v;
       else if (!strcmp(a, "--quant-scale")) {
-        char *end;
-        errno = 0;
-        double s = strtod(v, &end);
-        if (end == v || *end || errno || !(s > 0) || s > 1e9)
-          return err_set(ERR_ARG, "--quant-scale %s: need a positive number", v);
-        o.scale = (float)s;
-      } else if (export_parse_size(v, &o.memory)) {
-        return err_set(ERR_ARG, "--memory %s: need a size such as 512M or 2G", v);
+        if (cli_parse_float(a, v, 0, 1, 1e9, &o.scale)) return ERR_ARG;
+      } else if (cli_parse_size(a, v, &o.memory)) {
+        return ERR_ARG;
       }
     } else if (a[0] == '-' && a[1]) {
       return err_set(ERR_ARG, "unknown option %s (see spladex export --help)", a);
@@ -443,10 +387,10 @@ int cmd_export(int argc, char **argv) {
   if (!o.output) return err_set(ERR_ARG, "--output PATH is required");
   if (o.memory < 1024) return err_set(ERR_ARG, "--memory %lld: too small", (long long)o.memory);
   o.gzip = export_ends_with(o.output, ".gz");
-  if (export_parse_device(o.device, &o.device_kind, &o.device_ordinal)) return ERR_ARG;
-  if (!strcmp(o.format, "jsonl") && o.device_kind == EXPORT_CUDA)
+  if (cli_parse_device(device, &o.device)) return ERR_ARG;
+  if (!strcmp(o.format, "jsonl") && o.device.kind == CLI_DEVICE_CUDA)
     return err_set(ERR_ARG, "--device %s: export jsonl has no transpose to run on a GPU (only "
-                            "ciff does); give auto or cpu, or leave --device out", o.device);
+                            "ciff does); give auto or cpu, or leave --device out", o.device.text);
 
   int rc = 0;
   inv_source *src = NULL;

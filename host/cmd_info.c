@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "err.h"
 #include "shard.h"
@@ -54,11 +55,8 @@ int cmd_info(int argc, char **argv) {
     } else if (!strcmp(argv[i], "--json")) {
       json = 1;
     } else if (!strcmp(argv[i], "--top")) {
-      char *end = NULL;
       if (i + 1 >= argc) return err_set(ERR_ARG, "--top needs a number");
-      long v = strtol(argv[++i], &end, 10);
-      if (*end || v < 0 || v > 1000000) return err_set(ERR_ARG, "--top: bad number '%s'", argv[i]);
-      top = (int)v;
+      if ((rc = cli_parse_int("--top", argv[++i], 0, 1000000, &top)) < 0) return rc;
     } else if (argv[i][0] == '-' && argv[i][1]) {
       info_usage(stderr);
       return err_set(ERR_ARG, "unknown option '%s'", argv[i]);
