@@ -366,14 +366,14 @@ static void *tokenizer_main(void *arg) {
       if (o->corpus.format == CORPUS_IDS) {
         size_t n = corpus_parse_ids(text, ch->text_len[i], ids, (size_t)o->max_length);
         if (n > (size_t)o->max_length) {
-          /* truncated as `spladex encode --ids` does: the first max_length - 1 ids, then the
-           * line's last id (the [SEP] of a `spladex tokenize` line) */
+          /* the line's last id, which tok_truncate_ids keeps */
           size_t end = ch->text_len[i];
           while (end > 0 && (text[end - 1] < '0' || text[end - 1] > '9')) end--;
           size_t start = end;
           while (start > 0 && text[start - 1] >= '0' && text[start - 1] <= '9') start--;
-          n = (size_t)o->max_length;
-          corpus_parse_ids(text + start, end - start, &ids[n - 1], 1);
+          int32_t last = 0;
+          corpus_parse_ids(text + start, end - start, &last, 1);
+          n = tok_truncate_ids(ids, n, last, (size_t)o->max_length);
         }
         ch->len[i] = (int)n;
       } else {
