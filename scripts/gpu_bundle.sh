@@ -10,7 +10,9 @@
 #      except glibc's own, libstdc++/libgcc_s (the GPU image has newer ones) and CUDA's (the GPU
 #      image brings its own CUDA 13 runtime, cuBLAS and cuSPARSE);
 #   3. packs build-gpu (binaries and syslibs, no object files) into gpu-bundle.tar.xz, which is
-#      what travels to the GPU machine (the device tool's `carry`, 64 MiB at most).
+#      what travels to the GPU machine (the device tool's `carry`, 64 MiB at most);
+#   4. unpacks it in a scratch directory and checks with ldd that every binary finds each of its
+#      libraries there (all but glibc's, libstdc++/libgcc_s and CUDA's).
 # scripts/gpu_check.sh unpacks gpu-bundle.tar.xz when it is there and its spladex starts; else it
 # builds in place (which needs the libraries on that machine).
 # Usage: scripts/gpu_bundle.sh [ARCHS]   (default 90)
@@ -40,4 +42,22 @@ echo "gpu_bundle: $(ls "$build/syslibs" | wc -l) libraries in $build/syslibs ($(
 # CMake's cache or ctest files, whose absolute paths are this machine's).
 # shellcheck disable=SC2086
 tar -cJf gpu-bundle.tar.xz $bins "$build/syslibs"
-echo "gpu_bundle: gpu-bundle.tar.xz $(du -h gpu-bundle.tar.xz | cut -f1); carry it with the device tool: run(carry=[\"gpu-bundle.tar.xz\"], command=\"scripts/gpu_check.sh\")"
+
+# The bundle must stand on its own: unpacked elsewhere, every library of every binary resolves,
+# and each one that is not the system's or CUDA's (skip, above) from the unpacked copy.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+tar -xJf gpu-bundle.tar.xz -C "$scratch"
+bad=0
+for b in $bins; do
+  while read -r name path; do
+    if [ "$path" = "not" ]; then
+      echo "gpu_bundle: $b: $name not found" >&2; bad=1
+    elif [[ ! $name =~ $skip || $name == libspladex_* ]] && [[ $path != "$scratch"/* ]]; then
+      echo "gpu_bundle: $b: $name resolves outside the bundle ($path)" >&2; bad=1
+    fi
+  done < <(ldd "$scratch/$b" | awk '$2 == "=>" {print $1, $3}')
+done
+((!bad)) || { echo "gpu_bundle: the unpacked bundle does not resolve its libraries" >&2; exit 1; }
+echo "gpu_bundle: unpacked in $scratch, every binary resolves its libraries from the bundle"
+echo "gpu_bundle: gpu-bundle.tar.xz $(du -h gpu-bundle.tar.xz | cut -f1); carry it with the device tool: run(carry=[\"gpu-bundle.tar.xz\", \"models/splade-tiny\"], command=\"scripts/gpu_check.sh\", timeout_s=540)"

@@ -39,7 +39,7 @@
 # Exits non-zero if any step did not pass (a skipped one included).
 # Usage: scripts/gpu_check.sh [--passages N] [--only GROUP,...]   (GROUPs as above, not setup)
 #   with the device tool: run(carry=["gpu-bundle.tar.xz", "models/splade-tiny"],
-#                             command="scripts/gpu_check.sh", timeout_s=560)
+#                             command="scripts/gpu_check.sh", timeout_s=540)
 # Environment: GPU_CHECK_BUDGET (s), GPU_CHECK_WORK, GPU_CHECK_ARCHS, GPU_CHECK_PYTHON (python3),
 # GPU_CHECK_EXPORT_DOCS (300000).
 set -euo pipefail
