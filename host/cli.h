@@ -94,7 +94,7 @@ int cli_open_tokenizer(const char *path, tok **t);
  * on CUDA, fp32 on the CPU, which computes in fp32 only (another precision is an ERR_ARG).
  * `auto` tries CUDA when enc_cuda_available() and falls back under cli_device_fallback(), who
  * naming the command ("spladex expand"). Returns 0 with *out (enc_close()) and *opt as opened,
- * or an error code. */
+ * or an error code with *out NULL. */
 int cli_open_encoder(const char *who, const model *m, const char *device, const char *precision,
                      enc_options *opt, encoder **out);
 
