@@ -19,7 +19,8 @@ prefixes of one corpus (the largest), so a larger one holds the smaller one's pa
             extra seconds between the two) is the steady rate with start-up (CUDA context, model
             upload, the canary) taken out. Each run's row is printed as soon as it is measured;
             a run past its time (--spladex-timeout, or what is left of --budget) is killed and
-            its row says TIMEOUT; the "canary:" lines spladex prints are collected
+            its row says TIMEOUT; the lines spladex prints that name the canary (else the
+            "canary" record of the job's job.json) are collected
   HF        AutoModelForMaskedLM in each of --hf-dtypes (torch.inference_mode), batches of
             --hf-batch passages of the largest corpus sorted by length (padding only to the
             batch's longest: kinder to HF than naver's unsorted batches), naver/splade's formula
@@ -212,7 +213,7 @@ def run_spladex(args, ids_path, n, decoder, peak, flops, toks):
           % (decoder, n, timeout, " ".join(cmd)), flush=True)
     env = spladex_env(args, decoder)
     rc, out, err, dt = run_with_timeout(cmd, env, timeout)
-    rec["canary"] = [l.strip() for l in (out + err).splitlines() if "canary:" in l]
+    rec["canary"] = [l.strip() for l in (out + err).splitlines() if "canary" in l.lower()]
     sys.stdout.write(out[-2000:])
     sys.stdout.write(err[-4000:])
     if rc is None:
@@ -229,6 +230,13 @@ def run_spladex(args, ids_path, n, decoder, peak, flops, toks):
             except ValueError:
                 pass
         rec["docs_in_shards"] = docs
+        try:  # the canary's record, also when --quiet kept its line from being printed
+            with open(os.path.join(out_dir, "job.json")) as f:
+                canary = json.load(f).get("canary")
+            if canary and not rec["canary"]:
+                rec["canary"] = ["canary: job.json " + json.dumps(canary, sort_keys=True)]
+        except (OSError, ValueError):
+            pass
         if docs != n:
             rec["status"] = "FAILED (%s docs in the shards)" % docs
             sys.stdout.write(ierr[-1000:])
