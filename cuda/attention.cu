@@ -10,12 +10,10 @@
  * warp, which still takes part in every __syncthreads. */
 #include "attention.h"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 extern "C" {
 #include "err.h"
 }
+#include "common.cuh"
 #include "cu_check.h"
 #include "cuda_twins.h"
 
@@ -23,25 +21,6 @@ namespace {
 const int kTile = CUTWIN_KEY_TILE; /* keys per tile = warp size */
 const int kQueriesPerWarp = 4;
 const int kMaxSlices = ATTENTION_MAX_HEAD_DIM / 32;
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
-__device__ __forceinline__ void store_lp(void *p, size_t i, int lp, float v) {
-  if (lp == CU_F16)
-    static_cast<__half *>(p)[i] = __float2half_rn(v);
-  else if (lp == CU_BF16)
-    static_cast<__nv_bfloat16 *>(p)[i] = __float2bfloat16_rn(v);
-  else
-    static_cast<float *>(p)[i] = v;
-}
 
 /* Warps per block for head dim D: 8 (32 queries) up to D = 64, else 4 (16 queries), so the
  * shared memory stays under the default 48 KiB for every D <= 128. */

@@ -2,21 +2,8 @@
  * fp32 exactly as ops_bias_gelu writes it. */
 #include "bias_gelu.h"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
+#include "common.cuh"
 #include "cu_check.h"
-
-namespace {
-__device__ __forceinline__ void store_lp(void *p, size_t i, int lp, float v) {
-  if (lp == CU_F16)
-    static_cast<__half *>(p)[i] = __float2half_rn(v);
-  else if (lp == CU_BF16)
-    static_cast<__nv_bfloat16 *>(p)[i] = __float2bfloat16_rn(v);
-  else
-    static_cast<float *>(p)[i] = v;
-}
-}  // namespace
 
 /* Block (x, y) covers 256 columns of the rows y, y + gridDim.y, ...: the bias index is the column,
  * with no 64-bit division per element. */

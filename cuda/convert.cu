@@ -1,22 +1,14 @@
 /* convert: elementwise rounding fp32 -> fp32 / fp16 / bf16, grid-stride. */
 #include "convert.h"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
+#include "common.cuh"
 #include "cu_check.h"
 
 static __global__ void k_convert(const float *__restrict__ x, size_t n, int t,
                                  void *__restrict__ out) {
   const size_t stride = (size_t)gridDim.x * blockDim.x;
-  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-    if (t == CU_F16)
-      static_cast<__half *>(out)[i] = __float2half_rn(x[i]);
-    else if (t == CU_BF16)
-      static_cast<__nv_bfloat16 *>(out)[i] = __float2bfloat16_rn(x[i]);
-    else
-      static_cast<float *>(out)[i] = x[i];
-  }
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+    store_lp(out, i, t, x[i]);
 }
 
 extern "C" int convert_cuda(const float *x, size_t n, cu_dtype t, void *out, cudaStream_t stream) {

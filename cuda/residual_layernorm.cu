@@ -3,27 +3,11 @@
  * back only out[i] it wrote itself. Statistics in fp32, two passes. */
 #include "residual_layernorm.h"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
+#include "common.cuh"
 #include "cu_check.h"
 
 namespace {
 const int kWarps = 8;
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-__device__ __forceinline__ void store_lp(void *p, size_t i, int lp, float v) {
-  if (lp == CU_F16)
-    static_cast<__half *>(p)[i] = __float2half_rn(v);
-  else if (lp == CU_BF16)
-    static_cast<__nv_bfloat16 *>(p)[i] = __float2bfloat16_rn(v);
-  else
-    static_cast<float *>(p)[i] = v;
-}
 }  // namespace
 
 static __global__ void k_residual_layernorm(const float *x, const float *__restrict__ bias,
