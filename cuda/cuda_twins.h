@@ -4,7 +4,7 @@
  * the same results by other routes; each route is written here once more as a sequential C
  * function with the same arguments as its CUDA launcher (minus the stream), in the same order of
  * operations, so tests/test_cuda_twins.c can check the algorithm on any machine (no GPU needed)
- * and tests/test_ops.c can check the kernel against it on a GPU:
+ * and tests/test_ops_gpu.c can check the kernel against it on a GPU:
  *   - attention as the kernel does it: an online softmax over tiles of CUTWIN_KEY_TILE keys
  *   - top-k by a 4-pass radix select on the float bits (8 bits per pass), ties to the lower id
  *   - CSR compaction by block-wide exclusive scans over tiles of CUTWIN_SCAN_BLOCK terms

@@ -1,10 +1,13 @@
-/* test_ops: every CUDA op against its CPU twin (ops_cpu.h, cuda_twins.h, cu_dtype.h), on shapes
+/* test_ops_gpu: every CUDA op against its CPU twin (ops_cpu.h, cuda_twins.h, cu_dtype.h), on shapes
  * that include T = 1, odd lengths and ragged batches, at fp32 and (for the ops that write GEMM
  * operands) fp16 / bf16. Prints the normalized error ||gpu - cpu|| / ||cpu|| and the max abs
  * error of every case next to its tolerance. Outputs are poisoned (0xff bytes: NaN floats, -1
  * ints) before each run, so a value the kernel failed to write shows up as an error.
  * Exits 77 (ctest: Not Run) when built without CUDA or when no CUDA device is usable.
  * `--small`: small shapes only, for compute-sanitizer (scripts/gpu_check.sh).
+ * `--bench`: once every check passed, times each op at the shapes of one batch of the real job
+ *   (efficient-splade, 16384-token batches of ~80-token passages, fp16) and prints ms per call,
+ *   TFLOP/s or GB/s and the op's share of a batch (bench_all below; scripts/gpu_check.sh).
  *
  * Tolerance table (normalized error unless said otherwise):
  *   op                  fp32        fp16 / bf16 copy
@@ -87,7 +90,7 @@ static void *dev_poison(size_t bytes) {
   if (bytes == 0) bytes = 4;
   if (n_allocs == MAX_ALLOCS || CU_CHECK(cudaMalloc(&d, bytes)) < 0 ||
       CU_CHECK(cudaMemset(d, 0xff, bytes)) < 0) {
-    fprintf(stderr, "test_ops: %s\n", err_msg());
+    fprintf(stderr, "test_ops_gpu: %s\n", err_msg());
     CHECK(!"device allocation");
     return NULL;
   }
@@ -98,7 +101,7 @@ static void *dev_poison(size_t bytes) {
 static void *dev_copy(const void *h, size_t bytes) {
   void *d = dev_poison(bytes);
   if (d && bytes && CU_CHECK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice)) < 0) {
-    fprintf(stderr, "test_ops: %s\n", err_msg());
+    fprintf(stderr, "test_ops_gpu: %s\n", err_msg());
     CHECK(!"upload");
   }
   return d;
@@ -107,7 +110,7 @@ static void *dev_copy(const void *h, size_t bytes) {
 static void to_host(void *h, const void *d, size_t bytes) {
   if (CU_CHECK(cudaStreamSynchronize(S)) < 0 ||
       (bytes && CU_CHECK(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost)) < 0)) {
-    fprintf(stderr, "test_ops: %s\n", err_msg());
+    fprintf(stderr, "test_ops_gpu: %s\n", err_msg());
     CHECK(!"download");
     memset(h, 0xff, bytes);
   }
@@ -121,7 +124,7 @@ static void dev_free_all(void) {
 /* A launcher's return code: 0 expected. */
 static int launched(int rc, const char *op) {
   if (rc < 0) {
-    fprintf(stderr, "test_ops: %s failed: %s\n", op, err_msg());
+    fprintf(stderr, "test_ops_gpu: %s failed: %s\n", op, err_msg());
     CHECK(!"launch");
     return 0;
   }
@@ -632,33 +635,300 @@ static int run_all(void) {
   }
   return 0;
 }
+
+/* ---- --bench: every op timed at the job's shapes, after the checks above passed ----
+ * llm.c's dev/cuda pattern: validate against the CPU first, then time. The shapes are one batch
+ * of the real job: naver/efficient-splade-VI-BT-large-doc (DistilBERT: 6 layers, hidden 768,
+ * 12 heads of 64, FFN 3072, vocabulary 30522) on the CLI's default 16384-token batches of
+ * ~80-token passages (MS MARCO), GEMM operands in fp16 (the CLI's default precision). Each op
+ * is timed with CUDA events over BENCH_REPS launches after BENCH_WARMUP; the table gives the
+ * time per call, TFLOP/s (GEMMs, attention, decoder) or GB/s (the memory-bound ops: bytes that
+ * must move at least once), how many calls one batch makes, and the op's share of the batch
+ * (calls x ms over the sum for the default, chunked, decoder route; the fused route's row is
+ * its alternative and has no share). Inputs are random; the sparsify inputs keep ~1% of the
+ * vocabulary per document, near what SPLADE keeps. */
+enum {
+  BENCH_LAYERS = 6,
+  BENCH_HIDDEN = 768,
+  BENCH_HEADS = 12,
+  BENCH_FFN = 3072,
+  BENCH_VOCAB = 30522,
+  BENCH_POSITIONS = 512,
+  BENCH_DOC_TOKENS = 80,
+  BENCH_DOCS = 16384 / BENCH_DOC_TOKENS, /* 204 passages, 16320 tokens */
+  BENCH_WARMUP = 2,
+  BENCH_REPS = 10
+};
+
+typedef struct {
+  const char *op;
+  const char *shape;
+  int per_batch; /* calls per batch; 0: an alternative route, no share */
+  double ms;     /* per call; < 0 when it failed */
+  double flops;  /* per call, or 0 */
+  double bytes;  /* per call, when flops is 0 */
+} bench_row;
+
+enum { BENCH_MAX_ROWS = 24 };
+static bench_row bench_rows[BENCH_MAX_ROWS];
+static int bench_n;
+static cudaEvent_t bench_start, bench_stop;
+
+/* Appends a row; returns it so BENCH_TIME can fill in ms. */
+static bench_row *bench_add(const char *op, const char *shape, int per_batch, double flops,
+                            double bytes) {
+  bench_row *r = &bench_rows[bench_n < BENCH_MAX_ROWS ? bench_n++ : BENCH_MAX_ROWS - 1];
+  *r = (bench_row){op, shape, per_batch, -1.0, flops, bytes};
+  return r;
+}
+
+/* The mean ms of `call` (an expression that launches on S and yields the launcher's return code)
+ * over BENCH_REPS launches after BENCH_WARMUP, into row->ms; -1 and a failed check on error. */
+#define BENCH_TIME(row, call)                                                                   \
+  do {                                                                                          \
+    int bench_rc_ = 0;                                                                          \
+    for (int bench_i_ = 0; bench_i_ < BENCH_WARMUP && bench_rc_ == 0; bench_i_++)               \
+      bench_rc_ = (call);                                                                       \
+    if (bench_rc_ == 0) bench_rc_ = CU_CHECK(cudaEventRecord(bench_start, S));                  \
+    for (int bench_i_ = 0; bench_i_ < BENCH_REPS && bench_rc_ == 0; bench_i_++)                 \
+      bench_rc_ = (call);                                                                       \
+    if (bench_rc_ == 0) bench_rc_ = CU_CHECK(cudaEventRecord(bench_stop, S));                   \
+    if (bench_rc_ == 0) bench_rc_ = CU_CHECK(cudaEventSynchronize(bench_stop));                 \
+    float bench_ms_ = 0;                                                                        \
+    if (bench_rc_ == 0)                                                                         \
+      bench_rc_ = CU_CHECK(cudaEventElapsedTime(&bench_ms_, bench_start, bench_stop));          \
+    if (launched(bench_rc_, (row)->op)) (row)->ms = bench_ms_ / BENCH_REPS;                     \
+  } while (0)
+
+/* A device buffer of n floats uniform in [lo, hi). */
+static float *bench_random(size_t n, float lo, float hi) {
+  float *h = host_random(n, lo, hi);
+  float *d = dev_copy(h, sizeof(float) * n);
+  free(h);
+  return d;
+}
+
+/* A device buffer of n values uniform in [lo, hi) in dtype t (rounded by convert_cuda). */
+static void *bench_random_lp(size_t n, float lo, float hi, cu_dtype t) {
+  float *f = bench_random(n, lo, hi);
+  void *d = dev_poison(n * cu_dtype_size(t));
+  if (f && d) launched(convert_cuda(f, n, t, d, S), "convert");
+  return d;
+}
+
+static void bench_print(int n_tokens, cu_dtype dt) {
+  double batch_ms = 0;
+  for (int i = 0; i < bench_n; i++)
+    if (bench_rows[i].ms > 0) batch_ms += bench_rows[i].per_batch * bench_rows[i].ms;
+  printf("\nbench: one batch of efficient-splade-VI-BT-large-doc: %d passages x %d tokens = %d "
+         "tokens, %d layers, hidden %d, %d heads, FFN %d, vocabulary %d, %s; mean of %d calls\n",
+         BENCH_DOCS, BENCH_DOC_TOKENS, n_tokens, BENCH_LAYERS, BENCH_HIDDEN, BENCH_HEADS, BENCH_FFN,
+         BENCH_VOCAB, cu_dtype_name(dt), BENCH_REPS);
+  printf("%-22s %-26s %9s %10s %9s %6s\n", "op", "shape", "ms/call", "rate", "calls", "share");
+  for (int i = 0; i < bench_n; i++) {
+    const bench_row *r = &bench_rows[i];
+    char rate[32] = "-", share[16] = "alt";
+    if (r->ms > 0 && r->flops > 0)
+      snprintf(rate, sizeof rate, "%.1f TFLOP/s", r->flops / (r->ms * 1e-3) / 1e12);
+    else if (r->ms > 0 && r->bytes > 0)
+      snprintf(rate, sizeof rate, "%.0f GB/s", r->bytes / (r->ms * 1e-3) / 1e9);
+    if (r->per_batch > 0)
+      snprintf(share, sizeof share, "%.1f%%",
+               r->ms > 0 && batch_ms > 0 ? 100.0 * r->per_batch * r->ms / batch_ms : 0.0);
+    if (r->ms < 0)
+      printf("%-22s %-26s %9s %14s %5d %6s\n", r->op, r->shape, "FAILED", "-", r->per_batch, "-");
+    else
+      printf("%-22s %-26s %9.3f %14s %5d %6s\n", r->op, r->shape, r->ms, rate, r->per_batch, share);
+  }
+  if (batch_ms > 0)
+    printf("bench: a batch is %.2f ms of kernels (chunked decoder): %.0f tokens/s, %.0f passages/s "
+           "on the device alone\n",
+           batch_ms, n_tokens / (batch_ms * 1e-3), BENCH_DOCS / (batch_ms * 1e-3));
+}
+
+static void bench_all(void) {
+  const int H = BENCH_HIDDEN, F = BENCH_FFN, V = BENCH_VOCAB, B = BENCH_DOCS, L = BENCH_LAYERS;
+  const int T = BENCH_DOC_TOKENS, N = B * T, heads = BENCH_HEADS;
+  const cu_dtype dt = CU_F16;
+  const size_t NH = (size_t)N * H, NF = (size_t)N * F, BV = (size_t)B * V;
+  const double lp = 2.0; /* bytes per fp16 element */
+  bench_n = 0;
+  if (CU_CHECK(cudaEventCreate(&bench_start)) < 0 || CU_CHECK(cudaEventCreate(&bench_stop)) < 0) {
+    fprintf(stderr, "test_ops_gpu: %s\n", err_msg());
+    CHECK(!"bench events");
+    return;
+  }
+
+  /* Inputs: the packed batch, the weights of one layer (every layer has the same shapes). */
+  int *offsets = malloc(sizeof(int) * (B + 1));
+  int32_t *ids = malloc(sizeof(int32_t) * N);
+  int *pos = malloc(sizeof(int) * N);
+  for (int b = 0; b <= B; b++) offsets[b] = b * T;
+  for (int i = 0; i < N; i++) ids[i] = (int32_t)(rng_u32() % V), pos[i] = i % T;
+  int *d_off = dev_copy(offsets, sizeof(int) * (B + 1));
+  int32_t *d_ids = dev_copy(ids, sizeof(int32_t) * N);
+  int *d_pos = dev_copy(pos, sizeof(int) * N);
+  float *d_we = bench_random((size_t)V * H, -1, 1), *d_pe = bench_random((size_t)BENCH_POSITIONS * H, -1, 1);
+  float *d_g = bench_random(F, 0.5f, 1.5f), *d_b = bench_random(F, -0.5f, 0.5f);
+  void *d_wqkv = bench_random_lp((size_t)3 * H * H, -0.05f, 0.05f, dt);
+  void *d_wo = bench_random_lp((size_t)H * H, -0.05f, 0.05f, dt);
+  void *d_w1 = bench_random_lp((size_t)F * H, -0.05f, 0.05f, dt);
+  void *d_w2 = bench_random_lp((size_t)H * F, -0.05f, 0.05f, dt);
+  void *d_wdec = bench_random_lp((size_t)V * H, -0.05f, 0.05f, dt);
+  float *d_bias_v = bench_random(V, 0.0f, 0.0f); /* zeros: see the pruning below */
+  /* Activations: x (N, H) fp32 + lp copy, wide (N, 3H or F) fp32 + lp copy, pooled (B, V). */
+  float *d_x = bench_random(NH, -1, 1), *d_res = bench_random(NH, -1, 1);
+  float *d_tmp = dev_poison(sizeof(float) * NH);
+  void *d_x_lp = bench_random_lp(NH, -1, 1, dt);
+  float *d_wide = bench_random(NF, -1, 1);
+  void *d_wide_lp = dev_poison(NF * 2);
+  float *d_logits = dev_poison(sizeof(float) * (size_t)N * CUTWIN_VOCAB_BLOCK);
+  float *d_pooled = dev_poison(sizeof(float) * BV);
+  int32_t *d_nnz = dev_poison(sizeof(int32_t) * B);
+  int64_t *d_indptr = dev_poison(sizeof(int64_t) * (B + 1));
+  free(offsets), free(ids), free(pos);
+  if (check_failures) {
+    dev_free_all();
+    return;
+  }
+
+  static char shape_nh[48], shape_nf[48], shape_qkv[48], shape_o[48], shape_f1[48], shape_f2[48];
+  static char shape_att[48], shape_dec[48], shape_bv[48];
+  snprintf(shape_nh, sizeof shape_nh, "(%d, %d)", N, H);
+  snprintf(shape_nf, sizeof shape_nf, "(%d, %d)", N, F);
+  snprintf(shape_qkv, sizeof shape_qkv, "(%d, %d) x (%d, %d)", N, H, 3 * H, H);
+  snprintf(shape_o, sizeof shape_o, "(%d, %d) x (%d, %d)", N, H, H, H);
+  snprintf(shape_f1, sizeof shape_f1, "(%d, %d) x (%d, %d)", N, H, F, H);
+  snprintf(shape_f2, sizeof shape_f2, "(%d, %d) x (%d, %d)", N, F, H, F);
+  snprintf(shape_att, sizeof shape_att, "%d docs x %d, %d heads", B, T, heads);
+  snprintf(shape_dec, sizeof shape_dec, "(%d, %d) x (%d, %d)", N, H, V, H);
+  snprintf(shape_bv, sizeof shape_bv, "(%d, %d)", B, V);
+
+  bench_row *r;
+  r = bench_add("embed_layernorm", shape_nh, 1, 0, NH * (4.0 * 3 + lp));
+  BENCH_TIME(r, embed_layernorm_cuda(d_ids, d_pos, N, d_we, d_pe, d_g, d_g, d_b, 1e-12f, H, d_x,
+                                     d_x_lp, dt, S));
+  r = bench_add("linear qkv", shape_qkv, L, 2.0 * N * H * 3 * H, 0);
+  BENCH_TIME(r, linear_cuda(d_x_lp, d_wqkv, d_b, N, H, 3 * H, d_wide, 3 * H, dt, blas, S));
+  r = bench_add("attention", shape_att, L, 4.0 * N * T * H, 0);
+  BENCH_TIME(r, attention_cuda(d_wide, d_off, B, heads, H / heads, NULL, d_tmp, d_x_lp, dt, T, S));
+  /* the attention output projection, and the MLM head's transform (same shape) */
+  r = bench_add("linear out / head", shape_o, L + 1, 2.0 * N * H * H, 0);
+  BENCH_TIME(r, linear_cuda(d_x_lp, d_wo, NULL, N, H, H, d_tmp, H, dt, blas, S));
+  /* after attention and after the FFN of every layer, and in the MLM head */
+  r = bench_add("residual_layernorm", shape_nh, 2 * L + 1, 0, NH * (4.0 * 3 + lp));
+  BENCH_TIME(r, residual_layernorm_cuda(d_tmp, d_b, d_res, d_g, d_b, 1e-12f, N, H, d_x, d_x_lp,
+                                        dt, S));
+  r = bench_add("linear ffn1", shape_f1, L, 2.0 * N * H * F, 0);
+  BENCH_TIME(r, linear_cuda(d_x_lp, d_w1, NULL, N, H, F, d_wide, F, dt, blas, S));
+  r = bench_add("bias_gelu", shape_nf, L, 0, NF * (4.0 * 2 + lp));
+  BENCH_TIME(r, bias_gelu_cuda(d_wide, d_b, N, F, d_wide_lp, dt, S));
+  r = bench_add("bias_gelu head", shape_nh, 1, 0, NH * 4.0 * 2);
+  BENCH_TIME(r, bias_gelu_cuda(d_tmp, d_b, N, H, NULL, dt, S));
+  r = bench_add("linear ffn2", shape_f2, L, 2.0 * N * F * H, 0);
+  BENCH_TIME(r, linear_cuda(d_wide_lp, d_w2, NULL, N, F, H, d_tmp, H, dt, blas, S));
+  r = bench_add("fill pooled", shape_bv, 1, 0, BV * 4.0);
+  BENCH_TIME(r, fill_cuda(d_pooled, BV, -INFINITY, S));
+
+  /* The decoder + max over each passage's tokens, both routes (encoder_cuda.cu): chunked cuBLAS
+   * GEMMs of CUTWIN_VOCAB_BLOCK terms, each max-pooled (N fits one token block), and fused. */
+  const double dec_flops = 2.0 * N * H * V;
+  r = bench_add("decoder chunked", shape_dec, 1, dec_flops, 0);
+  {
+    int rc = 0;
+    for (int rep = 0; rep < BENCH_WARMUP + BENCH_REPS && rc == 0; rep++) {
+      if (rep == BENCH_WARMUP && (rc = CU_CHECK(cudaEventRecord(bench_start, S)))) break;
+      for (int v0 = 0; v0 < V && rc == 0; v0 += CUTWIN_VOCAB_BLOCK) {
+        const int vb = V - v0 < CUTWIN_VOCAB_BLOCK ? V - v0 : CUTWIN_VOCAB_BLOCK;
+        const char *w = (const char *)d_wdec + (size_t)v0 * H * 2;
+        rc = linear_cuda(d_x_lp, w, NULL, N, H, vb, d_logits, CUTWIN_VOCAB_BLOCK, dt, blas, S);
+        if (rc == 0)
+          rc = maxpool_logits_cuda(d_logits, CUTWIN_VOCAB_BLOCK, 0, N, v0, vb, d_off, B, d_pooled,
+                                   V, S);
+      }
+    }
+    float ms = 0;
+    if (rc == 0) rc = CU_CHECK(cudaEventRecord(bench_stop, S));
+    if (rc == 0) rc = CU_CHECK(cudaEventSynchronize(bench_stop));
+    if (rc == 0) rc = CU_CHECK(cudaEventElapsedTime(&ms, bench_start, bench_stop));
+    if (launched(rc, r->op)) r->ms = ms / BENCH_REPS;
+  }
+  r = bench_add("decoder fused", shape_dec, 0, dec_flops, 0);
+  BENCH_TIME(r, decoder_maxpool_cuda(d_x_lp, d_wdec, N, H, V, d_off, B, d_pooled, dt, S));
+
+  /* Pruning, on pooled weights of which ~1% are positive. With a zero bias, log1p(relu) applied
+   * again by every timed call keeps the same set: a positive weight stays positive. */
+  float *h_pooled = host_random(BV, -1.0f, 0.0101f);
+  int rc = CU_CHECK(cudaStreamSynchronize(S));
+  if (rc == 0)
+    rc = CU_CHECK(cudaMemcpy(d_pooled, h_pooled, sizeof(float) * BV, cudaMemcpyHostToDevice));
+  free(h_pooled);
+  r = bench_add("sparsify_weights", shape_bv, 1, 0, BV * 8.0);
+  if (launched(rc, "upload of the pooled weights"))
+    BENCH_TIME(r, sparsify_weights_cuda(d_pooled, d_bias_v, B, V, 0.0f, 0, d_nnz, NULL, S));
+  static char shape_b[48];
+  snprintf(shape_b, sizeof shape_b, "(%d)", B);
+  r = bench_add("row_offsets", shape_b, 1, 0, B * 12.0);
+  BENCH_TIME(r, row_offsets_cuda(d_nnz, B, d_indptr, S));
+  int64_t nnz = 0;
+  to_host(&nnz, d_indptr + B, sizeof nnz);
+  if (nnz > 0 && nnz <= (int64_t)BV) {
+    int32_t *d_i = dev_poison(sizeof(int32_t) * (size_t)nnz);
+    float *d_v = dev_poison(sizeof(float) * (size_t)nnz);
+    static char shape_nnz[48];
+    snprintf(shape_nnz, sizeof shape_nnz, "(%d, %d), %lld kept", B, V, (long long)nnz);
+    r = bench_add("sparsify_gather", shape_nnz, 1, 0, BV * 4.0 + (double)nnz * 8.0);
+    BENCH_TIME(r, sparsify_gather_cuda(d_pooled, B, V, 0.0f, d_indptr, d_i, d_v, S));
+  } else {
+    printf("bench: sparsify kept %lld entries: not timing sparsify_gather\n", (long long)nnz);
+    CHECK(!"sparsify kept entries");
+  }
+  bench_print(N, dt);
+  dev_free_all();
+  cudaEventDestroy(bench_start);
+  cudaEventDestroy(bench_stop);
+}
 #endif
 
 int main(int argc, char **argv) {
 #ifndef SPLADEX_HAVE_CUDA
   (void)argc, (void)argv;
-  printf("test_ops: built without CUDA: skipped\n");
+  printf("test_ops_gpu: built without CUDA: skipped\n");
   return CHECK_SKIP;
 #else
   if (!cu_have_device()) {
-    printf("test_ops: no usable CUDA device (cudaGetDeviceCount failed or found none): skipped\n");
+    printf("test_ops_gpu: no usable CUDA device (cudaGetDeviceCount failed or found none): skipped\n");
     return CHECK_SKIP;
   }
-  small_only = argc > 1 && strcmp(argv[1], "--small") == 0;
+  int bench = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--small") == 0) {
+      small_only = 1;
+    } else if (strcmp(argv[i], "--bench") == 0) {
+      bench = 1;
+    } else {
+      fprintf(stderr, "usage: test_ops_gpu [--small] [--bench]\n");
+      return 2;
+    }
+  }
   if (CU_CHECK(cudaStreamCreate(&S)) < 0 || CU_CHECK_BLAS(cublasCreate(&blas)) < 0 ||
       CU_CHECK_BLAS(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH)) < 0) {
-    fprintf(stderr, "test_ops: %s\n", err_msg());
+    fprintf(stderr, "test_ops_gpu: %s\n", err_msg());
     return 1;
   }
   struct cudaDeviceProp prop;
   int dev = 0;
   cudaGetDevice(&dev);
   if (cudaGetDeviceProperties(&prop, dev) == cudaSuccess)
-    printf("test_ops: device %d: %s (sm_%d%d)%s\n", dev, prop.name, prop.major, prop.minor,
+    printf("test_ops_gpu: device %d: %s (sm_%d%d)%s\n", dev, prop.name, prop.major, prop.minor,
            cu_sync_mode() ? ", SPLADEX_CUDA_SYNC=1" : "");
   run_all();
+  if (bench && check_failures)
+    printf("test_ops_gpu: --bench: not timing, %d checks failed\n", check_failures);
+  else if (bench)
+    bench_all();
   cublasDestroy(blas);
   cudaStreamDestroy(S);
-  return check_report("test_ops");
+  return check_report("test_ops_gpu");
 #endif
 }
