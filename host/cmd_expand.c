@@ -256,7 +256,7 @@ int cmd_expand(int argc, char **argv) {
   if ((rc = cli_open_encoder("spladex expand", m, a.device, a.precision, &eo, &enc)) < 0) goto fail;
 
   /* ---- job.json ---- */
-  snprintf(run.version, sizeof run.version, "0.1.0");
+  snprintf(run.version, sizeof run.version, "%s", SPLADEX_VERSION);
   snprintf(run.model, sizeof run.model, "%s", m->name);
   snprintf(run.model_sha256, sizeof run.model_sha256, "%s", m->weights_sha256);
   snprintf(run.input, sizeof run.input, "%s", input_path);

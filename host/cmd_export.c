@@ -275,8 +275,8 @@ static int export_ciff(inv_source *src, const export_options *o, const char *tmp
   if (o->description) snprintf(description, sizeof description, "%s", o->description);
   else
     snprintf(description, sizeof description,
-             "spladex 0.1.0 export of SPLADE vectors (model %s), weights round(w * %g)",
-             inv_source_model(src), (double)o->scale);
+             "spladex %s export of SPLADE vectors (model %s), weights round(w * %g)",
+             SPLADEX_VERSION, inv_source_model(src), (double)o->scale);
   ciff_header h = {
       .num_postings_lists = (int32_t)n_lists,
       .num_docs = (int32_t)N,
