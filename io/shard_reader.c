@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cu_dtype.h"
 #include "err.h"
 #include "shard.h"
 #include "shard_format.h"
@@ -26,32 +27,6 @@ enum {
 };
 
 /* ---- HDF5 helpers ---- */
-
-static float shard_half_to_float(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-  uint32_t exponent = (h >> 10) & 0x1fu;
-  uint32_t mantissa = h & 0x3ffu;
-  uint32_t x;
-  if (exponent == 0) {
-    if (mantissa == 0) {
-      x = sign;
-    } else { /* subnormal: normalize */
-      int e = -1;
-      do {
-        e++;
-        mantissa <<= 1;
-      } while (!(mantissa & 0x400u));
-      x = sign | ((uint32_t)(127 - 15 - e) << 23) | ((mantissa & 0x3ffu) << 13);
-    }
-  } else if (exponent == 31) {
-    x = sign | 0x7f800000u | (mantissa << 13);
-  } else {
-    x = sign | ((exponent - 15 + 127) << 23) | (mantissa << 13);
-  }
-  float f;
-  memcpy(&f, &x, 4);
-  return f;
-}
 
 /* Reads [offset, offset + count) of a 1-D dataset into buf as mem_type. */
 static herr_t shard_read_1d(hid_t dset, hid_t mem_type, int64_t offset, int64_t count, void *buf) {
@@ -519,7 +494,7 @@ static int shard_load_window(shard_reader *r, int64_t row, int64_t n) {
       return shard_h5_error(ERR_FORMAT, r->path, "cannot read /vectors/data");
     if (r->info.value_bits == 16)
       for (int64_t i = 0; i < entries; i++)
-        r->window_values[i] = shard_half_to_float(r->window_half[i]);
+        r->window_values[i] = cu_f16_bits_to_f32(r->window_half[i]);
   }
   const int32_t *ix = r->window_indices;
   for (int64_t d = 0; d < rows; d++) {

@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "cu_dtype.h"
 #include "err.h"
 #include "shard.h"
 #include "shard_format.h"
@@ -41,32 +42,6 @@ enum {
 };
 
 /* ---- HDF5 helpers ---- */
-
-/* float -> binary16 bits, round to nearest even (overflow -> inf, NaN kept). */
-static uint16_t shard_float_to_half(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  uint32_t sign = (x >> 16) & 0x8000u;
-  uint32_t exponent = (x >> 23) & 0xffu;
-  uint32_t mantissa = x & 0x7fffffu;
-  if (exponent == 0xffu) return (uint16_t)(sign | 0x7c00u | (mantissa ? 0x200u : 0u));
-  int e = (int)exponent - 127 + 15;
-  if (e >= 31) return (uint16_t)(sign | 0x7c00u);
-  if (e <= 0) {
-    if (e < -10) return (uint16_t)sign;
-    mantissa |= 0x800000u;
-    int shift = 14 - e;
-    uint32_t half = mantissa >> shift;
-    uint32_t rest = mantissa & ((1u << shift) - 1u);
-    uint32_t halfway = 1u << (shift - 1);
-    if (rest > halfway || (rest == halfway && (half & 1u))) half++;
-    return (uint16_t)(sign | half);
-  }
-  uint32_t half = ((uint32_t)e << 10) | (mantissa >> 13);
-  uint32_t rest = mantissa & 0x1fffu;
-  if (rest > 0x1000u || (rest == 0x1000u && (half & 1u))) half++; /* may carry into inf: right */
-  return (uint16_t)(sign | half);
-}
 
 /* Writes count elements of buf at [offset, offset + count) of a 1-D dataset, extending it. */
 static herr_t shard_append_1d(hid_t dset, hid_t mem_type, int64_t offset, int64_t count,
@@ -427,7 +402,7 @@ static int shard_flush_entries(shard_writer *w) {
   const void *values = w->values_buffer;
   hid_t value_type = H5T_NATIVE_FLOAT;
   if (w->float16) {
-    for (int i = 0; i < n; i++) w->half_buffer[i] = shard_float_to_half(w->values_buffer[i]);
+    cu_convert(w->values_buffer, (size_t)n, CU_F16, w->half_buffer); /* binary16, ties to even */
     values = w->half_buffer;
     value_type = w->half_type;
   }

@@ -24,7 +24,7 @@ declare -A sources max_len
 sources[safetensors]="io/safetensors.c io/torchbin.c io/tensorfile.c host/err.c"
 sources[torchbin]="io/safetensors.c io/torchbin.c io/tensorfile.c host/err.c"
 sources[config]="host/model.c io/safetensors.c io/torchbin.c io/tensorfile.c io/sha256.c host/err.c"
-sources[shard]="io/shard_reader.c io/shard_format.c host/err.c"
+sources[shard]="io/shard_reader.c io/shard_format.c cuda/cu_dtype.c host/err.c"
 sources[tokenizer]="host/tokenizer.c host/err.c"
 sources[corpus]="io/corpus.c host/err.c"
 max_len[safetensors]=65536
