@@ -15,20 +15,20 @@ const char *cu_dtype_name(cu_dtype t) {
   }
 }
 
-static uint32_t f32_bits(float f) {
+uint32_t cu_f32_bits(float f) {
   uint32_t u;
   memcpy(&u, &f, sizeof u);
   return u;
 }
 
-static float bits_f32(uint32_t u) {
+float cu_bits_f32(uint32_t u) {
   float f;
   memcpy(&f, &u, sizeof f);
   return f;
 }
 
 uint16_t cu_f32_to_f16_bits(float f) {
-  const uint32_t x = f32_bits(f);
+  const uint32_t x = cu_f32_bits(f);
   const uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
   const uint32_t ax = x & 0x7fffffffu;
   if (ax > 0x7f800000u) return 0x7fffu;           /* NaN */
@@ -53,23 +53,23 @@ uint16_t cu_f32_to_f16_bits(float f) {
 float cu_f16_bits_to_f32(uint16_t h) {
   const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
   const uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-  if (e == 0x1fu) return bits_f32(sign | 0x7f800000u | (m << 13));
+  if (e == 0x1fu) return cu_bits_f32(sign | 0x7f800000u | (m << 13));
   if (e == 0) {
     /* zero or subnormal: m * 2^-24, exact in float */
     float v = (float)m * (1.0f / 16777216.0f);
     return sign ? -v : v;
   }
-  return bits_f32(sign | ((e + 112u) << 23) | (m << 13));
+  return cu_bits_f32(sign | ((e + 112u) << 23) | (m << 13));
 }
 
 uint16_t cu_f32_to_bf16_bits(float f) {
-  const uint32_t x = f32_bits(f);
+  const uint32_t x = cu_f32_bits(f);
   if ((x & 0x7fffffffu) > 0x7f800000u) return 0x7fffu; /* NaN */
   const uint32_t rounding = 0x7fffu + ((x >> 16) & 1u);
   return (uint16_t)((x + rounding) >> 16);             /* overflow carries into inf: right */
 }
 
-float cu_bf16_bits_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+float cu_bf16_bits_to_f32(uint16_t h) { return cu_bits_f32((uint32_t)h << 16); }
 
 float cu_round(float f, cu_dtype t) {
   switch (t) {

@@ -26,6 +26,10 @@ size_t cu_dtype_size(cu_dtype t);
 /* "fp32", "fp16", "bf16". Static string. */
 const char *cu_dtype_name(cu_dtype t);
 
+/* The bits of f (as __float_as_uint), and the float whose bits are u (as __uint_as_float). */
+uint32_t cu_f32_bits(float f);
+float cu_bits_f32(uint32_t u);
+
 /* IEEE binary16 bits of f, as __float2half_rn(f). */
 uint16_t cu_f32_to_f16_bits(float f);
 /* The float value of binary16 bits h (exact), as __half2float. */

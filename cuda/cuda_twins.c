@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "cu_dtype.h"
 #include "err.h"
 #include "ops_cpu.h"
 
@@ -58,12 +59,6 @@ void cutwin_attention(const float *qkv, const int *doc_offsets, int n_docs, int 
   }
 }
 
-static uint32_t float_bits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, sizeof u);
-  return u;
-}
-
 void cutwin_sparsify_weights(float *pooled, const float *decoder_bias, int n_docs, int vocab,
                              float threshold, int top_k, int32_t *row_nnz, float *scratch) {
   (void)scratch;
@@ -89,7 +84,7 @@ void cutwin_sparsify_weights(float *pooled, const float *decoder_bias, int n_doc
       for (int shift = 24; shift >= 0; shift -= 8) {
         int hist[256] = {0};
         for (int v = 0; v < vocab; v++) {
-          uint32_t u = float_bits(row[v]);
+          uint32_t u = cu_f32_bits(row[v]);
           if ((u & mask) == prefix) hist[(u >> shift) & 255u]++;
         }
         int digit = 255;
@@ -106,7 +101,7 @@ void cutwin_sparsify_weights(float *pooled, const float *decoder_bias, int n_doc
         int end = v0 + CUTWIN_SCAN_BLOCK < vocab ? v0 + CUTWIN_SCAN_BLOCK : vocab;
         int tile_ties = 0;
         for (int v = v0; v < end; v++) {
-          uint32_t u = float_bits(row[v]);
+          uint32_t u = cu_f32_bits(row[v]);
           int rank = ties_seen + tile_ties; /* exclusive scan of the tie flags */
           if (u == prefix) tile_ties++;
           if (u < prefix || (u == prefix && rank >= k)) row[v] = 0.0f;
@@ -181,13 +176,7 @@ void cutwin_csr_to_csc(const int32_t *indptr, const int32_t *indices, const floa
   colptr[0] = 0;
 }
 
-/* ---- the fused decoder + max (float_bits: above) ---- */
-
-static float bits_float(uint32_t u) {
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
+/* ---- the fused decoder + max ---- */
 
 /* The int32 that the device reinterprets the bits as (__float_as_int): int32_t is two's
  * complement, so memcpy is the bit cast. */
@@ -198,16 +187,16 @@ static int32_t bits_int(uint32_t u) {
 }
 
 uint32_t cutwin_fmax_key(float f) {
-  const uint32_t u = float_bits(f);
+  const uint32_t u = cu_f32_bits(f);
   return (u >> 31) ? ~u : u | 0x80000000u;
 }
 
 float cutwin_fmax_from_key(uint32_t key) {
-  return bits_float((key >> 31) ? key & 0x7fffffffu : ~key);
+  return cu_bits_f32((key >> 31) ? key & 0x7fffffffu : ~key);
 }
 
 float cutwin_fmax_merge(float stored, float value) {
-  const uint32_t s = float_bits(stored), v = float_bits(value);
+  const uint32_t s = cu_f32_bits(stored), v = cu_f32_bits(value);
   if (!(v >> 31)) return bits_int(v) > bits_int(s) ? value : stored; /* atomicMax on int */
   return v < s ? value : stored;                                     /* atomicMin on unsigned */
 }
