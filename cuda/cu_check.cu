@@ -59,7 +59,10 @@ extern "C" int cu_have_device(void) {
   cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
+    err_set(ERR_DEVICE, "no CUDA device opened: %s (%s)", cudaGetErrorString(e),
+            cudaGetErrorName(e));
     return 0;
   }
+  if (n < 1) err_set(ERR_DEVICE, "no CUDA device opened: the CUDA runtime found no device");
   return n > 0;
 }

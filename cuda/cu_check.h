@@ -39,7 +39,8 @@ int cu_check_launch(const char *kernel, cudaStream_t stream, const char *file, i
 int cu_sync_mode(void);
 
 /* 1 when at least one usable CUDA device exists, else 0 (cudaGetDeviceCount failed or returned
- * 0); the tests exit 77 on 0. Clears the error it may have caused. */
+ * 0) with the reason recorded by err_set ("no CUDA device opened: CUDA driver version is
+ * insufficient ..."); the tests exit 77 on 0. Clears the CUDA error it may have caused. */
 int cu_have_device(void);
 
 #define CU_CHECK(call) cu_check((call), #call, __FILE__, __LINE__)

@@ -44,7 +44,8 @@ typedef struct spladex_cuda_api {
   const char *(*enc_describe)(const enc_cuda *e);
   void (*enc_close)(enc_cuda *e);
 
-  /* 1 when at least one usable CUDA device exists, else 0 (cu_have_device of cu_check.h). */
+  /* 1 when at least one usable CUDA device exists, else 0 with the reason recorded by err_set
+   * (cu_have_device of cu_check.h). */
   int (*have_device)(void);
 
   /* The CSR -> CSC transpose session of `export ciff --device cuda` (export_transpose.h). */

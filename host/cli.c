@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cuda_module.h"
 #include "err.h"
 
 int cli_parse_int(const char *opt, const char *value, int lo, int hi, int *out) {
@@ -118,7 +119,9 @@ bad:
 
 int cli_device_fallback(const cli_device *d, int rc, const char *who, const char *instead) {
   if (d->kind != CLI_DEVICE_AUTO || rc != ERR_DEVICE) return 0;
-  fprintf(stderr, "%s: no usable CUDA device (%s); %s\n", who, err_msg(), instead);
+  fprintf(stderr, "%s: WARNING: --device auto found no usable CUDA device (%s); %s. Pass "
+          "--device cpu to accept the CPU, or --device cuda to require a GPU.\n", who, err_msg(),
+          instead);
   err_clear();
   return 1;
 }
@@ -157,6 +160,15 @@ int cli_open_tokenizer(const char *path, tok **t) {
   return tok_open(path, t);
 }
 
+int cli_require_device(const char *device) {
+  cli_device d;
+  int rc = cli_parse_device(device, &d);
+  if (rc < 0 || d.kind != CLI_DEVICE_CUDA) return rc;
+  char why[CUDA_MODULE_WHY_MAX];
+  if (!enc_cuda_probe(why, sizeof why)) return err_set(ERR_DEVICE, "--device %s: %s", device, why);
+  return 0;
+}
+
 int cli_open_encoder(const char *who, const model *m, const char *device, const char *precision,
                      enc_options *opt, encoder **out) {
   cli_device d;
@@ -165,14 +177,17 @@ int cli_open_encoder(const char *who, const model *m, const char *device, const 
   *out = NULL;
   if ((rc = cli_parse_device(device, &d)) < 0) return rc;
   if (precision && (rc = cli_parse_precision(precision, &given)) < 0) return rc;
-  /* auto asks enc_cuda_available() first: a CPU-only run never loads the CUDA libraries */
-  if (d.kind == CLI_DEVICE_CUDA || (d.kind == CLI_DEVICE_AUTO && enc_cuda_available())) {
+  /* auto probes first (--device cpu never loads the CUDA libraries); a fallback is said loudly */
+  char why[CUDA_MODULE_WHY_MAX];
+  if (d.kind == CLI_DEVICE_CUDA || (d.kind == CLI_DEVICE_AUTO && enc_cuda_probe(why, sizeof why))) {
     opt->backend = ENC_CUDA;
     opt->device = d.ordinal;
     opt->precision = precision ? given : ENC_FP16;
     rc = enc_open(m, opt, out);
     if (rc == 0) return 0;
-    if (!cli_device_fallback(&d, rc, who, "using the CPU")) return rc;
+    if (!cli_device_fallback(&d, rc, who, "running on the CPU")) return rc;
+  } else if (d.kind == CLI_DEVICE_AUTO) {
+    cli_device_fallback(&d, err_set(ERR_DEVICE, "%s", why), who, "running on the CPU");
   }
   opt->backend = ENC_CPU;
   opt->device = 0;

@@ -66,12 +66,18 @@ typedef struct {
  * command. "--device 'x': expected auto, cpu, cuda or cuda:N". 0 or ERR_ARG. */
 int cli_parse_device(const char *value, cli_device *out);
 
-/* The one rule of `--device auto` when the device cannot be used: rc is what opening the CUDA
- * device returned. Under auto and rc == ERR_DEVICE, prints one notice on stderr,
- * "WHO: no usable CUDA device (REASON); INSTEAD" (REASON the recorded message), clears the
- * error and returns 1: the caller goes on on the CPU. Otherwise returns 0 and the caller
- * fails with rc. who: "spladex expand"; instead: "using the CPU". */
+/* The one rule of `--device auto` when the device cannot be used: rc is what opening (or
+ * probing) the CUDA device returned. Under auto and rc == ERR_DEVICE, prints one loud line on
+ * stderr, "WHO: WARNING: --device auto found no usable CUDA device (REASON); INSTEAD. Pass
+ * --device cpu to accept the CPU, or --device cuda to require a GPU." (REASON the recorded
+ * message), clears the error and returns 1: the caller goes on on the CPU. Otherwise returns 0
+ * and the caller fails with rc. who: "spladex expand"; instead: "running on the CPU". */
 int cli_device_fallback(const cli_device *d, int rc, const char *who, const char *instead);
+
+/* For --device cuda[:N]: fails at once, before a model is loaded, when no CUDA device can be
+ * used ("--device cuda: no CUDA device opened: REASON"); 0 for any other value (and for cuda when
+ * a device exists). ERR_ARG for a bad value, ERR_DEVICE. */
+int cli_require_device(const char *device);
 
 /* ---- model, tokenizer, encoder ---- */
 
@@ -92,7 +98,8 @@ int cli_open_tokenizer(const char *path, tok **t);
  * options in *opt (threads, limits...; its backend, device and precision are set here).
  * precision: the --precision value given (cli_parse_precision), or NULL for the default: fp16
  * on CUDA, fp32 on the CPU, which computes in fp32 only (another precision is an ERR_ARG).
- * `auto` tries CUDA when enc_cuda_available() and falls back under cli_device_fallback(), who
+ * `auto` tries CUDA when enc_cuda_probe() finds a device and otherwise, or when the device does
+ * not open, falls back to the CPU under cli_device_fallback() (a loud line with the reason), who
  * naming the command ("spladex expand"). Returns 0 with *out (enc_close()) and *opt as opened,
  * or an error code with *out NULL. */
 int cli_open_encoder(const char *who, const model *m, const char *device, const char *precision,

@@ -5,6 +5,11 @@
  * --overwrite starts over), installs SIGINT/SIGTERM handlers that ask the pipeline to stop
  * cleanly (a second signal kills at once), and runs host/pipeline.c. When the whole input was
  * read, job.json is rewritten with the doc and shard totals for `spladex verify`.
+ *
+ * A job on a CUDA device first checks the device: its canary (host/canary.h) encodes the input's
+ * first --canary passages on the device and on the CPU encoder (fp32) and compares them; on a
+ * disagreement the job stops before it creates or writes anything, naming the passage, the term
+ * and both weights; on agreement one line says so and job.json records it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -18,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "canary.h"
 #include "cli.h"
 #include "commands.h"
 #include "corpus.h"
@@ -57,6 +63,9 @@ static const char expand_usage[] =
     "  --precision P        fp32 | fp16 | bf16 (default fp16 on cuda, fp32 on cpu; cpu: fp32 only)\n"
     "  --batch-tokens N     padded token budget of one batch: docs * longest <= N (default 16384)\n"
     "  --threads N          CPU threads for tokenizing and the CPU encoder (default: all cores)\n"
+    "  --canary K           on a CUDA device, first compare the input's first K passages with the\n"
+    "                       CPU encoder and stop before writing anything if they disagree\n"
+    "                       (default 16; 0 = no check)\n"
     "  --worker I/N         this process owns shards s with s % N == I (default 0/1); run N\n"
     "                       processes on one output directory to split the job\n"
     "  --skip-bad-lines     skip (and count) malformed input lines instead of stopping at the first\n"
@@ -69,7 +78,7 @@ static const char expand_usage[] =
 
 typedef struct {
   const char *model_dir, *input, *output, *format, *device, *precision, *worker;
-  int max_length, top_k, batch_tokens, threads;
+  int max_length, top_k, batch_tokens, threads, canary;
   float threshold;
   int64_t shard_size;
   int overwrite, skip_bad_lines, quiet, help;
@@ -80,6 +89,7 @@ static int parse_args(int argc, char **argv, expand_args *a) {
   a->max_length = 256;
   a->shard_size = 100000;
   a->batch_tokens = 16384;
+  a->canary = CANARY_DEFAULT_PASSAGES;
   a->device = "auto";
   a->worker = "0/1";
   for (int i = 1; i < argc; i++) {
@@ -120,6 +130,7 @@ static int parse_args(int argc, char **argv, expand_args *a) {
     else if (!strcmp(name, "--batch-tokens"))
       rc = cli_parse_int(name, value, 2, INT_MAX, &a->batch_tokens);
     else if (!strcmp(name, "--threads")) rc = cli_parse_int(name, value, 0, 1024, &a->threads);
+    else if (!strcmp(name, "--canary")) rc = cli_parse_int(name, value, 0, 4096, &a->canary);
     else if (!strcmp(name, "--shard-size"))
       rc = cli_parse_int64(name, value, 1, (int64_t)1 << 40, &a->shard_size);
     else if (!strcmp(name, "--threshold"))
@@ -131,6 +142,114 @@ static int parse_args(int argc, char **argv, expand_args *a) {
   }
   if (!a->model_dir || !a->input || !a->output)
     return err_set(ERR_ARG, "--model, --input and --output are required (see spladex expand --help)");
+  return 0;
+}
+
+/* The canary's passages: the input's first k records (fewer when the input is shorter), read and
+ * tokenized as the pipeline reads and tokenizes them. */
+typedef struct {
+  canary_passages p;
+  int32_t **ids;  /* [n] (lengths[d]) */
+  int *lengths;   /* [n] */
+  char **names;   /* [n] the records' ids */
+} expand_canary_input;
+
+static void canary_input_free(expand_canary_input *in) {
+  for (int d = 0; d < in->p.n_docs; d++) {
+    if (in->ids) free(in->ids[d]);
+    if (in->names) free(in->names[d]);
+  }
+  free(in->ids);
+  free(in->lengths);
+  free(in->names);
+  memset(in, 0, sizeof *in);
+}
+
+static int canary_input_read(const char *path, const corpus_options *copt, const tok *t,
+                             int max_length, int k, expand_canary_input *out) {
+  memset(out, 0, sizeof *out);
+  corpus *c = NULL;
+  tok_buffer buf = {0};
+  corpus_options o = *copt;
+  o.count_duplicates = 0;
+  int rc = 0;
+  out->ids = calloc((size_t)k, sizeof *out->ids);
+  out->lengths = calloc((size_t)k, sizeof *out->lengths);
+  out->names = calloc((size_t)k, sizeof *out->names);
+  if (!out->ids || !out->lengths || !out->names) {
+    rc = err_set(ERR_NOMEM, "out of memory for the canary");
+    goto fail;
+  }
+  if ((rc = corpus_open(path, &o, &c)) < 0) goto fail;
+  while (out->p.n_docs < k) {
+    corpus_record r;
+    if ((rc = corpus_next(c, &r)) <= 0) break;
+    const int d = out->p.n_docs;
+    out->ids[d] = malloc(sizeof(int32_t) * (size_t)max_length);
+    out->names[d] = strdup(r.id);
+    out->p.n_docs++;
+    if (!out->ids[d] || !out->names[d]) {
+      rc = err_set(ERR_NOMEM, "out of memory for the canary");
+      goto fail;
+    }
+    rc = pipe_tokenize_record(o.format, t, r.text, r.text_len, max_length, &buf, out->ids[d]);
+    if (rc < 0) {
+      err_wrap(rc, "%s:%lld", path, (long long)r.line);
+      goto fail;
+    }
+    out->lengths[d] = rc;
+  }
+  if (rc < 0) goto fail;
+  out->p.ids = (const int32_t *const *)out->ids;
+  out->p.lengths = out->lengths;
+  out->p.names = (const char *const *)out->names;
+  rc = 0;
+fail:
+  corpus_close(c);
+  tok_buffer_free(&buf);
+  if (rc < 0) canary_input_free(out);
+  return rc;
+}
+
+/* Runs the canary of a device job on the input's first a->canary passages: 0 with run->canary
+ * filled (or untouched when the input is empty), or ERR_DEVICE naming the passage and term. */
+static int expand_canary(const expand_args *a, const char *input, const corpus_options *copt,
+                         const model *m, const tok *t, encoder *enc, const enc_options *eo,
+                         const char *const *vocab, job_params *run) {
+  expand_canary_input in;
+  int rc = canary_input_read(input, copt, t, a->max_length, a->canary, &in);
+  if (rc < 0) return err_wrap(rc, "the canary (--canary %d)", a->canary);
+  if (in.p.n_docs == 0) {
+    canary_input_free(&in);
+    return 0;
+  }
+  canary_result r;
+  if ((rc = canary_run(m, enc, eo, &in.p, &r)) < 0) {
+    canary_input_free(&in);
+    return err_wrap(rc, "the canary (--canary %d)", a->canary);
+  }
+  const canary_stats *s = &r.stats;
+  if (!s->ok) {
+    char why[2048];
+    canary_describe_failure(&r, &in.p, vocab, m->cfg.vocab, why, sizeof why);
+    canary_input_free(&in);
+    return err_set(ERR_DEVICE, "canary: %s. Nothing was written. Check this node with `spladex "
+                   "selftest --model %s --device %s` and report its output; --canary 0 skips "
+                   "this check (at your own risk)", why, a->model_dir, a->device);
+  }
+  const double error = r.rule.relative ? s->max_rel : s->max_abs;
+  if (!a->quiet)
+    fprintf(stderr, "spladex expand: canary: %d passages agree with the CPU encoder: max %s weight "
+            "error %.3g (bound %.3g), top-%d terms the same on %.0f%% (CPU check %.1f s)\n",
+            in.p.n_docs, r.rule.relative ? "relative" : "absolute", error, r.rule.bound,
+            CANARY_TOP, 100.0 * s->same_top_fraction, r.cpu_seconds);
+  run->canary.passages = in.p.n_docs;
+  snprintf(run->canary.device, sizeof run->canary.device, "%s", r.device);
+  run->canary.max_error = error;
+  run->canary.relative = r.rule.relative;
+  run->canary.bound = r.rule.bound;
+  run->canary.top_agreement = s->same_top_fraction;
+  canary_input_free(&in);
   return 0;
 }
 
@@ -240,6 +359,7 @@ int cmd_expand(int argc, char **argv) {
   }
 
   /* ---- model, tokenizer, encoder ---- */
+  if ((rc = cli_require_device(a.device)) < 0) goto fail; /* --device cuda: fail before loading */
   if ((rc = cli_open_model(a.model_dir, &m, &t)) < 0) goto fail;
   if (a.max_length > m->cfg.max_positions) {
     rc = err_set(ERR_ARG, "--max-length %d exceeds the model's %d positions", a.max_length,
@@ -268,6 +388,23 @@ int cmd_expand(int argc, char **argv) {
   run.shard_size = a.shard_size;
   snprintf(run.precision, sizeof run.precision, "%s", cli_precision_name(eo.precision));
 
+  int V = m->cfg.vocab;
+  vocab = calloc((size_t)V, sizeof *vocab);
+  if (!vocab) {
+    rc = err_set(ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+  for (int i = 0; i < V; i++) {
+    const char *term = tok_token(t, i);
+    vocab[i] = term ? term : "";
+  }
+  po.corpus.skip_bad_lines = a.skip_bad_lines;
+  po.corpus.vocab_size = V;
+  /* ---- the device's canary, before anything is created or written ---- */
+  if (a.canary > 0 && (eo.backend == ENC_CUDA || canary_fault_injected()) &&
+      (rc = expand_canary(&a, input_path, &po.corpus, m, t, enc, &eo, vocab, &run)) < 0)
+    goto fail;
+
   if ((rc = make_dirs(a.output)) < 0) goto fail;
   if ((rc = lock_worker(a.output, po.worker_index, po.worker_count, &lock_fd)) < 0) goto fail;
   if (a.overwrite) {
@@ -292,25 +429,21 @@ int cmd_expand(int argc, char **argv) {
                   "to start over", a.output, JOB_FILE_NAME, why);
       goto fail;
     }
+    /* a CPU worker keeps the canary a device worker recorded; a checked device records its own */
+    if (run.canary.passages < 0) {
+      run.canary = existing.canary;
+    } else { /* the job as it stands (its totals too, if known) with this run's canary */
+      job_params updated = existing;
+      updated.canary = run.canary;
+      if ((rc = job_write(a.output, &updated)) < 0) goto fail;
+    }
   }
 
   /* ---- the pipeline ---- */
-  int V = m->cfg.vocab;
-  vocab = calloc((size_t)V, sizeof *vocab);
-  if (!vocab) {
-    rc = err_set(ERR_NOMEM, "out of memory");
-    goto fail;
-  }
-  for (int i = 0; i < V; i++) {
-    const char *term = tok_token(t, i);
-    vocab[i] = term ? term : "";
-  }
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   if (cores < 1) cores = 1;
   po.input = input_path;
   po.output_dir = a.output;
-  po.corpus.skip_bad_lines = a.skip_bad_lines;
-  po.corpus.vocab_size = V;
   po.model_name = m->name;
   po.max_length = a.max_length;
   po.threshold = a.threshold;

@@ -13,6 +13,7 @@
  */
 #include "encoder.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,14 +77,30 @@ static void cuda_close(void *s) { cuda_api->enc_close(s); }
 static const enc_backend_ops cuda_ops = {"cuda", NULL, cuda_submit, cuda_collect, cuda_describe,
                                          cuda_close};
 
-int enc_cuda_available(void) {
-  char why[CUDA_MODULE_WHY_MAX];
-  if (cuda_resolve(why, sizeof why) < 0) return 0;
-  return cuda_api->have_device() ? 1 : 0;
+int enc_cuda_probe(char *why, size_t cap) {
+  char reason[CUDA_MODULE_WHY_MAX];
+  if (cuda_resolve(reason, sizeof reason) < 0) {
+    snprintf(why, cap, "%s", reason);
+    return 0;
+  }
+  /* have_device records its reason with err_set: keep the caller's message as it was */
+  snprintf(reason, sizeof reason, "%s", err_msg());
+  const int have = cuda_api->have_device();
+  snprintf(why, cap, "%s", have ? "" : err_msg());
+  err_set(0, "%s", reason);
+  return have ? 1 : 0;
 }
 #else
-int enc_cuda_available(void) { return 0; }
+int enc_cuda_probe(char *why, size_t cap) {
+  snprintf(why, cap, "this spladex was built without CUDA (no CUDA backend in this build)");
+  return 0;
+}
 #endif
+
+int enc_cuda_available(void) {
+  char why[CUDA_MODULE_WHY_MAX];
+  return enc_cuda_probe(why, sizeof why);
+}
 
 enc_options enc_options_default(void) {
   enc_options o;

@@ -92,4 +92,10 @@ void enc_close(encoder *e);
  * a CPU-only run should not call it. */
 int enc_cuda_available(void);
 
+/* enc_cuda_available() with the reason when it is 0: writes into why[cap] (NUL-terminated) that
+ * spladex was built without CUDA, that libspladex_cuda.so could not be loaded (and why), or what
+ * the CUDA runtime said ("CUDA driver version is insufficient for CUDA runtime version", no
+ * device). Records no error. For the notice of `--device auto` falling back to the CPU. */
+int enc_cuda_probe(char *why, size_t cap);
+
 #endif

@@ -19,6 +19,7 @@ static const command commands[] = {
     {"info", cmd_info, "statistics of a shard or shard directory"},
     {"verify", cmd_verify, "check a shard directory for missing, partial or inconsistent shards"},
     {"export", cmd_export, "export a shard directory to Anserini JSONL or CIFF"},
+    {"selftest", cmd_selftest, "check a device against the CPU on built-in passages, and time it"},
 };
 
 static void usage(FILE *to) {

@@ -348,6 +348,28 @@ stopped:
 
 /* ---- tokenizer threads ---- */
 
+int pipe_tokenize_record(corpus_format format, const tok *t, const char *text, size_t len,
+                         int max_length, tok_buffer *buf, int32_t *ids) {
+  if (format == CORPUS_IDS) {
+    size_t n = corpus_parse_ids(text, len, ids, (size_t)max_length);
+    if (n > (size_t)max_length) {
+      /* the line's last id, which tok_truncate_ids keeps */
+      size_t end = len;
+      while (end > 0 && (text[end - 1] < '0' || text[end - 1] > '9')) end--;
+      size_t start = end;
+      while (start > 0 && text[start - 1] >= '0' && text[start - 1] <= '9') start--;
+      int32_t last = 0;
+      corpus_parse_ids(text + start, end - start, &last, 1);
+      n = tok_truncate_ids(ids, n, last, (size_t)max_length);
+    }
+    return (int)n;
+  }
+  int rc = tok_encode(t, text, len, max_length, buf);
+  if (rc < 0) return rc;
+  memcpy(ids, buf->ids, buf->n * sizeof *ids);
+  return (int)buf->n;
+}
+
 static void *tokenizer_main(void *arg) {
   pipe_state *s = arg;
   const pipe_options *o = s->opt;
@@ -363,30 +385,15 @@ static void *tokenizer_main(void *arg) {
     for (int i = 0; i < ch->n; i++) {
       int32_t *ids = ch->ids + (size_t)i * o->max_length; /* (L) */
       const char *text = ch->bytes + ch->text_off[i];
-      if (o->corpus.format == CORPUS_IDS) {
-        size_t n = corpus_parse_ids(text, ch->text_len[i], ids, (size_t)o->max_length);
-        if (n > (size_t)o->max_length) {
-          /* the line's last id, which tok_truncate_ids keeps */
-          size_t end = ch->text_len[i];
-          while (end > 0 && (text[end - 1] < '0' || text[end - 1] > '9')) end--;
-          size_t start = end;
-          while (start > 0 && text[start - 1] >= '0' && text[start - 1] <= '9') start--;
-          int32_t last = 0;
-          corpus_parse_ids(text + start, end - start, &last, 1);
-          n = tok_truncate_ids(ids, n, last, (size_t)o->max_length);
-        }
-        ch->len[i] = (int)n;
-      } else {
-        int rc = tok_encode(s->t, text, ch->text_len[i], o->max_length, &buf);
-        if (rc < 0) {
-          err_wrap(rc, "%s:%lld", o->input, (long long)ch->line[i]);
-          pipe_fail(s, rc);
-          tok_buffer_free(&buf);
-          return NULL;
-        }
-        memcpy(ids, buf.ids, buf.n * sizeof *ids);
-        ch->len[i] = (int)buf.n;
+      int rc = pipe_tokenize_record(o->corpus.format, s->t, text, ch->text_len[i], o->max_length,
+                                    &buf, ids);
+      if (rc < 0) {
+        err_wrap(rc, "%s:%lld", o->input, (long long)ch->line[i]);
+        pipe_fail(s, rc);
+        tok_buffer_free(&buf);
+        return NULL;
       }
+      ch->len[i] = rc;
     }
     pthread_mutex_lock(&s->mu);
     ch->state = CHUNK_TOKENIZED;

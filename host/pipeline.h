@@ -82,6 +82,13 @@ typedef struct {
  * cores - 1) and at least 1. Returns 0 and *threads, or ERR_ARG naming the variable. */
 int pipe_shard_threads(const char *env_value, int *threads);
 
+/* One record's ids as the pipeline encodes it: text (len bytes) tokenized by t, [CLS] ... [SEP],
+ * at most max_length ids; or, for the ids format, the validated id list (corpus_next accepted it)
+ * truncated by tok_truncate_ids. Writes them to ids (max_length) using buf as scratch. Returns
+ * the number of ids (>= 1), or ERR_NOMEM. */
+int pipe_tokenize_record(corpus_format format, const tok *t, const char *text, size_t len,
+                         int max_length, tok_buffer *buf, int32_t *ids);
+
 /* Removes every shard-N.h5 and shard-N.h5.tmp in dir (for --overwrite); other files are left
  * alone. Returns the number removed or ERR_IO. */
 int pipe_remove_shards(const char *dir);

@@ -46,7 +46,7 @@ typedef struct {
    * a result, never compared; written as "canary": {...} when passages >= 0. */
   struct {
     int passages;          /* passages compared, -1 when no canary ran */
-    char device[256];      /* enc_describe of the device checked */
+    char device[400];      /* enc_describe of the device checked */
     double max_error;      /* the worst weight error: relative (fp16/bf16) or absolute (fp32) */
     int relative;          /* 1: max_error is relative to each passage's largest CPU weight */
     double bound;          /* the bound it was held to */

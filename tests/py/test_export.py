@@ -330,7 +330,10 @@ def test_device_option(corpus, tmp_path):
     assert open(auto, "rb").read() == reference
     fallback = [line for line in p.stderr.splitlines() if "no usable CUDA device" in line]
     if fallback:
-        assert len(fallback) == 1 and fallback[0].endswith("; transposing on the CPU"), p.stderr
+        assert len(fallback) == 1 and fallback[0].endswith(
+            "; transposing on the CPU. Pass --device cpu to accept the CPU, or --device cuda to "
+            "require a GPU."), p.stderr
+        assert "WARNING: --device auto found no usable CUDA device (" in fallback[0], p.stderr
         assert "transposed on cpu" in p.stderr
     else:
         assert "with cuSPARSE csr2csc" in p.stderr, p.stderr
