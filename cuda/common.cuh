@@ -7,6 +7,8 @@
  *   store_lp(p, i, lp, v)     stores v as element i of p in the storage type lp (a cu_dtype:
  *                             __float2half_rn / __float2bfloat16_rn, of which cu_dtype.h has the
  *                             CPU twins, or fp32 as is)
+ *   warp_layernorm_row(...)   the LayerNorm of one row held by a warp (embed_layernorm.cu,
+ *                             residual_layernorm.cu)
  */
 #ifndef SPLADEX_CUDA_COMMON_CUH
 #define SPLADEX_CUDA_COMMON_CUH
@@ -35,6 +37,31 @@ __device__ __forceinline__ void store_lp(void *p, size_t i, int lp, float v) {
     static_cast<__nv_bfloat16 *>(p)[i] = __float2bfloat16_rn(v);
   else
     static_cast<float *>(p)[i] = v;
+}
+
+/* The LayerNorm of the row row[0, hidden) that the calling warp has just written (lane l the
+ * elements l, l + 32, ...; sum: this lane's part of their sum), in place: statistics in fp32 by
+ * two passes (mean, then the centered variance), like torch and ops_cpu.h; each lane reads
+ * back only what it wrote, so row may alias the kernel's inputs. When out_lp is not NULL the
+ * result is also stored as elements lp_base + i of out_lp in lp (store_lp). */
+__device__ __forceinline__ void warp_layernorm_row(float *row, int hidden, int lane, float sum,
+                                                   const float *__restrict__ gamma,
+                                                   const float *__restrict__ beta, float eps,
+                                                   void *__restrict__ out_lp, size_t lp_base,
+                                                   int lp) {
+  const float mean = warp_sum(sum) / (float)hidden;
+  float var = 0.0f;
+  for (int i = lane; i < hidden; i += 32) {
+    const float d = row[i] - mean;
+    var += d * d;
+  }
+  var = warp_sum(var) / (float)hidden;
+  const float rstd = 1.0f / sqrtf(var + eps);
+  for (int i = lane; i < hidden; i += 32) {
+    const float y = (row[i] - mean) * rstd * gamma[i] + beta[i];
+    row[i] = y;
+    if (out_lp) store_lp(out_lp, lp_base + i, lp, y);
+  }
 }
 
 #endif

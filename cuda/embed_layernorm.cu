@@ -1,6 +1,6 @@
 /* embed_layernorm: one warp per token row; the row is summed into out, then normalized in place
  * (each lane reads back only what it wrote). Statistics in fp32 by two passes (mean, then the
- * centered variance), like torch. */
+ * centered variance), like torch: warp_layernorm_row of common.cuh. */
 #include "embed_layernorm.h"
 
 #include "common.cuh"
@@ -32,19 +32,7 @@ static __global__ void k_embed_layernorm(const int32_t *__restrict__ ids,
     o[i] = v;
     sum += v;
   }
-  const float mean = warp_sum(sum) / (float)hidden;
-  float var = 0.0f;
-  for (int i = lane; i < hidden; i += 32) {
-    const float d = o[i] - mean;
-    var += d * d;
-  }
-  var = warp_sum(var) / (float)hidden;
-  const float rstd = 1.0f / sqrtf(var + eps);
-  for (int i = lane; i < hidden; i += 32) {
-    const float y = (o[i] - mean) * rstd * gamma[i] + beta[i];
-    o[i] = y;
-    if (out_lp) store_lp(out_lp, (size_t)row * hidden + i, lp, y);
-  }
+  warp_layernorm_row(o, hidden, lane, sum, gamma, beta, eps, out_lp, (size_t)row * hidden, lp);
 }
 
 extern "C" int embed_layernorm_cuda(const int32_t *ids, const int *positions, int n,

@@ -1,6 +1,7 @@
 /* residual_layernorm: one warp per row. out may alias x or residual (so no __restrict__ on
  * them): lane i reads x[i] and residual[i] before it writes out[i], and the later passes read
- * back only out[i] it wrote itself. Statistics in fp32, two passes. */
+ * back only out[i] it wrote itself. Statistics in fp32, two passes: warp_layernorm_row of
+ * common.cuh. */
 #include "residual_layernorm.h"
 
 #include "common.cuh"
@@ -28,19 +29,7 @@ static __global__ void k_residual_layernorm(const float *x, const float *__restr
     out[base + i] = v;
     sum += v;
   }
-  const float mean = warp_sum(sum) / (float)hidden;
-  float var = 0.0f;
-  for (int i = lane; i < hidden; i += 32) {
-    const float d = out[base + i] - mean;
-    var += d * d;
-  }
-  var = warp_sum(var) / (float)hidden;
-  const float rstd = 1.0f / sqrtf(var + eps);
-  for (int i = lane; i < hidden; i += 32) {
-    const float y = (out[base + i] - mean) * rstd * gamma[i] + beta[i];
-    out[base + i] = y;
-    if (out_lp) store_lp(out_lp, base + i, lp, y);
-  }
+  warp_layernorm_row(out + base, hidden, lane, sum, gamma, beta, eps, out_lp, base, lp);
 }
 
 extern "C" int residual_layernorm_cuda(const float *x, const float *bias, const float *residual,
