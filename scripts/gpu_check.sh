@@ -282,8 +282,7 @@ fi
 
 if wanted ctest && ((!prebuilt)); then
   group ctest "$budget"
-  step "ctest" 150 "${spx[@]}" ctest --test-dir "$build" --output-on-failure -j4 \
-    -E '^(test_ops|test_ops_gpu|test_encoder_gpu|test_export_gpu)$'
+  step "ctest" 150 "${spx[@]}" ctest --test-dir "$build" --output-on-failure -j4 -L '^c$' -LE gpu
 fi
 
 # The summary: the tables first, the step table last (the device tool returns stdout's end).
