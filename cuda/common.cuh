@@ -9,6 +9,7 @@
  *                             CPU twins, or fp32 as is)
  *   warp_layernorm_row(...)   the LayerNorm of one row held by a warp (embed_layernorm.cu,
  *                             residual_layernorm.cu)
+ * and, for launchers, grid_stride_blocks(n, threads): the grid of a grid-stride loop.
  */
 #ifndef SPLADEX_CUDA_COMMON_CUH
 #define SPLADEX_CUDA_COMMON_CUH
@@ -62,6 +63,13 @@ __device__ __forceinline__ void warp_layernorm_row(float *row, int hidden, int l
     row[i] = y;
     if (out_lp) store_lp(out_lp, lp_base + i, lp, y);
   }
+}
+
+/* Host: the blocks of `threads` threads for a grid-stride loop over n > 0 elements: one per
+ * `threads` elements, at most 65536 (the loop covers the rest). */
+inline unsigned grid_stride_blocks(size_t n, int threads) {
+  const size_t blocks = (n + (size_t)threads - 1) / (size_t)threads;
+  return (unsigned)(blocks < 65536 ? blocks : 65536);
 }
 
 #endif

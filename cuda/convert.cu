@@ -14,8 +14,6 @@ static __global__ void k_convert(const float *__restrict__ x, size_t n, int t,
 extern "C" int convert_cuda(const float *x, size_t n, cu_dtype t, void *out, cudaStream_t stream) {
   if (n == 0) return 0;
   const int threads = 256;
-  size_t blocks = (n + threads - 1) / threads;
-  if (blocks > 65536) blocks = 65536;
-  k_convert<<<(unsigned)blocks, threads, 0, stream>>>(x, n, (int)t, out);
+  k_convert<<<grid_stride_blocks(n, threads), threads, 0, stream>>>(x, n, (int)t, out);
   return CU_CHECK_LAUNCH("k_convert", stream);
 }

@@ -1,6 +1,7 @@
 /* fill: grid-stride constant fill (cudaMemset cannot write -INFINITY floats). */
 #include "fill.h"
 
+#include "common.cuh"
 #include "cu_check.h"
 
 static __global__ void k_fill(float *__restrict__ x, size_t n, float value) {
@@ -11,8 +12,6 @@ static __global__ void k_fill(float *__restrict__ x, size_t n, float value) {
 extern "C" int fill_cuda(float *x, size_t n, float value, cudaStream_t stream) {
   if (n == 0) return 0;
   const int threads = 256;
-  size_t blocks = (n + threads - 1) / threads;
-  if (blocks > 65536) blocks = 65536;
-  k_fill<<<(unsigned)blocks, threads, 0, stream>>>(x, n, value);
+  k_fill<<<grid_stride_blocks(n, threads), threads, 0, stream>>>(x, n, value);
   return CU_CHECK_LAUNCH("k_fill", stream);
 }
