@@ -25,7 +25,9 @@
  *   top_k 64 + threshold 0.1 on the device (fp32): row counts equal everywhere, identical term
  *                sets on >= 99% of the documents
  * The CUDA encoder's decoder route is whatever SPLADEX_CUDA_DECODER says (chunked by default):
- * scripts/gpu_check.sh runs this test once per route. The encoding is pipelined (two batches in
+ * scripts/gpu_check.sh runs this test once per route. The fused route computes in fp16 / bf16 only
+ * (enc_cuda_open refuses fp32 there), so under SPLADEX_CUDA_DECODER=fused the fp32 encodings (the
+ * fp32 comparison and the top-k block) run on the chunked route, and the output says so. The encoding is pipelined (two batches in
  * flight), and the second fixture runs with SPLADEX_CUDA_TOKEN_BLOCK=1000 (several decoder GEMMs
  * per batch).
  * Models: the committed fixtures tests/fixtures/models/{distilbert-st,bert-untied-st,bert-bin}
@@ -46,6 +48,21 @@
 
 #ifdef SPLADEX_HAVE_CUDA
 enum { N_DOCS = ECMP_N_DOCS, TOP = ECMP_TOP };
+
+/* ecmp_encode_dense on the CUDA encoder, with the route the precision allows: an fp32 encoding
+ * under SPLADEX_CUDA_DECODER=fused runs on the chunked route (the fused one refuses fp32). */
+static int encode_cuda(const model *m, const enc_options *opt, const ecmp_corpus *c, float *dense,
+                       char *desc, size_t desc_cap) {
+  const char *route = getenv("SPLADEX_CUDA_DECODER");
+  const int fused_fp32 = route && !strcmp(route, "fused") && opt->precision == ENC_FP32;
+  if (fused_fp32) unsetenv("SPLADEX_CUDA_DECODER");
+  int rc = ecmp_encode_dense(m, opt, c, N_DOCS, dense, desc, desc_cap);
+  if (fused_fp32) {
+    setenv("SPLADEX_CUDA_DECODER", "fused", 1);
+    printf("test_encoder_gpu: fp32 runs on the chunked route (the fused route is fp16/bf16 only)\n");
+  }
+  return rc;
+}
 
 static void check_model(const char *dir, uint64_t *rng) {
   model *m = NULL;
@@ -83,7 +100,7 @@ static void check_model(const char *dir, uint64_t *rng) {
     enc_options g = o;
     g.backend = ENC_CUDA;
     g.precision = (enc_precision)p;
-    if (ecmp_encode_dense(m, &g, &c, N_DOCS, gpu, desc, sizeof desc) < 0) {
+    if (encode_cuda(m, &g, &c, gpu, desc, sizeof desc) < 0) {
       fprintf(stderr, "test_encoder_gpu: CUDA encoder on %s: %s\n", dir, err_msg());
       CHECK(!"cuda encoder");
       continue;
@@ -115,7 +132,7 @@ static void check_model(const char *dir, uint64_t *rng) {
       goto done;
     }
     k.backend = ENC_CUDA;
-    if (ecmp_encode_dense(m, &k, &c, N_DOCS, gpu, desc, sizeof desc) < 0) {
+    if (encode_cuda(m, &k, &c, gpu, desc, sizeof desc) < 0) {
       fprintf(stderr, "test_encoder_gpu: CUDA encoder top-k on %s: %s\n", dir, err_msg());
       CHECK(!"cuda encoder top-k");
       goto done;
