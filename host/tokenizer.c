@@ -23,11 +23,12 @@
  * FNV-1a hashes ("##" continuations hash from the state after "##", so nothing is copied).
  * With truncation, encoding stops as soon as max_length ids are certain.
  *
- * Invalid UTF-8: decoded like Python's bytes.decode("utf-8", errors="replace") -- each maximal
- * invalid subsequence (stray continuation byte, overlong form, surrogate, > U+10FFFF, truncated
- * sequence) becomes U+FFFD and no valid character is swallowed -- and BERT's clean-text step
- * deletes U+FFFD. So invalid bytes vanish without splitting the word around them:
- * "ab\xFFcd" tokenizes as "abcd", exactly as HF tokenizers does on the errors="replace" string.
+ * Invalid UTF-8: decoded (io/utf8.h) like Python's bytes.decode("utf-8", errors="replace") --
+ * each maximal invalid subsequence (stray continuation byte, overlong form, surrogate,
+ * > U+10FFFF, truncated sequence) becomes U+FFFD and no valid character is swallowed -- and
+ * BERT's clean-text step deletes U+FFFD. So invalid bytes vanish without splitting the word
+ * around them: "ab\xFFcd" tokenizes as "abcd", exactly as HF tokenizers does on the
+ * errors="replace" string.
  */
 #include "tokenizer.h"
 
@@ -42,6 +43,7 @@
 
 #include "err.h"
 #include "tokenizer_tables.h"
+#include "utf8.h"
 
 #define TOK_FNV_OFFSET 14695981039346656037ull
 #define TOK_FNV_PRIME 1099511628211ull
@@ -140,59 +142,6 @@ static int tok_is_punct_unicode(uint32_t c) {
   utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)c);
   int punct = cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO;
   return punct != tok_in_punct_exceptions(c);
-}
-
-static size_t tok_utf8_put(char *dst, uint32_t c) {
-  if (c < 0x80) {
-    dst[0] = (char)c;
-    return 1;
-  }
-  if (c < 0x800) {
-    dst[0] = (char)(0xC0 | (c >> 6));
-    dst[1] = (char)(0x80 | (c & 0x3F));
-    return 2;
-  }
-  if (c < 0x10000) {
-    dst[0] = (char)(0xE0 | (c >> 12));
-    dst[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-    dst[2] = (char)(0x80 | (c & 0x3F));
-    return 3;
-  }
-  dst[0] = (char)(0xF0 | (c >> 18));
-  dst[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-  dst[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-  dst[3] = (char)(0x80 | (c & 0x3F));
-  return 4;
-}
-
-/* Decodes one character at p[0, n), n >= 1, p[0] >= 0x80. Returns the bytes consumed; *c is the
- * code point, or 0xFFFD for a maximal invalid subsequence (Python's errors="replace" rule). */
-static size_t tok_utf8_next(const unsigned char *p, size_t n, uint32_t *c) {
-  unsigned b0 = p[0];
-  size_t need;
-  unsigned lo = 0x80, hi = 0xBF;
-  *c = 0xFFFD;
-  if (b0 < 0xC2 || b0 > 0xF4) return 1;
-  if (b0 < 0xE0) {
-    need = 1;
-  } else if (b0 < 0xF0) {
-    need = 2;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else {
-    need = 3;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  }
-  uint32_t cp = b0 & (0x3F >> need);
-  for (size_t k = 1; k <= need; k++) {
-    if (k >= n) return k;
-    unsigned b = p[k];
-    if (k == 1 ? (b < lo || b > hi) : (b & 0xC0) != 0x80) return k;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  *c = cp;
-  return need + 1;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -729,7 +678,7 @@ static void tok_end_word(tok_state *s);
 static void tok_word_append(tok_state *s, uint32_t c) {
   if (s->word_chars <= s->t->max_word_chars) {
     s->word_chars++;
-    if (s->word_chars <= s->t->max_word_chars) s->word_len += tok_utf8_put(s->sc->word + s->word_len, c);
+    if (s->word_chars <= s->t->max_word_chars) s->word_len += utf8_encode(c, s->sc->word + s->word_len);
   }
 }
 
@@ -931,8 +880,8 @@ static void tok_run(tok_state *s, const unsigned char *p, size_t n) {
       continue;
     }
     uint32_t c;
-    i += tok_utf8_next(p + i, n - i, &c);
-    tok_normalize_char(s, c);
+    i += utf8_decode((const char *)p + i, n - i, &c);
+    tok_normalize_char(s, c == UTF8_INVALID ? UTF8_REPLACEMENT : c);
   }
   if (!s->full) tok_end_word(s);
 }

@@ -46,6 +46,7 @@
 #include <zlib.h>
 
 #include "err.h"
+#include "utf8.h"
 
 /* ---- growable byte buffer ---- */
 typedef struct {
@@ -280,36 +281,15 @@ static int read_line(corpus *c, char **line, size_t *len) {
 }
 
 size_t corpus_sanitize_utf8(const char *s, size_t len, char *out) {
-  const unsigned char *u = (const unsigned char *)s;
   size_t o = 0, i = 0;
   while (i < len) {
-    unsigned c = u[i];
-    if (c >= 0x01 && c < 0x80) {
-      out[o++] = (char)c;
-      i++;
-      continue;
-    }
-    size_t n = 0;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) n = 2;
-    else if (c == 0xE0) n = 3, lo = 0xA0;
-    else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) n = 3;
-    else if (c == 0xED) n = 3, hi = 0x9F;
-    else if (c == 0xF0) n = 4, lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3) n = 4;
-    else if (c == 0xF4) n = 4, hi = 0x8F;
-    size_t k = 1;
-    if (n && i + 1 < len && u[i + 1] >= lo && u[i + 1] <= hi) {
-      k = 2;
-      while (k < n && i + k < len && u[i + k] >= 0x80 && u[i + k] <= 0xBF) k++;
-    }
-    if (n && k == n) {
-      memcpy(out + o, s + i, n);
-      o += n;
-    } else { /* NUL, a stray byte, or a maximal invalid subpart: one U+FFFD */
-      out[o++] = (char)0xEF;
-      out[o++] = (char)0xBF;
-      out[o++] = (char)0xBD;
+    uint32_t cp;
+    size_t k = utf8_decode(s + i, len - i, &cp);
+    if (cp == UTF8_INVALID || cp == 0) { /* a maximal invalid subpart, or NUL: one U+FFFD */
+      o += utf8_encode(UTF8_REPLACEMENT, out + o);
+    } else {
+      memcpy(out + o, s + i, k);
+      o += k;
     }
     i += k;
   }
@@ -343,17 +323,8 @@ static int hex4(const char *p, unsigned *out) {
 }
 
 static int put_utf8(corpus_bytes *b, unsigned cp) {
-  char u[4];
-  size_t n;
-  if (cp < 0x80) u[0] = (char)cp, n = 1;
-  else if (cp < 0x800) u[0] = (char)(0xC0 | (cp >> 6)), u[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
-  else if (cp < 0x10000)
-    u[0] = (char)(0xE0 | (cp >> 12)), u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)),
-    u[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
-  else
-    u[0] = (char)(0xF0 | (cp >> 18)), u[1] = (char)(0x80 | ((cp >> 12) & 0x3F)),
-    u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
-  return bytes_append(b, u, n);
+  char u[UTF8_MAX_BYTES];
+  return bytes_append(b, u, utf8_encode(cp, u));
 }
 
 /* Reads a JSON string at j->p (which is '"') into out (when out is not NULL). Returns 0, -1

@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "gzsink.h"
+#include "utf8.h"
 
 struct jsonl_writer {
   gzsink sink; /* documents are formatted straight into sink.buffer */
@@ -19,33 +20,6 @@ struct jsonl_writer {
   size_t id_scratch_cap;
   int64_t docs, empty_docs;
 };
-
-int jsonl_utf8_valid(const char *s, size_t len) {
-  const unsigned char *p = (const unsigned char *)s, *end = p + len;
-  while (p < end) {
-    unsigned c = *p;
-    if (c < 0x80) {
-      p++;
-      continue;
-    }
-    size_t n;
-    unsigned cp;
-    if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07;
-    else return 0;
-    if ((size_t)(end - p) < n) return 0;
-    for (size_t i = 1; i < n; i++) {
-      if ((p[i] & 0xC0) != 0x80) return 0;
-      cp = cp << 6 | (p[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return 0;
-    p += n;
-  }
-  return 1;
-}
 
 size_t jsonl_escape(const char *s, char *out) {
   static const char hex[] = "0123456789abcdef";
@@ -94,7 +68,7 @@ int jsonl_writer_open(const char *path, int gzip, const char *const *terms, int 
   }
   size_t at = 0;
   for (int v = 0; v < vocab_size; v++) {
-    if (!jsonl_utf8_valid(terms[v], strlen(terms[v]))) {
+    if (!utf8_valid(terms[v], strlen(terms[v]))) {
       rc = err_set(ERR_FORMAT, "vocabulary term %d is not valid UTF-8", v);
       goto fail;
     }
@@ -136,7 +110,7 @@ int jsonl_write_doc(jsonl_writer *w, const char *doc_id, const int32_t *vocab_id
                     const int32_t *weights, int64_t n) {
   int rc;
   size_t id_len = strlen(doc_id);
-  if (!jsonl_utf8_valid(doc_id, id_len))
+  if (!utf8_valid(doc_id, id_len))
     return err_set(ERR_FORMAT, "document %lld: id is not valid UTF-8", (long long)w->docs);
   if (6 * id_len + 3 > w->id_scratch_cap) {
     size_t cap = 6 * id_len + 64;

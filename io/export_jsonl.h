@@ -22,12 +22,8 @@ typedef struct jsonl_writer jsonl_writer;
 
 /* Writes the JSON string literal of the NUL-terminated s (quotes included) into out, which
  * must hold 6 * strlen(s) + 3 bytes, NUL-terminates it and returns its length (without the
- * NUL). s must be valid UTF-8 (see jsonl_utf8_valid). */
+ * NUL). s must be valid UTF-8 (utf8_valid, io/utf8.h). */
 size_t jsonl_escape(const char *s, char *out);
-
-/* 1 if the len bytes at s are valid UTF-8 (no overlong forms, surrogates or code points past
- * U+10FFFF), else 0. */
-int jsonl_utf8_valid(const char *s, size_t len);
 
 /* Creates (truncates) path, gzip-compressed when gzip != 0, for documents over the vocabulary
  * terms[vocab_size] (borrowed only during the call: every term is checked for UTF-8 and escaped

@@ -54,11 +54,6 @@ static void test_escape(void) {
   CHECK(!strcmp(out, "\"\\n\\t\\u0001\\u001f\""));
   jsonl_escape("caf\xc3\xa9 ##s", out);
   CHECK(!strcmp(out, "\"caf\xc3\xa9 ##s\""));
-  CHECK(jsonl_utf8_valid("caf\xc3\xa9", 5));
-  CHECK(!jsonl_utf8_valid("\xc3", 1));         /* truncated */
-  CHECK(!jsonl_utf8_valid("\xc0\xaf", 2));     /* overlong */
-  CHECK(!jsonl_utf8_valid("\xed\xa0\x80", 3)); /* surrogate */
-  CHECK(!jsonl_utf8_valid("\xf4\x90\x80\x80", 4)); /* past U+10FFFF */
 }
 
 static void test_plan_and_block(void) {
