@@ -5,7 +5,8 @@
  * batches (up to 64 passages or --batch-tokens tokens) and printed in input order: in text mode one
  * line per passage with its top terms "term:weight" by weight descending (ties: lower id first),
  * with --json one object per line, {"n_tokens": N, "vector": {"term": w, ...}}, every kept term
- * in ascending id order, weights with %.9g.
+ * in ascending id order, weights with %.9g (terms escaped by jsonl_escape's
+ * JSONL_ESCAPE_CONTROLS style).
  * An --ids line longer than --max-length is truncated the way the tokenizer truncates
  * (tok_truncate_ids: its first max_length - 1 ids and its last id, the [SEP]).
  */
@@ -20,6 +21,8 @@
 #include "commands.h"
 #include "encoder.h"
 #include "err.h"
+#include "export_jsonl.h"
+#include "grow.h"
 #include "model.h"
 #include "tokenizer.h"
 
@@ -58,6 +61,8 @@ typedef struct {
   encode_term *terms;   /* (V) text mode: one row's terms, for sorting */
   int32_t *line_ids;    /* (line_cap) --ids mode: the ids of one line */
   size_t line_n, line_cap;
+  char *escaped;        /* (escaped_cap) --json: one term as a JSON string */
+  size_t escaped_cap;
   long long line;       /* input line number of the last passage read (1-based) */
 } encode_state;
 
@@ -134,26 +139,6 @@ static int parse_args(int argc, char **argv, encode_args *a, int *first_text, in
   return 0;
 }
 
-/* Writes s as a JSON string (quotes included). */
-static void json_string(FILE *f, const char *s) {
-  fputc('"', f);
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p == '"' || *p == '\\') {
-      fputc('\\', f);
-      fputc(*p, f);
-    } else if (*p == '\n') {
-      fputs("\\n", f);
-    } else if (*p == '\t') {
-      fputs("\\t", f);
-    } else if (*p < 0x20 || *p == 0x7f) {
-      fprintf(f, "\\u%04x", *p);
-    } else {
-      fputc(*p, f);
-    }
-  }
-  fputc('"', f);
-}
-
 static const char *term_of(const encode_state *s, int32_t id) {
   const char *t = tok_token(s->t, id);
   return t ? t : "[?]";
@@ -178,7 +163,11 @@ static int flush_batch(encode_state *s) {
       printf("{\"n_tokens\": %d, \"vector\": {", s->lengths[b]);
       for (int64_t k = lo; k < hi; k++) {
         if (k > lo) fputs(", ", stdout);
-        json_string(stdout, term_of(s, r.indices[k]));
+        const char *term = term_of(s, r.indices[k]);
+        if (grow(&s->escaped, &s->escaped_cap, JSONL_ESCAPED_MAX(strlen(term)), 1))
+          return err_set(ERR_NOMEM, "out of memory");
+        jsonl_escape(term, JSONL_ESCAPE_CONTROLS, s->escaped);
+        fputs(s->escaped, stdout);
         printf(": %.9g", (double)r.values[k]);
       }
       fputs("}}\n", stdout);
@@ -238,13 +227,8 @@ static int parse_id_line(encode_state *s, const char *line, const char *where) {
     if (v < 0 || v >= vocab)
       return err_set(ERR_INPUT, "%s: token id %ld is outside the vocabulary [0, %d)", where, v,
                      vocab);
-    if (s->line_n == s->line_cap) {
-      size_t cap = s->line_cap ? 2 * s->line_cap : 512;
-      int32_t *ids = realloc(s->line_ids, cap * sizeof *ids);
-      if (!ids) return err_set(ERR_NOMEM, "%s: out of memory", where);
-      s->line_ids = ids;
-      s->line_cap = cap;
-    }
+    if (grow(&s->line_ids, &s->line_cap, s->line_n + 1, sizeof *s->line_ids))
+      return err_set(ERR_NOMEM, "%s: out of memory", where);
     s->line_ids[s->line_n++] = (int32_t)v;
     p = end;
   }
@@ -329,6 +313,7 @@ fail:
   free(s.pool);
   free(s.terms);
   free(s.line_ids);
+  free(s.escaped);
   tok_buffer_free(&s.buf);
   enc_close(s.e);
   tok_free(s.t);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "grow.h"
 #include "gzsink.h"
 #include "utf8.h"
 
@@ -21,29 +22,34 @@ struct jsonl_writer {
   int64_t docs, empty_docs;
 };
 
-size_t jsonl_escape(const char *s, char *out) {
+size_t jsonl_escape(const char *s, jsonl_escape_style style, char *out) {
   static const char hex[] = "0123456789abcdef";
+  const int dumps = style == JSONL_ESCAPE_DUMPS;
   char *o = out;
   *o++ = '"';
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
     unsigned c = *p;
+    char short_form = 0; /* the letter after the backslash, or 0 */
     switch (c) {
-      case '"': *o++ = '\\'; *o++ = '"'; break;
-      case '\\': *o++ = '\\'; *o++ = '\\'; break;
-      case '\b': *o++ = '\\'; *o++ = 'b'; break;
-      case '\f': *o++ = '\\'; *o++ = 'f'; break;
-      case '\n': *o++ = '\\'; *o++ = 'n'; break;
-      case '\r': *o++ = '\\'; *o++ = 'r'; break;
-      case '\t': *o++ = '\\'; *o++ = 't'; break;
-      default:
-        if (c < 0x20) {
-          memcpy(o, "\\u00", 4);
-          o[4] = hex[c >> 4];
-          o[5] = hex[c & 15];
-          o += 6;
-        } else {
-          *o++ = (char)c;
-        }
+      case '"': short_form = '"'; break;
+      case '\\': short_form = '\\'; break;
+      case '\n': short_form = 'n'; break;
+      case '\t': short_form = 't'; break;
+      case '\b': short_form = dumps ? 'b' : 0; break;
+      case '\f': short_form = dumps ? 'f' : 0; break;
+      case '\r': short_form = dumps ? 'r' : 0; break;
+      default: break;
+    }
+    if (short_form) {
+      *o++ = '\\';
+      *o++ = short_form;
+    } else if (c < 0x20 || (c == 0x7f && !dumps)) {
+      memcpy(o, "\\u00", 4);
+      o[4] = hex[c >> 4];
+      o[5] = hex[c & 15];
+      o += 6;
+    } else {
+      *o++ = (char)c;
     }
   }
   *o++ = '"';
@@ -60,7 +66,7 @@ int jsonl_writer_open(const char *path, int gzip, const char *const *terms, int 
   w->vocab_size = vocab_size;
   w->key_offset = malloc(((size_t)vocab_size + 1) * sizeof *w->key_offset);
   size_t arena = 0;
-  for (int v = 0; v < vocab_size; v++) arena += 6 * strlen(terms[v]) + 4;
+  for (int v = 0; v < vocab_size; v++) arena += JSONL_ESCAPED_MAX(strlen(terms[v])) + 1;
   w->key_arena = malloc(arena + 1);
   if (!w->key_offset || !w->key_arena) {
     rc = err_set(ERR_NOMEM, "out of memory for the JSONL writer");
@@ -73,7 +79,7 @@ int jsonl_writer_open(const char *path, int gzip, const char *const *terms, int 
       goto fail;
     }
     w->key_offset[v] = at;
-    at += jsonl_escape(terms[v], w->key_arena + at);
+    at += jsonl_escape(terms[v], JSONL_ESCAPE_DUMPS, w->key_arena + at);
     memcpy(w->key_arena + at, ": ", 2);
     at += 2;
   }
@@ -112,14 +118,9 @@ int jsonl_write_doc(jsonl_writer *w, const char *doc_id, const int32_t *vocab_id
   size_t id_len = strlen(doc_id);
   if (!utf8_valid(doc_id, id_len))
     return err_set(ERR_FORMAT, "document %lld: id is not valid UTF-8", (long long)w->docs);
-  if (6 * id_len + 3 > w->id_scratch_cap) {
-    size_t cap = 6 * id_len + 64;
-    char *p = realloc(w->id_scratch, cap);
-    if (!p) return err_set(ERR_NOMEM, "out of memory");
-    w->id_scratch = p;
-    w->id_scratch_cap = cap;
-  }
-  size_t escaped = jsonl_escape(doc_id, w->id_scratch);
+  if (grow(&w->id_scratch, &w->id_scratch_cap, JSONL_ESCAPED_MAX(id_len), 1))
+    return err_set(ERR_NOMEM, "out of memory");
+  size_t escaped = jsonl_escape(doc_id, JSONL_ESCAPE_DUMPS, w->id_scratch);
   if ((rc = gzsink_write(&w->sink, "{\"id\": ", 7)) ||
       (rc = gzsink_write(&w->sink, w->id_scratch, escaped)) ||
       (rc = gzsink_write(&w->sink, ", \"contents\": \"\", \"vector\": {", 29)))

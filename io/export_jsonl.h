@@ -20,10 +20,22 @@
 
 typedef struct jsonl_writer jsonl_writer;
 
+/* How jsonl_escape writes control characters. Both escape \" and \\ and keep UTF-8 as is. */
+typedef enum {
+  JSONL_ESCAPE_DUMPS = 0,   /* Python's json.dumps(s, ensure_ascii=False): \b \f \n \r \t, other
+                               bytes < 0x20 as \u00xx, DEL kept (this file's lines) */
+  JSONL_ESCAPE_CONTROLS = 1 /* \n \t, every other byte < 0x20 and DEL as \u00xx (the terms of
+                               `spladex encode --json`, unchanged since it was written) */
+} jsonl_escape_style;
+
+/* The bytes jsonl_escape needs for a string of len bytes, NUL included. */
+#define JSONL_ESCAPED_MAX(len) (6 * (size_t)(len) + 3)
+
 /* Writes the JSON string literal of the NUL-terminated s (quotes included) into out, which
- * must hold 6 * strlen(s) + 3 bytes, NUL-terminates it and returns its length (without the
- * NUL). s must be valid UTF-8 (utf8_valid, io/utf8.h). */
-size_t jsonl_escape(const char *s, char *out);
+ * must hold JSONL_ESCAPED_MAX(strlen(s)) bytes, NUL-terminates it and returns its length
+ * (without the NUL). Bytes >= 0x80 are copied as they are: valid UTF-8 (utf8_valid, io/utf8.h)
+ * stays valid, which the writer below checks first. */
+size_t jsonl_escape(const char *s, jsonl_escape_style style, char *out);
 
 /* Creates (truncates) path, gzip-compressed when gzip != 0, for documents over the vocabulary
  * terms[vocab_size] (borrowed only during the call: every term is checked for UTF-8 and escaped

@@ -49,11 +49,15 @@ static void test_quantize(void) {
 
 static void test_escape(void) {
   char out[128];
-  CHECK(jsonl_escape("a\"b\\c", out) == 9 && !strcmp(out, "\"a\\\"b\\\\c\""));
-  jsonl_escape("\n\t\x01\x1f", out);
+  CHECK(jsonl_escape("a\"b\\c", JSONL_ESCAPE_DUMPS, out) == 9 && !strcmp(out, "\"a\\\"b\\\\c\""));
+  jsonl_escape("\n\t\x01\x1f", JSONL_ESCAPE_DUMPS, out);
   CHECK(!strcmp(out, "\"\\n\\t\\u0001\\u001f\""));
-  jsonl_escape("caf\xc3\xa9 ##s", out);
+  jsonl_escape("caf\xc3\xa9 ##s", JSONL_ESCAPE_DUMPS, out);
   CHECK(!strcmp(out, "\"caf\xc3\xa9 ##s\""));
+  jsonl_escape("\b\f\r\x7f", JSONL_ESCAPE_DUMPS, out);
+  CHECK(!strcmp(out, "\"\\b\\f\\r\x7f\""));
+  jsonl_escape("\"\\\n\t\b\f\r\x01\x7f\xc3\xa9", JSONL_ESCAPE_CONTROLS, out);
+  CHECK(!strcmp(out, "\"\\\"\\\\\\n\\t\\u0008\\u000c\\u000d\\u0001\\u007f\xc3\xa9\""));
 }
 
 static void test_plan_and_block(void) {
