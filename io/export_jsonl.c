@@ -112,8 +112,19 @@ static size_t jsonl_format_int(int32_t v, char *out) {
   return len;
 }
 
-int jsonl_write_doc(jsonl_writer *w, const char *doc_id, const int32_t *vocab_ids,
-                    const int32_t *weights, int64_t n) {
+size_t jsonl_format_float(float v, char *out) {
+  /* The fewest significant digits that read back (strtof) as the same float32: what numpy's
+   * repr of a float32 prints, 9 at most. */
+  for (int digits = 6; digits < 9; digits++) {
+    int len = snprintf(out, JSONL_FLOAT_MAX, "%.*g", digits, (double)v);
+    if (strtof(out, NULL) == v) return (size_t)len;
+  }
+  return (size_t)snprintf(out, JSONL_FLOAT_MAX, "%.9g", (double)v);
+}
+
+/* One line; exactly one of weights (integers) and float_weights is not NULL. */
+static int jsonl_write_any(jsonl_writer *w, const char *doc_id, const int32_t *vocab_ids,
+                           const int32_t *weights, const float *float_weights, int64_t n) {
   int rc;
   size_t id_len = strlen(doc_id);
   if (!utf8_valid(doc_id, id_len))
@@ -125,19 +136,19 @@ int jsonl_write_doc(jsonl_writer *w, const char *doc_id, const int32_t *vocab_id
       (rc = gzsink_write(&w->sink, w->id_scratch, escaped)) ||
       (rc = gzsink_write(&w->sink, ", \"contents\": \"\", \"vector\": {", 29)))
     return rc;
-  if (n == 0) {
+  if (n == 0 && weights) {
     static const char empty[] = "\"" JSONL_EMPTY_TERM "\": 1";
     if ((rc = gzsink_write(&w->sink, empty, sizeof empty - 1))) return rc;
-    w->empty_docs++;
   }
+  if (n == 0) w->empty_docs++;
   gzsink *out = &w->sink;
   for (int64_t i = 0; i < n; i++) {
     int32_t v = vocab_ids[i];
     SPX_ASSERT(v >= 0 && v < w->vocab_size);
     const char *key = w->key_arena + w->key_offset[v];
     size_t key_len = w->key_offset[v + 1] - w->key_offset[v];
-    if (out->used + key_len + 16 > out->cap && (rc = gzsink_flush(out))) return rc;
-    if (key_len + 16 > out->cap) { /* a giant term: not on the fast path */
+    if (out->used + key_len + JSONL_FLOAT_MAX > out->cap && (rc = gzsink_flush(out))) return rc;
+    if (key_len + JSONL_FLOAT_MAX > out->cap) { /* a giant term: not on the fast path */
       if ((rc = gzsink_write(out, ", ", i ? 2 : 0)) || (rc = gzsink_write(out, key, key_len)))
         return rc;
     } else {
@@ -148,12 +159,23 @@ int jsonl_write_doc(jsonl_writer *w, const char *doc_id, const int32_t *vocab_id
       memcpy(out->buffer + out->used, key, key_len);
       out->used += key_len;
     }
-    if ((rc = gzsink_reserve(out, 16))) return rc;
-    out->used += jsonl_format_int(weights[i], (char *)out->buffer + out->used);
+    if ((rc = gzsink_reserve(out, JSONL_FLOAT_MAX))) return rc;
+    char *at = (char *)out->buffer + out->used;
+    out->used += weights ? jsonl_format_int(weights[i], at) : jsonl_format_float(float_weights[i], at);
   }
   if ((rc = gzsink_write(&w->sink, "}}\n", 3))) return rc;
   w->docs++;
   return 0;
+}
+
+int jsonl_write_doc(jsonl_writer *w, const char *doc_id, const int32_t *vocab_ids,
+                    const int32_t *weights, int64_t n) {
+  return jsonl_write_any(w, doc_id, vocab_ids, weights, NULL, n);
+}
+
+int jsonl_write_doc_float(jsonl_writer *w, const char *doc_id, const int32_t *vocab_ids,
+                          const float *weights, int64_t n) {
+  return jsonl_write_any(w, doc_id, vocab_ids, NULL, weights, n);
 }
 
 int64_t jsonl_writer_empty_docs(const jsonl_writer *w) { return w->empty_docs; }

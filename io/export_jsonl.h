@@ -50,7 +50,21 @@ int jsonl_writer_open(const char *path, int gzip, const char *const *terms, int 
 int jsonl_write_doc(jsonl_writer *w, const char *doc_id, const int32_t *vocab_ids,
                     const int32_t *weights, int64_t n);
 
-/* Documents written so far that got the [unused993] placeholder. */
+/* The same line with float weights (--weights float, for Seismic, OpenSearch neural sparse...),
+ * each written as the shortest decimal that reads back as the same float32
+ * (jsonl_format_float); n == 0 writes an empty vector {} (no placeholder: float consumers take
+ * empty vectors). Returns as jsonl_write_doc. */
+int jsonl_write_doc_float(jsonl_writer *w, const char *doc_id, const int32_t *vocab_ids,
+                          const float *weights, int64_t n);
+
+/* The bytes jsonl_format_float may write, NUL included. */
+#define JSONL_FLOAT_MAX 32
+
+/* Writes the shortest decimal form (%.6g to %.9g) that strtof reads back as exactly v into out
+ * (JSONL_FLOAT_MAX bytes), NUL-terminated; returns its length. v must be finite. */
+size_t jsonl_format_float(float v, char *out);
+
+/* Documents written so far with no term (jsonl_write_doc: given the [unused993] placeholder). */
 int64_t jsonl_writer_empty_docs(const jsonl_writer *w);
 
 /* Flushes, closes and frees w. Returns 0 or ERR_IO naming the file; w is freed either way. */

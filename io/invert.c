@@ -28,6 +28,10 @@ struct inv_source {
   int64_t *shard_docs; /* (K) */
   int64_t n_docs;
   char model[256];
+  int max_length, top_k;
+  float threshold;
+  int keep_all;         /* inv_source_keep_all */
+  unsigned char *drop;  /* (V) 1: the term is left out (inv_source_drop_special); NULL: none */
 
   int vocab_size;
   char **terms;        /* (V) pointers into term_arena */
@@ -42,6 +46,7 @@ struct inv_source {
   int64_t *indptr;     /* (cap_docs + 1) */
   int64_t cap_docs;
   int32_t *vocab_ids, *ranks, *tfs; /* (cap_entries) */
+  float *weights;                    /* (cap_entries) */
   int64_t cap_entries;
 };
 
@@ -51,6 +56,13 @@ int32_t inv_quantize(float w, float scale) {
   if (!(p >= 0.5f)) return 0; /* also NaN */
   if (p >= 2147483520.0f) return INT32_MAX; /* the largest float below 2^31 */
   return (int32_t)rintf(p); /* default rounding mode: to nearest, ties to even (np.rint) */
+}
+
+int inv_is_special_term(const char *term) {
+  static const char *const special[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+  for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+    if (!strcmp(term, special[i])) return 1;
+  return 0;
 }
 
 /* ---- vocabulary ---- */
@@ -178,6 +190,9 @@ int inv_source_open(const char *dir, float scale, inv_source **out) {
     const shard_info *info = shard_reader_info(r);
     s->vocab_size = info->vocab_size;
     snprintf(s->model, sizeof s->model, "%s", info->model);
+    s->max_length = info->max_length;
+    s->threshold = info->threshold;
+    s->top_k = info->top_k;
     if ((rc = inv_read_vocab(s, r, s->listing.shards[0].path)) < 0) goto fail;
     shard_reader_close(r);
     r = NULL;
@@ -191,6 +206,24 @@ fail:
   return rc;
 }
 
+int inv_source_drop_special(inv_source *s) {
+  int n = 0;
+  if (!s->drop) {
+    s->drop = calloc((size_t)s->vocab_size + 1, 1);
+    if (!s->drop) return err_set(ERR_NOMEM, "out of memory");
+  }
+  for (int v = 0; v < s->vocab_size; v++)
+    if (inv_is_special_term(s->terms[v])) {
+      s->drop[v] = 1;
+      n++;
+    }
+  return n;
+}
+
+void inv_source_keep_all(inv_source *s, int keep_all) { s->keep_all = keep_all != 0; }
+int inv_source_max_length(const inv_source *s) { return s->max_length; }
+float inv_source_threshold(const inv_source *s) { return s->threshold; }
+int inv_source_top_k(const inv_source *s) { return s->top_k; }
 int64_t inv_source_docs(const inv_source *s) { return s->n_docs; }
 int inv_source_verified(const inv_source *s) { return s->verified; }
 int inv_source_shards(const inv_source *s) { return s->n_shards; }
@@ -222,7 +255,9 @@ static int inv_grow(inv_source *s, int64_t docs, int64_t entries) {
     if (b) s->ranks = b;
     int32_t *c = realloc(s->tfs, (size_t)cap * sizeof *c);
     if (c) s->tfs = c;
-    if (!a || !b || !c) return err_set(ERR_NOMEM, "out of memory for %lld entries", (long long)cap);
+    float *d = realloc(s->weights, (size_t)cap * sizeof *d);
+    if (d) s->weights = d;
+    if (!a || !b || !c || !d) return err_set(ERR_NOMEM, "out of memory for %lld entries", (long long)cap);
     s->cap_entries = cap;
   }
   return 0;
@@ -276,10 +311,11 @@ int inv_source_next(inv_source *s, int64_t max_docs, inv_rows *rows) {
           return err_set(ERR_FORMAT, "%s: row %lld: weight of term %d is not finite", path,
                          (long long)(s->row + i), v);
         int32_t q = inv_quantize(values[j], s->scale);
-        if (q < 1) continue;
+        if ((q < 1 && !s->keep_all) || (s->drop && s->drop[v])) continue;
         s->vocab_ids[kept] = v;
         s->ranks[kept] = s->rank[v];
         s->tfs[kept] = q;
+        s->weights[kept] = values[j];
         kept++;
       }
       s->indptr[i + 1] = kept;
@@ -291,6 +327,7 @@ int inv_source_next(inv_source *s, int64_t max_docs, inv_rows *rows) {
     rows->vocab_ids = s->vocab_ids;
     rows->ranks = s->ranks;
     rows->tfs = s->tfs;
+    rows->weights = s->weights;
     s->row += n;
     return 0;
   }
@@ -312,6 +349,8 @@ void inv_source_close(inv_source *s) {
   free(s->vocab_ids);
   free(s->ranks);
   free(s->tfs);
+  free(s->weights);
+  free(s->drop);
   free(s);
 }
 

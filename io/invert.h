@@ -33,6 +33,12 @@
  * below 0.5, negative or NaN; INT32_MAX for products that do not fit an int32. */
 int32_t inv_quantize(float w, float scale);
 
+/* 1 when term is one of the BERT vocabulary's special tokens -- [PAD] [UNK] [CLS] [SEP] [MASK],
+ * the five that bert-base-uncased's tokenizer_config.json (and every SPLADE model built on it)
+ * declares -- else 0. `--drop-special` of `spladex export` and `spladex queries` leaves these
+ * terms out, by their vocabulary strings, so that both sides drop the same ids. */
+int inv_is_special_term(const char *term);
+
 /* ---- the doc-major source ---- */
 
 typedef struct inv_source inv_source;
@@ -48,7 +54,9 @@ typedef struct {
   const int64_t *indptr;      /* (n_docs + 1), starts at 0 */
   const int32_t *vocab_ids;   /* (indptr[n_docs]) */
   const int32_t *ranks;       /* (indptr[n_docs]) byte-order rank of vocab_ids[j] */
-  const int32_t *tfs;         /* (indptr[n_docs]) quantized weights, >= 1 */
+  const int32_t *tfs;         /* (indptr[n_docs]) quantized weights, >= 1 (>= 0 under
+                                 inv_source_keep_all) */
+  const float *weights;       /* (indptr[n_docs]) the stored float weights of the same entries */
 } inv_rows;
 
 /* Opens the shard directory dir: reads job.json (io/jobfile.h) when there is one, lists the
@@ -63,6 +71,21 @@ int inv_source_open(const char *dir, float scale, inv_source **out);
 /* 1 when job.json confirmed the number of shards and documents; 0 when the directory has no
  * job.json, so that only gaps (not missing trailing shards) could be detected. */
 int inv_source_verified(const inv_source *s);
+
+/* What inv_source_next keeps, set before the first pass (the defaults: every term whose weight
+ * quantizes to >= 1, special tokens included).
+ * inv_source_drop_special: leaves out every vocabulary term for which inv_is_special_term() holds;
+ * returns how many vocabulary terms that is.
+ * inv_source_keep_all: keep_all != 0 keeps every stored entry whatever its quantized weight (tfs
+ * may then be 0), for the exports of float weights (csr, jsonl --weights float). */
+int inv_source_drop_special(inv_source *s);
+void inv_source_keep_all(inv_source *s, int keep_all);
+
+/* The first shard's expansion settings (the shard attributes max_length, threshold, top_k), for
+ * the records that an export writes beside itself. */
+int inv_source_max_length(const inv_source *s);
+float inv_source_threshold(const inv_source *s);
+int inv_source_top_k(const inv_source *s);
 
 /* Number of documents (N), of shards, the vocabulary size and the model id from the shards. */
 int64_t inv_source_docs(const inv_source *s);

@@ -80,7 +80,7 @@ static void test_plan_and_block(void) {
   int64_t df3[3] = {1, 1, 3};
   int64_t indptr[4] = {0, 2, 3, 5};
   int32_t ranks[5] = {0, 2, 2, 1, 2}, tfs[5] = {4, 5, 6, 7, 8}, ids[5] = {0};
-  inv_rows rows = {10, 3, NULL, indptr, ids, ranks, tfs};
+  inv_rows rows = {10, 3, NULL, indptr, ids, ranks, tfs, NULL};
   inv_block *b = NULL;
   inv_range range = {1, 3, 4};
   CHECK(inv_block_open(df3, range, &b) == 0);
@@ -133,7 +133,7 @@ static void test_block_add_csc(void) {
   int64_t df[CSC_RANKS] = {0}, doc = 0, *ip = indptr;
   int32_t *rk = ranks, *tf = tfs;
   for (int b = 0; b < N_BLOCKS; b++) {
-    blocks[b] = (inv_rows){doc, sizes[b], NULL, ip, ids, rk, tf};
+    blocks[b] = (inv_rows){doc, sizes[b], NULL, ip, ids, rk, tf, NULL};
     ip[0] = 0;
     int64_t n = 0;
     for (int64_t i = 0; i < sizes[b]; i++) {

@@ -1,9 +1,11 @@
-"""`spladex export jsonl|ciff` against readers we did not write (DESIGN.md section 7).
+"""`spladex export jsonl|ciff|csr` against readers we did not write (DESIGN.md section 7).
 
 Shard directories are written directly with h5py (shardgen.py), so these tests need neither a
 model nor the expand job. CIFF is read with the PyPI package ciff-toolkit (protobuf classes
-compiled from the published CommonIndexFileFormat.proto); JSONL with Python's json. The reference
-vectors are the shards' float32 weights quantized as naver/splade does (np.rint(w * scale)).
+compiled from the published CommonIndexFileFormat.proto); JSONL with Python's json; CSR with
+numpy exactly as big-ann-benchmarks' benchmark/dataset_io.py read_sparse_matrix does. The
+reference vectors are the shards' float32 weights quantized as naver/splade does
+(np.rint(w * scale)), or the weights themselves for csr and jsonl --weights float.
 """
 import gzip
 import json
@@ -371,5 +373,165 @@ def test_bad_arguments():
     for args in ([], ["xml", "--input", "a", "--output", "b"], ["ciff", "--output", "b"],
                  ["ciff", "--input", "a", "--output", "b", "--memory", "lots"],
                  ["ciff", "--input", "a", "--output", "b", "--quant-scale", "-1"]):
+        p = run(*args, check=False)
+        assert p.returncode == 2, (args, p.stderr)
+
+
+# ---- csr, jsonl --weights float, --drop-special, PATH.meta.json ----
+
+SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def read_bigann_csr(path):
+    """big-ann-benchmarks benchmark/dataset_io.py read_sparse_matrix, line for line."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    nrow, ncol, nnz = np.frombuffer(raw, dtype="<i8", count=3)
+    off = 24
+    indptr = np.frombuffer(raw, dtype="<i8", count=nrow + 1, offset=off)
+    off += 8 * (nrow + 1)
+    assert nnz == indptr[-1]
+    indices = np.frombuffer(raw, dtype="<i4", count=nnz, offset=off)
+    off += 4 * nnz
+    assert np.all(indices >= 0) and np.all(indices < ncol)
+    data = np.frombuffer(raw, dtype="<f4", count=nnz, offset=off)
+    off += 4 * nnz
+    assert off == len(raw), "bytes after data"
+    return sp.csr_matrix((data, indices, indptr), shape=(nrow, ncol))
+
+
+def without_columns(m, cols):
+    m = m.tolil(copy=True)
+    for c in cols:
+        m[:, c] = 0
+    m = sp.csr_matrix(m, dtype=np.float32)
+    m.eliminate_zeros()
+    return m
+
+
+def read_meta(path):
+    with open(path + ".meta.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_csr_read_by_numpy_equals_the_shards(corpus):
+    out = str(corpus["tmp"] / "docs.csr")
+    p = run("csr", "--input", corpus["dir"], "--output", out)
+    got = read_bigann_csr(out)
+    m = corpus["m"]
+    assert got.shape == m.shape and got.nnz == m.nnz
+    assert np.array_equal(got.indptr, m.indptr)
+    assert np.array_equal(got.indices, m.indices)
+    assert got.data.dtype == np.float32 and np.array_equal(got.data, m.data)  # bit-exact
+    assert "nonzeros" in p.stderr
+    meta = read_meta(out)
+    assert meta["format"] == "csr" and meta["weights"] == "float"
+    assert meta["vectors"] == m.shape[0] and meta["nnz"] == m.nnz
+    assert meta["vocab_size"] == len(corpus["vocab"]) and meta["drop_special"] is False
+    for side in (".indptr", ".indices", ".data", ".tmp"):
+        assert not os.path.exists(out + side)
+    gz = out + ".gz"
+    run("csr", "--input", corpus["dir"], "--output", gz)
+    with gzip.open(gz, "rb") as f:
+        assert f.read() == open(out, "rb").read()
+
+
+def test_csr_float16_shards(tmp_path):
+    rng = np.random.default_rng(17)
+    vocab = make_vocab(64)
+    m = shardgen.random_matrix(rng, 30, len(vocab), 8)
+    shardgen.write_dir(str(tmp_path / "h"), ["d%d" % i for i in range(30)], m, vocab, 16,
+                       dtype=np.float16)
+    out = str(tmp_path / "h.csr")
+    run("csr", "--input", str(tmp_path / "h"), "--output", out)
+    got = read_bigann_csr(out)
+    assert np.array_equal(got.data, m.data.astype(np.float16).astype(np.float32))
+    assert np.array_equal(got.indices, m.indices)
+
+
+def test_jsonl_float_weights_are_the_stored_float32(corpus):
+    out = str(corpus["tmp"] / "float.jsonl")
+    run("jsonl", "--input", corpus["dir"], "--output", out, "--weights", "float")
+    m, vocab = corpus["m"], corpus["vocab"]
+    with open(out, encoding="utf-8") as f:
+        lines = f.readlines()
+    assert len(lines) == m.shape[0]
+    for d, line in enumerate(lines):
+        doc = json.loads(line)
+        a, b = m.indptr[d], m.indptr[d + 1]
+        want = {vocab[c]: w for c, w in zip(m.indices[a:b], m.data[a:b])}
+        assert list(doc["vector"]) == [vocab[c] for c in m.indices[a:b]]
+        # every weight reads back as the very same float32, in the fewest digits
+        assert {t: np.float32(w) for t, w in doc["vector"].items()} == want
+    assert json.loads(lines[0])["vector"] == {}  # an empty document: no placeholder
+    meta = read_meta(out)
+    assert meta["weights"] == "float" and meta["format"] == "jsonl"
+
+
+def test_drop_special_in_every_format(corpus, tmp_path):
+    m, vocab = corpus["m"], corpus["vocab"]
+    special_ids = [i for i, t in enumerate(vocab) if t in SPECIALS]
+    assert special_ids == [vocab.index("[CLS]")]
+    cls = special_ids[0]
+    assert m[:, cls].nnz > 0, "the fixture must use [CLS] for this test to mean anything"
+    kept = without_columns(m, special_ids)
+
+    out = str(tmp_path / "d.csr")
+    run("csr", "--input", corpus["dir"], "--output", out, "--drop-special")
+    got = read_bigann_csr(out)
+    assert got.shape == m.shape and (got != kept).nnz == 0 and got.nnz == kept.nnz
+    meta = read_meta(out)
+    assert meta["drop_special"] is True and meta["dropped_terms"] == ["[CLS]"]
+
+    expect = shardgen.quantized_vectors(kept, vocab)
+    out = str(tmp_path / "d.jsonl")
+    run("jsonl", "--input", corpus["dir"], "--output", out, "--drop-special")
+    with open(out, encoding="utf-8") as f:
+        for d, line in enumerate(f):
+            assert json.loads(line)["vector"] == (expect[d] or {"[unused993]": 1})
+
+    out = str(tmp_path / "d.ciff")
+    run("ciff", "--input", corpus["dir"], "--output", out, "--drop-special")
+    header, lists, _ = read_ciff(out)
+    assert "[CLS]" not in [pl.term for pl in lists]
+    assert vectors_from_ciff(lists, m.shape[0]) == expect
+    assert "special tokens dropped" in header.description
+    # without the option, [CLS] is there
+    out = str(tmp_path / "k.ciff")
+    run("ciff", "--input", corpus["dir"], "--output", out)
+    header, lists, _ = read_ciff(out)
+    assert "[CLS]" in [pl.term for pl in lists]
+    assert "special tokens kept" in header.description
+
+
+def test_meta_json_and_ciff_description_record_the_conventions(corpus, tmp_path):
+    out = str(tmp_path / "x.ciff")
+    run("ciff", "--input", corpus["dir"], "--output", out, "--quant-scale", "51.2")
+    header, lists, _ = read_ciff(out)
+    meta = read_meta(out)
+    expect = shardgen.quantized_vectors(corpus["m"], corpus["vocab"], scale=51.2)
+    assert meta["kind"] == "export" and meta["format"] == "ciff" and meta["weights"] == "int"
+    assert meta["quant_scale"] == pytest.approx(51.2) and meta["model"] == "test/model"
+    assert meta["max_length"] == 256 and meta["source"] == corpus["dir"]
+    assert meta["vectors"] == len(corpus["ids"])
+    assert meta["nnz"] == sum(len(v) for v in expect) == sum(pl.df for pl in lists)
+    assert meta["empty_vectors"] == sum(1 for v in expect if not v)
+    d = header.description
+    for needle in ("model test/model", "max_length 256", "round(w * 51.2)",
+                   "special tokens kept", "%d documents" % len(corpus["ids"]),
+                   "%d postings lists" % len(lists)):
+        assert needle in d, (needle, d)
+    out = str(tmp_path / "x.jsonl")
+    run("jsonl", "--input", corpus["dir"], "--output", out)
+    meta = read_meta(out)
+    assert meta["nnz"] == sum(len(v) for v in shardgen.quantized_vectors(corpus["m"],
+                                                                          corpus["vocab"]))
+
+
+def test_weights_option_is_checked():
+    for args in (["jsonl", "--input", "a", "--output", "b", "--weights", "half"],
+                 ["ciff", "--input", "a", "--output", "b", "--weights", "float"],
+                 ["csr", "--input", "a", "--output", "b", "--device", "cuda"]):
         p = run(*args, check=False)
         assert p.returncode == 2, (args, p.stderr)
