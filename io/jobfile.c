@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "err.h"
 
 void job_params_init(job_params *p) {
@@ -212,16 +213,6 @@ fail:
 
 /* ---- writing ---- */
 
-static int job_fsync_directory(const char *dir) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return -1;
-  int status = fsync(fd);
-  int saved = errno;
-  close(fd);
-  errno = saved;
-  return status;
-}
-
 int job_write(const char *dir, const job_params *p) {
   char path[4200], tmp[4300];
   cJSON *root = NULL;
@@ -279,8 +270,8 @@ int job_write(const char *dir, const job_params *p) {
     }
     done += (size_t)n;
   }
-  if (write(fd, "\n", 1) != 1 || fsync(fd) < 0) {
-    rc = err_set(ERR_IO, "%s: write/fsync failed: %s", tmp, strerror(errno));
+  if (write(fd, "\n", 1) != 1) {
+    rc = err_set(ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
     goto fail;
   }
   if (close(fd) < 0) {
@@ -289,14 +280,7 @@ int job_write(const char *dir, const job_params *p) {
     goto fail;
   }
   fd = -1;
-  if (rename(tmp, path) < 0) {
-    rc = err_set(ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-    goto fail;
-  }
-  if (job_fsync_directory(dir) < 0) {
-    rc = err_set(ERR_IO, "%s: fsync of the directory failed: %s", dir, strerror(errno));
-    goto done;
-  }
+  rc = atomic_publish(tmp, path); /* fsync, rename, fsync OUT; tmp is gone either way */
   goto done;
 nomem:
   rc = err_set(ERR_NOMEM, "%s: out of memory", path);

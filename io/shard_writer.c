@@ -17,7 +17,6 @@
  * Legend: E stored entries (nnz).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -27,6 +26,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "atomic_file.h"
 #include "cu_dtype.h"
 #include "err.h"
 #include "shard.h"
@@ -632,32 +632,9 @@ int shard_writer_set_input_range(shard_writer *w, int64_t input_start, int64_t i
   return 0;
 }
 
-static int shard_fsync_path(const char *path, int directory) {
-  int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) return -1;
-  int status = fsync(fd);
-  int saved = errno;
-  close(fd);
-  errno = saved;
-  return status;
-}
-
-/* Directory part of path ("." when it has none) into buf. */
-static void shard_directory_of(const char *path, char *buf, size_t cap) {
-  const char *slash = strrchr(path, '/');
-  if (!slash) {
-    snprintf(buf, cap, ".");
-  } else if (slash == path) {
-    snprintf(buf, cap, "/");
-  } else {
-    snprintf(buf, cap, "%.*s", (int)(slash - path), path);
-  }
-}
-
 int shard_writer_finish(shard_writer *w) {
   shard_quiet();
   int rc = 0;
-  char directory[4096];
   if (w->failed) {
     rc = err_set(ERR_IO, "%s: the shard writer failed earlier; shard not written", w->tmp_path);
     goto fail;
@@ -694,23 +671,12 @@ int shard_writer_finish(shard_writer *w) {
     rc = shard_h5_error(ERR_IO, w->tmp_path, "cannot close the shard");
     goto fail;
   }
-  if (shard_fsync_path(w->tmp_path, 0) < 0) {
-    rc = err_set(ERR_IO, "%s: fsync failed: %s", w->tmp_path, strerror(errno));
-    goto fail;
-  }
-  if (rename(w->tmp_path, w->path) < 0) {
-    rc = err_set(ERR_IO, "%s: cannot rename to %s: %s", w->tmp_path, w->path, strerror(errno));
-    goto fail;
-  }
-  shard_directory_of(w->path, directory, sizeof directory);
-  if (shard_fsync_path(directory, 1) < 0) {
-    /* the shard is complete under its final name; only the rename's durability is in doubt */
-    rc = err_set(ERR_IO, "%s: fsync of the directory failed: %s", directory, strerror(errno));
-    shard_writer_free(w);
-    return rc;
-  }
+  /* fsync, rename, fsync the directory. On a failure the .tmp is gone already; after a failed
+   * directory fsync the shard is complete under its final name, only the rename's durability is
+   * in doubt. */
+  rc = atomic_publish(w->tmp_path, w->path);
   shard_writer_free(w);
-  return 0;
+  return rc;
 fail:
   /* Datasets before the file (shard_writer_free's order): closing the file first and a dataset
    * whose flush then fails crashed inside HDF5 1.10 (H5D_close on a half-closed file). */
