@@ -1,7 +1,9 @@
-/* cmd_export: `spladex export jsonl|ciff`, a shard directory to Anserini JSONL or CIFF
- * (DESIGN.md section 7). Both stream: JSONL writes each document as it is read; CIFF makes one
- * pass to count (header, df/cf, DocRecords spooled to a side file), then one pass per term range
- * that fits --memory (io/invert.h), writing each range's postings lists in byte order. The output
+/* cmd_export: `spladex export jsonl|ciff|csr`, a shard directory to Anserini JSONL, CIFF or the
+ * BigANN'23 sparse CSR binary (DESIGN.md section 7), with PATH.meta.json beside it
+ * (io/export_meta.h). CSR and jsonl --weights float write the stored float weights. All
+ * stream: JSONL and CSR write each document as it is read; CIFF makes one pass to count
+ * (header, df/cf, DocRecords spooled to a side file), then one pass per term range that fits
+ * --memory (io/invert.h), writing each range's postings lists in byte order. The output
  * is written to PATH.tmp and published with atomic_publish (fsync, rename, fsync of the
  * directory), so PATH only ever holds a complete export, also after a power loss.
  * The CIFF postings passes transpose each block of rows on the CPU (inv_block_add_rows) or, with
@@ -20,20 +22,24 @@
 #include "commands.h"
 #include "cuda_module.h"
 #include "err.h"
+#include "export_csr.h"
 #include "export_jsonl.h"
+#include "export_meta.h"
 #include "invert.h"
 
 #define EXPORT_BLOCK_DOCS 8192
 #define EXPORT_RESERVE_MAX ((int64_t)128 << 20)
 
 typedef struct {
-  const char *format; /* "jsonl" or "ciff" */
+  const char *format; /* "jsonl", "ciff" or "csr" */
   const char *input;
   const char *output;
   float scale;
   const char *description;
   int64_t memory;
   int gzip;
+  int float_weights; /* --weights float (jsonl), always for csr */
+  int drop_special;  /* --drop-special */
   cli_device device; /* where the CIFF postings passes transpose (--device) */
 } export_options;
 
@@ -47,8 +53,9 @@ typedef struct {
 
 static void export_usage(FILE *to) {
   fprintf(to,
-          "usage: spladex export jsonl|ciff --input DIR --output PATH [--quant-scale 100]\n"
-          "                      [--description TEXT] [--memory 2G] [--device auto]\n\n"
+          "usage: spladex export jsonl|ciff|csr --input DIR --output PATH [--quant-scale 100]\n"
+          "                      [--weights int|float] [--drop-special] [--description TEXT]\n"
+          "                      [--memory 2G] [--device auto]\n\n"
           "Exports a complete shard directory (written by `spladex expand`, by one or several\n"
           "workers) with integer weights round(w * scale) (float32 product, ties to even, as\n"
           "naver/splade's Anserini export); terms whose weight rounds to 0 are left out.\n\n"
@@ -56,10 +63,19 @@ static void export_usage(FILE *to) {
           "          {\"id\", \"contents\": \"\", \"vector\"};\n"
           "          a document with no weight >= 1 gets {\"[unused993]\": 1}\n"
           "  ciff    Common Index File Format v1 (PISA's ciff2pisa, ciff-toolkit): postings\n"
-          "          lists in byte order of the terms, then one DocRecord per document\n\n"
+          "          lists in byte order of the terms, then one DocRecord per document\n"
+          "  csr     the BigANN'23 sparse track's CSR binary (int64 rows, cols, nnz; int64\n"
+          "          indptr; int32 indices; float32 data; little-endian): the stored float\n"
+          "          weights, columns = vocab ids, rows = documents in order\n"
+          "PATH.meta.json is written beside PATH: model, scale, weights, drop-special,\n"
+          "max length and counts.\n\n"
           "  --input DIR          the shard directory (job.json, shard-00000.h5 ...)\n"
           "  --output PATH        the file to write; gzip-compressed when PATH ends in .gz\n"
           "  --quant-scale S      quantization scale (default 100; Pyserini uses 51.2)\n"
+          "  --weights W          jsonl weights: int (default, round(w * scale)) or float (the\n"
+          "                       stored float32 weights, for Seismic, OpenSearch neural sparse)\n"
+          "  --drop-special       leave out the special tokens [PAD] [UNK] [CLS] [SEP] [MASK]\n"
+          "                       (as Anserini's SPLADE encoders do; default: kept, as naver's)\n"
           "  --description TEXT   CIFF header description (default names spladex and the model)\n"
           "  --memory SIZE        memory for the CIFF inversion, e.g. 512M, 2G (default 2G);\n"
           "                       less memory means more passes over the shards, same bytes\n"
@@ -135,7 +151,14 @@ static void export_transposer_close(export_transposer *t) {
   t->session = NULL;
 }
 
-static int export_jsonl(inv_source *src, const export_options *o, const char *tmp) {
+/* What an export wrote, for PATH.meta.json. */
+typedef struct {
+  int64_t nnz;   /* terms written over all documents (placeholders not counted) */
+  int64_t empty; /* documents with no term */
+} export_counts;
+
+static int export_jsonl(inv_source *src, const export_options *o, const char *tmp,
+                        export_counts *counts) {
   int rc = 0;
   jsonl_writer *w = NULL;
   int V = inv_source_vocab_size(src);
@@ -153,7 +176,11 @@ static int export_jsonl(inv_source *src, const export_options *o, const char *tm
     if (rows.n_docs == 0) break;
     for (int64_t i = 0; i < rows.n_docs; i++) {
       int64_t a = rows.indptr[i], b = rows.indptr[i + 1];
-      rc = jsonl_write_doc(w, rows.doc_ids[i], rows.vocab_ids + a, rows.tfs + a, b - a);
+      rc = o->float_weights
+               ? jsonl_write_doc_float(w, rows.doc_ids[i], rows.vocab_ids + a, rows.weights + a,
+                                       b - a)
+               : jsonl_write_doc(w, rows.doc_ids[i], rows.vocab_ids + a, rows.tfs + a, b - a);
+      counts->nnz += b - a;
       if (rc) {
         err_wrap(rc, "document %lld", (long long)(rows.first_doc + i));
         goto fail;
@@ -162,11 +189,15 @@ static int export_jsonl(inv_source *src, const export_options *o, const char *tm
     export_progress_line(&p, 0, "jsonl", rows.first_doc + rows.n_docs, N);
   }
   int64_t empty = jsonl_writer_empty_docs(w);
+  counts->empty = empty;
   rc = jsonl_writer_close(w);
   w = NULL;
   if (rc) goto fail;
   export_progress_line(&p, 1, "jsonl", N, N);
-  if (empty)
+  if (empty && o->float_weights)
+    fprintf(stderr, "export: %lld documents have no term (written with an empty vector)\n",
+            (long long)empty);
+  else if (empty)
     fprintf(stderr, "export: %lld documents had no weight >= 1 and got {\"%s\": 1}\n",
             (long long)empty, JSONL_EMPTY_TERM);
 fail:
@@ -175,9 +206,42 @@ fail:
   return rc;
 }
 
+/* The stored float weights as the BigANN'23 CSR binary (io/export_csr.h), one row per document
+ * in global order, columns = vocab ids. */
+static int export_csr(inv_source *src, const export_options *o, const char *tmp,
+                      export_counts *counts) {
+  int rc = 0;
+  csr_writer *w = NULL;
+  int64_t N = inv_source_docs(src);
+  if ((rc = csr_writer_open(tmp, o->gzip, inv_source_vocab_size(src), &w))) return rc;
+  export_progress p = {export_now_seconds(), export_now_seconds()};
+  inv_rows rows;
+  inv_source_rewind(src);
+  for (;;) {
+    if ((rc = inv_source_next(src, EXPORT_BLOCK_DOCS, &rows))) goto fail;
+    if (rows.n_docs == 0) break;
+    for (int64_t i = 0; i < rows.n_docs; i++) {
+      int64_t a = rows.indptr[i], b = rows.indptr[i + 1];
+      if ((rc = csr_write_row(w, rows.vocab_ids + a, rows.weights + a, b - a))) goto fail;
+      counts->empty += a == b;
+    }
+    export_progress_line(&p, 0, "csr", rows.first_doc + rows.n_docs, N);
+  }
+  counts->nnz = csr_writer_nnz(w);
+  rc = csr_writer_close(w);
+  w = NULL;
+  if (rc) goto fail;
+  export_progress_line(&p, 1, "csr", N, N);
+  fprintf(stderr, "export: csr %lld rows x %d columns, %lld nonzeros\n", (long long)N,
+          inv_source_vocab_size(src), (long long)counts->nnz);
+fail:
+  csr_writer_abort(w);
+  return rc;
+}
+
 /* gpu: the open GPU transposer, or one with session NULL for the CPU. */
 static int export_ciff(inv_source *src, const export_options *o, const char *tmp,
-                       export_transposer *gpu) {
+                       export_transposer *gpu, export_counts *counts) {
   int rc = 0;
   int V = inv_source_vocab_size(src);
   int64_t N = inv_source_docs(src);
@@ -202,7 +266,7 @@ static int export_ciff(inv_source *src, const export_options *o, const char *tmp
 
   /* Pass 1: df and cf per term, DocRecords spooled to a side file, the header's sums. */
   if ((rc = ciff_writer_open(docs_path, 0, &docs))) goto fail;
-  int64_t total_terms = 0, max_block_nnz = 0;
+  int64_t total_terms = 0, max_block_nnz = 0, docs_with_terms = 0;
   inv_rows rows;
   inv_source_rewind(src);
   for (;;) {
@@ -222,6 +286,7 @@ static int export_ciff(inv_source *src, const export_options *o, const char *tmp
         goto fail;
       }
       total_terms += doclength;
+      docs_with_terms += rows.indptr[i + 1] > rows.indptr[i];
       rc = ciff_write_doc_record(docs, (int32_t)(rows.first_doc + i), rows.doc_ids[i],
                                  (int32_t)doclength);
       if (rc) goto fail;
@@ -270,8 +335,14 @@ static int export_ciff(inv_source *src, const export_options *o, const char *tmp
   if (o->description) snprintf(description, sizeof description, "%s", o->description);
   else
     snprintf(description, sizeof description,
-             "spladex %s export of SPLADE vectors (model %s), weights round(w * %g)",
-             SPLADEX_VERSION, inv_source_model(src), (double)o->scale);
+             "spladex %s export of SPLADE vectors (model %s, max_length %d), weights "
+             "round(w * %g) (float32 product, ties to even; 0 left out), special tokens %s; "
+             "%lld documents, %lld postings lists, %lld postings",
+             SPLADEX_VERSION, inv_source_model(src), inv_source_max_length(src),
+             (double)o->scale, o->drop_special ? "dropped" : "kept", (long long)N,
+             (long long)n_lists, (long long)n_postings);
+  counts->nnz = n_postings;
+  counts->empty = N - docs_with_terms;
   ciff_header h = {
       .num_postings_lists = (int32_t)n_lists,
       .num_docs = (int32_t)N,
@@ -344,18 +415,55 @@ fail:
   return rc;
 }
 
+/* PATH.meta.json beside the finished export (io/export_meta.h). */
+static int export_write_meta(const inv_source *src, const export_options *o,
+                             const export_counts *counts, int n_dropped) {
+  int V = inv_source_vocab_size(src), k = 0;
+  const char **dropped = malloc((size_t)n_dropped * sizeof *dropped + 1);
+  if (!dropped) return err_set(ERR_NOMEM, "out of memory");
+  for (int v = 0; v < V && k < n_dropped; v++)
+    if (inv_is_special_term(inv_source_term(src, v))) dropped[k++] = inv_source_term(src, v);
+  meta_info m = {
+      .kind = "export",
+      .format = o->format,
+      .path = o->output,
+      .source = o->input,
+      .model = inv_source_model(src),
+      .float_weights = o->float_weights,
+      .quant_scale = o->scale,
+      .drop_special = o->drop_special,
+      .dropped = dropped,
+      .n_dropped = k,
+      .max_length = inv_source_max_length(src),
+      .threshold = inv_source_threshold(src),
+      .top_k = inv_source_top_k(src),
+      .vocab_size = V,
+      .vectors = inv_source_docs(src),
+      .nnz = counts->nnz,
+      .empty_vectors = counts->empty,
+  };
+  int rc = meta_write(&m);
+  free(dropped);
+  return rc;
+}
+
 int cmd_export(int argc, char **argv) {
   export_options o = {.scale = 100.0f, .memory = (int64_t)2 << 30};
-  const char *device = "auto";
+  const char *device = "auto", *weights = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       export_usage(stdout);
       return 0;
     }
+    if (!strcmp(a, "--drop-special")) {
+      o.drop_special = 1;
+      continue;
+    }
     int takes_value = !strcmp(a, "--input") || !strcmp(a, "--output") ||
                       !strcmp(a, "--quant-scale") || !strcmp(a, "--description") ||
-                      !strcmp(a, "--memory") || !strcmp(a, "--device");
+                      !strcmp(a, "--memory") || !strcmp(a, "--device") ||
+                      !strcmp(a, "--weights");
     if (takes_value) {
       if (i + 1 >= argc) return err_set(ERR_ARG, "%s needs a value", a);
       const char *v = argv[++i];
@@ -363,6 +471,7 @@ int cmd_export(int argc, char **argv) {
       else if (!strcmp(a, "--output")) o.output = v;
       else if (!strcmp(a, "--description")) o.description = v;
       else if (!strcmp(a, "--device")) device = v;
+      else if (!strcmp(a, "--weights")) weights = v;
       else if (!strcmp(a, "--quant-scale")) {
         if (cli_parse_float(a, v, 0, 1, 1e9, &o.scale)) return ERR_ARG;
       } else if (cli_parse_size(a, v, &o.memory)) {
@@ -376,16 +485,23 @@ int cmd_export(int argc, char **argv) {
       return err_set(ERR_ARG, "unexpected argument '%s' (see spladex export --help)", a);
     }
   }
-  if (!o.format || (strcmp(o.format, "jsonl") && strcmp(o.format, "ciff")))
-    return err_set(ERR_ARG, "give the format, jsonl or ciff (see spladex export --help)");
+  if (!o.format || (strcmp(o.format, "jsonl") && strcmp(o.format, "ciff") &&
+                     strcmp(o.format, "csr")))
+    return err_set(ERR_ARG, "give the format, jsonl, ciff or csr (see spladex export --help)");
+  if (weights && strcmp(weights, "int") && strcmp(weights, "float"))
+    return err_set(ERR_ARG, "--weights '%s': expected int or float", weights);
+  if (weights && strcmp(o.format, "jsonl"))
+    return err_set(ERR_ARG, "--weights is for jsonl only (ciff holds integers, csr floats)");
+  o.float_weights = !strcmp(o.format, "csr") || (weights && !strcmp(weights, "float"));
   if (!o.input) return err_set(ERR_ARG, "--input DIR is required");
   if (!o.output) return err_set(ERR_ARG, "--output PATH is required");
   if (o.memory < 1024) return err_set(ERR_ARG, "--memory %lld: too small", (long long)o.memory);
   o.gzip = export_ends_with(o.output, ".gz");
   if (cli_parse_device(device, &o.device)) return ERR_ARG;
-  if (!strcmp(o.format, "jsonl") && o.device.kind == CLI_DEVICE_CUDA)
-    return err_set(ERR_ARG, "--device %s: export jsonl has no transpose to run on a GPU (only "
-                            "ciff does); give auto or cpu, or leave --device out", o.device.text);
+  if (strcmp(o.format, "ciff") && o.device.kind == CLI_DEVICE_CUDA)
+    return err_set(ERR_ARG, "--device %s: export %s has no transpose to run on a GPU (only "
+                            "ciff does); give auto or cpu, or leave --device out", o.device.text,
+                   o.format);
 
   int rc = 0;
   inv_source *src = NULL;
@@ -393,6 +509,12 @@ int cmd_export(int argc, char **argv) {
   char *tmp = export_concat(o.output, ".tmp");
   if (!tmp) return err_set(ERR_NOMEM, "out of memory");
   if ((rc = inv_source_open(o.input, o.scale, &src))) goto fail;
+  int n_dropped = 0;
+  if (o.drop_special && (n_dropped = inv_source_drop_special(src)) < 0) {
+    rc = n_dropped;
+    goto fail;
+  }
+  inv_source_keep_all(src, o.float_weights);
   /* The device before any output or pass, so that --device cuda fails at once, alone. */
   if (!strcmp(o.format, "ciff") &&
       (rc = export_transposer_pick(&gpu, &o, inv_source_vocab_size(src))))
@@ -406,8 +528,12 @@ int cmd_export(int argc, char **argv) {
   if (!strcmp(o.format, "ciff"))
     fprintf(stderr, "export: ciff postings transposed on %s%s\n", gpu.name,
             gpu.session ? " with cuSPARSE csr2csc" : "");
-  rc = !strcmp(o.format, "jsonl") ? export_jsonl(src, &o, tmp) : export_ciff(src, &o, tmp, &gpu);
+  export_counts counts = {0, 0};
+  rc = !strcmp(o.format, "jsonl") ? export_jsonl(src, &o, tmp, &counts)
+       : !strcmp(o.format, "csr") ? export_csr(src, &o, tmp, &counts)
+                                  : export_ciff(src, &o, tmp, &gpu, &counts);
   if (!rc) rc = atomic_publish(tmp, o.output); /* fsync, rename, fsync the directory */
+  if (!rc) rc = export_write_meta(src, &o, &counts, n_dropped);
 fail:
   if (rc) remove(tmp);
   export_transposer_close(&gpu);
