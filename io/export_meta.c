@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "err.h"
 
 int meta_write(const meta_info *m) {
@@ -67,10 +68,7 @@ int meta_write(const meta_info *m) {
     rc = err_set(ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
     goto fail;
   }
-  if (rename(tmp, path)) {
-    rc = err_set(ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-    goto fail;
-  }
+  rc = atomic_publish(tmp, path); /* fsync, rename, fsync the directory; tmp is gone either way */
   goto done;
 nomem:
   rc = err_set(ERR_NOMEM, "%s.meta.json: out of memory", m->path);

@@ -10,7 +10,7 @@
  *
  * weights "float" means the stored float32 weights (csr, jsonl --weights float, queries jsonl);
  * quant_scale is then still recorded but was not applied. Written to PATH.meta.json.tmp and
- * renamed, after the file it describes is complete.
+ * published with atomic_publish (io/atomic_file.h), after the file it describes is complete.
  */
 #ifndef SPLADEX_EXPORT_META_H
 #define SPLADEX_EXPORT_META_H
@@ -37,7 +37,7 @@ typedef struct {
   int64_t empty_vectors;      /* vectors written with no term (or a placeholder) */
 } meta_info;
 
-/* Writes path + ".meta.json" (through a .tmp file and a rename). Returns 0, or ERR_IO /
+/* Writes path + ".meta.json" (through a .tmp file and atomic_publish). Returns 0, or ERR_IO /
  * ERR_NOMEM naming the file. */
 int meta_write(const meta_info *m);
 

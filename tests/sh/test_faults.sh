@@ -15,7 +15,8 @@
 #                        completes); the rerun names the missing file
 #   truncated model      model.safetensors cut in half: refused before any shard is written
 #   SIGTERM, SIGINT      clean stop: "interrupted", no .tmp; the rerun completes the job
-#   export               of the reference: fsync(PATH.tmp), rename, fsync(directory) under strace;
+#   export               of the reference: fsync(PATH.tmp), rename, fsync(directory) under strace
+#                        (PATH.meta.json fsynced too);
 #                        under a file size limit: an error, and neither PATH nor PATH.tmp
 # Compares shards with tests/sh/shards.py (h5py + numpy).
 set -uo pipefail
@@ -282,6 +283,7 @@ for fmt in jsonl ciff; do
     at_file=$(grep -n 'fsync(' "$log" | grep -F "<$out.tmp>" | head -1 | cut -d: -f1)
     at_rename=$(grep -n 'rename' "$log" | grep -F "\"$out.tmp\", " | grep -F "\"$out\")" | head -1 | cut -d: -f1)
     at_dir=$(grep -n 'fsync(' "$log" | grep -F "<$e>" | tail -1 | cut -d: -f1)
+    at_meta=$(grep -n 'fsync(' "$log" | grep -F "<$out.meta.json.tmp>" | head -1 | cut -d: -f1)
     if [ $rc != 0 ]; then
       cat "$TMP/err.export.$fmt" >&2
       bad "export $fmt: exit $rc"
@@ -289,8 +291,10 @@ for fmt in jsonl ciff; do
          [ "$at_file" -gt "$at_rename" ] || [ "$at_dir" -lt "$at_rename" ]; then
       cat "$log" >&2
       bad "export $fmt: not fsync(PATH.tmp), rename, fsync(directory) (lines ${at_file:-none}, ${at_rename:-none}, ${at_dir:-none})"
+    elif [ -z "$at_meta" ] || [ ! -s "$out.meta.json" ]; then
+      bad "export $fmt: PATH.meta.json was not fsynced before its rename"
     else
-      ok "export $fmt: fsync of $(basename "$out").tmp, rename, fsync of its directory"
+      ok "export $fmt: fsync of $(basename "$out").tmp, rename, fsync of its directory (and of PATH.meta.json)"
     fi
   else
     echo "note: export $fmt durability not checked (no strace)"
