@@ -11,6 +11,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_queries(int argc, char **argv);
 int cmd_selftest(int argc, char **argv);
 
 #endif

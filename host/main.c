@@ -18,7 +18,8 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "print the WordPiece ids of each stdin line"},
     {"info", cmd_info, "statistics of a shard or shard directory"},
     {"verify", cmd_verify, "check a shard directory for missing, partial or inconsistent shards"},
-    {"export", cmd_export, "export a shard directory to Anserini JSONL or CIFF"},
+    {"export", cmd_export, "export a shard directory to Anserini JSONL, CIFF or CSR"},
+    {"queries", cmd_queries, "encode topics into the query file of PISA, Anserini or Seismic"},
     {"selftest", cmd_selftest, "check a device against the CPU on built-in passages, and time it"},
 };
 
