@@ -15,7 +15,8 @@ and writes, per fixture, <name>.npz:
                        longer than max_length: spladex must truncate them like the tokenizer)
     max_length         int32 per doc: the --max-length of the run (256, or 512 for some docs)
     n_tokens           int32 per doc: length after truncation (what the reference model saw)
-    ref_indptr, ref_indices (uint16), ref_values (float32): every w > 0 of the reference vector
+    ref_indptr, ref_indices (uint16, uint32 when V > 65536), ref_values (float32): every w > 0
+                       of the reference vector
 and encoder.json (models, sha256, versions, document counts).
 
 Documents. The text is real English prose taken at generation time from the docstrings of the
@@ -157,7 +158,7 @@ def write_fixture(name, given, seen, max_lengths, ref):
                         max_length=np.asarray(max_lengths, np.int32),
                         n_tokens=np.asarray([len(s) for s in seen], np.int32),
                         ref_indptr=indptr,
-                        ref_indices=np.concatenate(nz).astype(np.uint16),
+                        ref_indices=np.concatenate(nz).astype(np.uint16 if ref.shape[1] <= 65536 else np.uint32),
                         ref_values=np.concatenate([r[z] for r, z in zip(ref, nz)]).astype(np.float32))
     return int(indptr[-1])
 
@@ -167,7 +168,11 @@ RANDOM_LENGTHS = {
     "tiny-distilbert": {256: [1, 2, 3, 7, 20, 75, 255, 256, 300], 512: [511, 600]},
     "tiny-bert": {256: [1, 2, 3, 9, 33, 130, 256, 290], 512: [3, 512, 530]},
     "efficient-splade": {256: [1, 2, 3, 12, 75, 256, 320], 512: [200, 512]},
+    "tiny-bert-v105879": {256: [1, 2, 3, 9, 33, 130, 256, 290], 512: [530]},
 }
+# Documents of ids drawn uniformly from the whole vocabulary (the text above only reaches
+# bert-base-uncased's 30,522 pieces): (max_length, length) per fixture.
+RANDOM_ID_DOCS = {"tiny-bert-v105879": [(256, 64), (256, 200)]}
 
 
 def main():
@@ -214,6 +219,10 @@ def main():
         for L, t in plan:
             g, s = doc_ids_for_length(t, L, tok, rs, texts)
             given.append(g), seen.append(s), max_lengths.append(L)
+        V = make_random_model.PRESETS[name]["vocab_size"] if name in RANDOM_LENGTHS else None
+        for L, t in RANDOM_ID_DOCS.get(name, []):
+            ids = [CLS] + [int(x) for x in rs.randint(0, V, t - 2)] + [SEP]
+            given.append(ids), seen.append(ids), max_lengths.append(L)
         if name == "splade-tiny":
             # >= 200 real passages at the default max length, tokenized as the CLI would.
             for text in passages(230, np.random.RandomState(7)):
@@ -226,7 +235,7 @@ def main():
             idx = [i for i, m in enumerate(max_lengths) if m == L]
             ref[idx] = reference(model, [seen[i] for i in idx])
         nnz = write_fixture(name, given, seen, max_lengths, ref)
-        entry.update({"file": name + ".npz", "docs": len(seen), "nnz": nnz,
+        entry.update({"file": name + ".npz", "docs": len(seen), "nnz": nnz, "vocab_size": int(ref.shape[1]),
                       "min_tokens": min(len(s) for s in seen), "max_tokens": max(len(s) for s in seen)})
         manifest["fixtures"][name] = entry
         print("%s: %d docs, %d non-zeros, model sha256 %s" % (name, len(seen), nnz, entry["model"]["sha256"]))

@@ -20,6 +20,11 @@ Presets:
                     type_vocab 2, layer_norm_eps 1e-5 (not the default, so the config value is
                     tested); decoder NOT tied: cls.predictions.decoder.weight is its own tensor and
                     config.json says tie_word_embeddings false
+  tiny-bert-v105879 BertForMaskedLM like tiny-bert but tied, with a multilingual-BERT-sized
+                    vocabulary of 105,879 pieces (not a multiple of any decoder tile, above 65,535):
+                    vocab.txt is bert-base-uncased's 30,522 pieces then "[multi_N]" pieces, made
+                    here; the decoder bias is shifted by -0.42 so a document keeps a few hundred
+                    terms (the reference vectors stay small)
 
 usage: make_random_model.py PRESET OUT_DIR [--seed N] [--vocab PATH]
 """
@@ -63,7 +68,18 @@ PRESETS = {
         "type_vocab_size": 2, "initializer_range": 0.02, "layer_norm_eps": 1e-5,
         "pad_token_id": 0, "position_embedding_type": "absolute", "tie_word_embeddings": False,
     },
+    "tiny-bert-v105879": {
+        "architectures": ["BertForMaskedLM"], "model_type": "bert",
+        "vocab_size": 105879, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "intermediate_size": 64, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512,
+        "type_vocab_size": 2, "initializer_range": 0.02, "layer_norm_eps": 1e-12,
+        "pad_token_id": 0, "position_embedding_type": "absolute", "tie_word_embeddings": True,
+    },
 }
+
+# Added to the decoder bias of a preset (sparser vectors: smaller reference fixtures).
+DECODER_BIAS_SHIFT = {"tiny-bert-v105879": -0.42}
 
 
 def tensor_plan(cfg):
@@ -119,7 +135,7 @@ def tensor_plan(cfg):
     return plan
 
 
-def make_weights(cfg, seed):
+def make_weights(cfg, seed, bias_shift=0.0):
     rs = np.random.RandomState(seed)
     out = {}
     for name, shape, kind in tensor_plan(cfg):
@@ -132,6 +148,8 @@ def make_weights(cfg, seed):
             a = 0.1 * z
         else:
             a = 0.02 * z
+        if name in ("cls.predictions.bias", "vocab_projector.bias"):
+            a = a + bias_shift
         out[name] = np.ascontiguousarray(a.astype("<f4"))
     if "cls.predictions.bias" in out:
         # HF BERT checkpoints carry the decoder bias twice (it is one parameter in the module).
@@ -171,11 +189,19 @@ def make_model(preset, out_dir, seed=0, vocab=DEFAULT_VOCAB):
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2, sort_keys=True)
         f.write("\n")
-    weights = make_weights(cfg, seed)
+    weights = make_weights(cfg, seed, DECODER_BIAS_SHIFT.get(preset, 0.0))
     st = os.path.join(out_dir, "model.safetensors")
     write_safetensors(st + ".tmp", weights)
     os.replace(st + ".tmp", st)
-    shutil.copyfile(vocab, os.path.join(out_dir, "vocab.txt"))
+    with open(vocab, encoding="utf-8") as f:
+        pieces = f.read().split("\n")[:-1]
+    V = cfg["vocab_size"]
+    if V == len(pieces):
+        shutil.copyfile(vocab, os.path.join(out_dir, "vocab.txt"))
+    else:  # cut, or padded with made-up pieces, to the model's vocabulary size
+        pieces = (pieces + ["[multi_%d]" % i for i in range(len(pieces), V)])[:V]
+        with open(os.path.join(out_dir, "vocab.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(pieces) + "\n")
     return sha256_file(st)
 
 

@@ -32,7 +32,8 @@
  * per batch).
  * Models: the committed fixtures tests/fixtures/models/{distilbert-st,bert-untied-st,bert-bin}
  * (vocab 1000), and when present tests/fixtures/generated/{tiny-distilbert,tiny-bert} and
- * models/splade-tiny (vocab 30522). Exits 77 (ctest: Not Run) without CUDA or a device.
+ * models/splade-tiny (vocab 30522) and tests/fixtures/generated/tiny-bert-v105879 (vocab 105879,
+ * above 65535 and not a multiple of the decoder tiles). Exits 77 (ctest: Not Run) without CUDA or a device.
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -28,7 +28,7 @@ import make_random_model  # noqa: E402
 TOL = 1e-4
 SET_CUT = 1e-3
 MANIFEST = json.load(open(os.path.join(FIXTURES, "encoder.json")))
-RANDOM = ["tiny-distilbert", "tiny-bert", "efficient-splade"]
+RANDOM = ["tiny-distilbert", "tiny-bert", "efficient-splade", "tiny-bert-v105879"]
 
 
 def spladex_bin():
@@ -103,8 +103,7 @@ def dense(obj, term_id, V):
     return w
 
 
-def reference_rows(z, idx):
-    V = 30522
+def reference_rows(z, idx, V):
     ref = np.zeros((len(idx), V), np.float32)
     p, ind, val = z["ref_indptr"], z["ref_indices"].astype(np.int64), z["ref_values"]
     for r, i in enumerate(idx):
@@ -123,7 +122,7 @@ def encode_groups(name, extra=(), limit=None):
     for L in sorted(set(z["max_length"].tolist())):
         idx = [i for i in range(len(docs)) if z["max_length"][i] == L]
         out = run_spladex(d, [docs[i] for i in idx], L, extra)
-        ref = reference_rows(z, idx)
+        ref = reference_rows(z, idx, len(vocab))
         for r, i in enumerate(idx):
             assert out[r]["n_tokens"] == z["n_tokens"][i], "doc %d: n_tokens" % i
             yield i, dense(out[r], term_id, len(vocab)), ref[r]
