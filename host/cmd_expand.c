@@ -2,7 +2,9 @@
  *
  * Parses the options (DESIGN.md section 6), loads the model, tokenizer and encoder, checks or
  * writes OUT/job.json (a rerun with other parameters is refused, naming the parameter;
- * --overwrite starts over), installs SIGINT/SIGTERM handlers that ask the pipeline to stop
+ * --overwrite starts over), resolves this process's worker I/N (N is the job's, recorded in
+ * job.json by its first process; --worker auto takes I from the scheduler), takes the flock()
+ * locks that keep processes apart, installs SIGINT/SIGTERM handlers that ask the pipeline to stop
  * cleanly (a second signal kills at once), and runs host/pipeline.c. When the whole input was
  * read, job.json is rewritten with the doc and shard totals for `spladex verify`.
  *
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -67,7 +70,14 @@ static const char expand_usage[] =
     "                       CPU encoder and stop before writing anything if they disagree\n"
     "                       (default 16; 0 = no check)\n"
     "  --worker I/N         this process owns shards s with s % N == I (default 0/1); run N\n"
-    "                       processes on one output directory to split the job\n"
+    "                       processes on one output directory to split the job. N is fixed\n"
+    "                       in OUT/job.json by the first process: another N is refused\n"
+    "  --worker auto        I from SPLADEX_WORKER, else SLURM_ARRAY_TASK_ID, else\n"
+    "                       JOB_COMPLETION_INDEX (Kubernetes Indexed Job); N from job.json,\n"
+    "                       else --workers N, else a Slurm array 0-(N-1)\n"
+    "  --workers N          N for --worker auto before job.json exists\n"
+    "  --no-lock            take no flock() locks (a file system without flock): you make sure\n"
+    "                       no two processes run as one worker, nor --overwrite beside workers\n"
     "  --skip-bad-lines     skip (and count) malformed input lines instead of stopping at the first\n"
     "  --overwrite          remove OUT's shards and job.json first and start over (single\n"
     "                       process only: with --worker I/N, N > 1, empty OUT once instead)\n"
@@ -79,9 +89,10 @@ static const char expand_usage[] =
 typedef struct {
   const char *model_dir, *input, *output, *format, *device, *precision, *worker;
   int max_length, top_k, batch_tokens, threads, canary;
+  int workers; /* --workers N (0: not given) */
   float threshold;
   int64_t shard_size;
-  int overwrite, skip_bad_lines, quiet, help;
+  int overwrite, skip_bad_lines, quiet, help, no_lock;
 } expand_args;
 
 static int parse_args(int argc, char **argv, expand_args *a) {
@@ -101,6 +112,7 @@ static int parse_args(int argc, char **argv, expand_args *a) {
     if (!strcmp(arg, "--overwrite")) { a->overwrite = 1; continue; }
     if (!strcmp(arg, "--skip-bad-lines")) { a->skip_bad_lines = 1; continue; }
     if (!strcmp(arg, "--quiet")) { a->quiet = 1; continue; }
+    if (!strcmp(arg, "--no-lock")) { a->no_lock = 1; continue; }
     /* options with a value: --name VALUE or --name=VALUE */
     char name[64];
     const char *value = NULL;
@@ -131,6 +143,8 @@ static int parse_args(int argc, char **argv, expand_args *a) {
       rc = cli_parse_int(name, value, 2, INT_MAX, &a->batch_tokens);
     else if (!strcmp(name, "--threads")) rc = cli_parse_int(name, value, 0, 1024, &a->threads);
     else if (!strcmp(name, "--canary")) rc = cli_parse_int(name, value, 0, 4096, &a->canary);
+    else if (!strcmp(name, "--workers"))
+      rc = cli_parse_int(name, value, 1, 1000000, &a->workers);
     else if (!strcmp(name, "--shard-size"))
       rc = cli_parse_int64(name, value, 1, (int64_t)1 << 40, &a->shard_size);
     else if (!strcmp(name, "--threshold"))
@@ -278,25 +292,177 @@ static int make_dirs(const char *path) {
   return 0;
 }
 
-/* One process per worker slot: a second `expand` with the same --worker I/N on the same output
- * directory (the command started twice, a requeued Slurm task while the old one still runs)
- * would delete the first one's open .tmp shard and could rename a half-written file into place.
- * An flock() on OUT/.spladex-worker-I-of-N.lock refuses it; the kernel releases the lock when
- * the process exits, however it exits. */
-static int lock_worker(const char *dir, int index, int count, int *fd_out) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/.spladex-worker-%d-of-%d.lock", dir, index, count);
+/* ---- worker identity and locks (DESIGN.md section 5) ----
+ *
+ * N is a property of the job: the first process to create OUT/job.json records its N there, and
+ * every later process must use it (another N would make shard classes s % N overlap: a
+ * `--worker 0/1` would own, and clear the .tmp of, every other worker's shards). Two flock()
+ * locks keep processes apart; the kernel releases them when a process exits, however it exits:
+ *   OUT/.spladex-job.lock          held while job.json is read, checked, written (and --overwrite
+ *                                  empties OUT), so two first processes cannot record two Ns
+ *   OUT/.spladex-worker-I.lock     held for the whole run by worker I: a second process with the
+ *                                  same I (started twice, a requeued task while the old one still
+ *                                  runs) is refused; no N in the name, so it conflicts whatever N
+ *                                  the other one was started with; --overwrite refuses to run
+ *                                  while any worker lock is held */
+
+#define EXPAND_JOB_LOCK ".spladex-job.lock"
+#define EXPAND_WORKER_LOCK_PREFIX ".spladex-worker-"
+
+/* flock(), or the failure named by the test-only env SPLADEX_TEST_FLOCK_ERRNO (ENOLCK, ENOSYS or
+ * EOPNOTSUPP: a file system mounted without flock support, as Lustre without -o flock). */
+static int expand_flock(int fd, int op) {
+  const char *fake = getenv("SPLADEX_TEST_FLOCK_ERRNO");
+  if (fake && *fake) {
+    errno = !strcmp(fake, "ENOSYS") ? ENOSYS : !strcmp(fake, "EOPNOTSUPP") ? EOPNOTSUPP : ENOLCK;
+    return -1;
+  }
+  return flock(fd, op);
+}
+
+/* Opens and flock()s dir/name: exclusive, waiting for it (wait 1) or not. Returns 0 and *fd_out,
+ * 1 when another process holds it (wait 0), or ERR_IO; a file system without flock gets a
+ * message that says what to do. */
+static int expand_lock(const char *dir, const char *name, int wait, int *fd_out) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return err_set(ERR_IO, "%s: %s", path, strerror(errno));
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int e = errno;
-    close(fd);
-    if (e == EWOULDBLOCK)
-      return err_set(ERR_ARG, "%s: another spladex expand is already running as worker %d/%d on "
-                     "this output directory", dir, index, count);
-    return err_set(ERR_IO, "%s: cannot lock: %s", path, strerror(e));
+  int rc;
+  while ((rc = expand_flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB))) != 0 && errno == EINTR) {}
+  if (rc == 0) {
+    *fd_out = fd;
+    return 0;
   }
-  *fd_out = fd;
+  int e = errno;
+  close(fd);
+  if (e == EWOULDBLOCK) return 1;
+  if (e == ENOSYS || e == EOPNOTSUPP || e == ENOLCK || e == EINVAL)
+    return err_set(ERR_IO, "%s: this file system does not support flock() locks (%s). spladex "
+                   "locks each worker slot so that two processes never write the same shards. "
+                   "Mount it with locking (Lustre: -o flock; NFS: not -o nolock), use another "
+                   "output directory, or pass --no-lock and make sure yourself that no two "
+                   "processes run as the same worker and that no --overwrite runs beside workers",
+                   path, strerror(e));
+  return err_set(ERR_IO, "%s: cannot lock: %s", path, strerror(e));
+}
+
+/* --overwrite: refuses while any worker of the directory (any .spladex-worker-*.lock) runs. */
+static int expand_check_no_worker_runs(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return err_set(ERR_IO, "%s: %s", dir, strerror(errno));
+  int rc = 0;
+  const size_t prefix = strlen(EXPAND_WORKER_LOCK_PREFIX);
+  for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+    if (strncmp(e->d_name, EXPAND_WORKER_LOCK_PREFIX, prefix) || !ends_with(e->d_name, ".lock"))
+      continue;
+    int fd = -1;
+    rc = expand_lock(dir, e->d_name, 0, &fd);
+    if (rc == 1)
+      rc = err_set(ERR_ARG, "%s: a worker is still running (%s is locked): --overwrite would "
+                   "delete its shards; stop it first", dir, e->d_name);
+    if (fd >= 0) close(fd);
+  }
+  closedir(d);
+  return rc;
+}
+
+/* The integer value of environment variable name: 0 when unset or empty, 1 with *out, or ERR_ARG. */
+static int expand_env_int(const char *name, long *out) {
+  const char *v = getenv(name);
+  if (!v || !*v) return 0;
+  char *end = NULL;
+  errno = 0;
+  long x = strtol(v, &end, 10);
+  if (errno || end == v || *end || x < 0 || x > 1000000)
+    return err_set(ERR_ARG, "--worker auto: %s is '%s', expected a number", name, v);
+  *out = x;
+  return 1;
+}
+
+/* Resolves the worker of this run: --worker I/N as given, or --worker auto (the usage text). job
+ * is OUT/job.json, NULL when there is none (or --overwrite discards it); its workers (N), when
+ * set, is the job's N: any other is refused, naming both. Fills *index and *count. */
+static int expand_resolve_worker(const expand_args *a, const job_params *job, int *index,
+                                 int *count) {
+  const char *dir = a->output;
+  const int job_n = job && job->workers > 0 ? job->workers : 0;
+  char asked[128] = ""; /* the N this run asks for, and where from, for the messages */
+  int n = 0, i = 0, rc;
+  if (strcmp(a->worker, "auto")) {
+    if (a->workers)
+      return err_set(ERR_ARG, "--workers goes with --worker auto (--worker %s names N already)",
+                     a->worker);
+    if ((rc = cli_parse_worker(a->worker, &i, &n)) < 0) return rc;
+    snprintf(asked, sizeof asked, "--worker %s", a->worker);
+  } else {
+    long id = 0, slurm_count = 0, slurm_min = 0, slurm_max = 0;
+    const char *from = NULL, *env = getenv("SPLADEX_WORKER");
+    if (env && *env) { /* I or I/N */
+      from = "SPLADEX_WORKER";
+      if (strchr(env, '/')) {
+        if ((rc = cli_parse_worker(env, &i, &n)) < 0) return err_wrap(rc, "SPLADEX_WORKER");
+        snprintf(asked, sizeof asked, "SPLADEX_WORKER=%s", env);
+      } else {
+        char *end = NULL;
+        errno = 0;
+        id = strtol(env, &end, 10);
+        if (errno || end == env || *end || id < 0 || id >= 1000000)
+          return err_set(ERR_ARG, "--worker auto: SPLADEX_WORKER is '%s', expected I or I/N", env);
+        i = (int)id;
+      }
+    } else if ((rc = expand_env_int("SLURM_ARRAY_TASK_ID", &id)) != 0) {
+      if (rc < 0) return rc;
+      from = "SLURM_ARRAY_TASK_ID";
+      i = (int)id;
+      if ((rc = expand_env_int("SLURM_ARRAY_TASK_COUNT", &slurm_count)) < 0 ||
+          (rc = expand_env_int("SLURM_ARRAY_TASK_MIN", &slurm_min)) < 0 ||
+          (rc = expand_env_int("SLURM_ARRAY_TASK_MAX", &slurm_max)) < 0)
+        return rc;
+    } else if ((rc = expand_env_int("JOB_COMPLETION_INDEX", &id)) != 0) {
+      if (rc < 0) return rc;
+      from = "JOB_COMPLETION_INDEX";
+      i = (int)id;
+    } else {
+      return err_set(ERR_ARG, "--worker auto: none of SPLADEX_WORKER, SLURM_ARRAY_TASK_ID or "
+                     "JOB_COMPLETION_INDEX is set; pass --worker I/N");
+    }
+    if (n > 0 && a->workers && a->workers != n)
+      return err_set(ERR_ARG, "--workers %d disagrees with %s", a->workers, asked);
+    if (a->workers) {
+      n = a->workers;
+      snprintf(asked, sizeof asked, "--workers %d", n);
+    }
+    if (!n && job_n) {
+      n = job_n;
+    } else if (!n && slurm_count > 0) {
+      /* The first use of the directory: the array must be 0..N-1, each index a worker. An array
+       * with a step or a gap (--array=0-4:2), or one index resubmitted alone (--array=1) before
+       * job.json exists, would give the job a wrong N. */
+      if (slurm_min != 0 || slurm_max != slurm_count - 1)
+        return err_set(ERR_ARG, "--worker auto: the Slurm array (task ids %ld..%ld, %ld tasks) is "
+                       "not 0-%ld, and %s/%s does not fix N yet: submit the first array as "
+                       "--array=0-(N-1), or pass --workers N", slurm_min, slurm_max, slurm_count,
+                       slurm_count - 1, dir, JOB_FILE_NAME);
+      n = (int)slurm_count;
+      snprintf(asked, sizeof asked, "SLURM_ARRAY_TASK_COUNT=%d", n);
+    } else if (!n) {
+      return err_set(ERR_ARG, "--worker auto: %s/%s does not fix N yet and %s gives no count: "
+                     "pass --workers N (a Kubernetes Indexed Job: its completions)", dir,
+                     JOB_FILE_NAME, from);
+    }
+    if (i >= n)
+      return err_set(ERR_ARG, "--worker auto: worker %d (%s) is outside the job's workers "
+                     "0..%d (N = %d%s)", i, from, n - 1, n,
+                     job_n && !asked[0] ? " from job.json" : "");
+  }
+  if (job_n && n != job_n)
+    return err_set(ERR_MISMATCH, "%s/%s: the job is split over N = %d workers, but this run asks "
+                   "for N = %d (%s); run its workers as --worker I/%d (0 <= I < %d) or with "
+                   "--worker auto, which takes N from job.json; --overwrite starts over", dir,
+                   JOB_FILE_NAME, job_n, n, asked, job_n, job_n);
+  *index = i;
+  *count = n;
   return 0;
 }
 
@@ -306,7 +472,7 @@ int cmd_expand(int argc, char **argv) {
   tok *t = NULL;
   encoder *enc = NULL;
   const char **vocab = NULL;
-  int lock_fd = -1;
+  int lock_fd = -1, job_lock_fd = -1;
   int rc = parse_args(argc, argv, &a);
   if (rc < 0) return rc;
   if (a.help) {
@@ -328,7 +494,9 @@ int cmd_expand(int argc, char **argv) {
                  ? "jsonl"
                  : "tsv";
   if ((rc = corpus_parse_format(format, &po.corpus.format)) < 0) goto fail;
-  if ((rc = cli_parse_worker(a.worker, &po.worker_index, &po.worker_count)) < 0) goto fail;
+  if (strcmp(a.worker, "auto") &&
+      (rc = cli_parse_worker(a.worker, &po.worker_index, &po.worker_count)) < 0)
+    goto fail;
   if ((rc = pipe_shard_threads(getenv("SPLADEX_SHARD_THREADS"), &po.shard_threads)) < 0) goto fail;
   if (a.overwrite && po.worker_count > 1) {
     /* Every worker would delete every other worker's shards (and job.json under their feet). */
@@ -406,9 +574,25 @@ int cmd_expand(int argc, char **argv) {
     goto fail;
 
   if ((rc = make_dirs(a.output)) < 0) goto fail;
-  if ((rc = lock_worker(a.output, po.worker_index, po.worker_count, &lock_fd)) < 0) goto fail;
+  /* job.json and the worker's identity under the job lock (see expand_lock) */
+  if (!a.no_lock && (rc = expand_lock(a.output, EXPAND_JOB_LOCK, 1, &job_lock_fd)) < 0) goto fail;
+  job_params existing;
+  rc = job_read(a.output, &existing);
+  if (rc < 0) goto fail;
+  if (a.overwrite) rc = 1; /* the existing job is discarded below */
+  if ((rc = expand_resolve_worker(&a, rc == 0 ? &existing : NULL, &po.worker_index,
+                                  &po.worker_count)) < 0)
+    goto fail;
+  run.workers = po.worker_count;
+  if (a.overwrite && po.worker_count > 1) {
+    rc = err_set(ERR_ARG, "--overwrite cannot be combined with --worker %s (N = %d): it would "
+                 "delete the other workers' shards; empty %s once before starting the workers",
+                 a.worker, po.worker_count, a.output);
+    goto fail;
+  }
   if (a.overwrite) {
     char path[4096];
+    if (!a.no_lock && (rc = expand_check_no_worker_runs(a.output)) < 0) goto fail;
     if ((rc = pipe_remove_shards(a.output)) < 0) goto fail;
     if ((rc = job_path(a.output, path, sizeof path)) < 0) goto fail;
     if (unlink(path) != 0 && errno != ENOENT) {
@@ -416,9 +600,12 @@ int cmd_expand(int argc, char **argv) {
       goto fail;
     }
   }
-  job_params existing;
-  rc = job_read(a.output, &existing);
+  rc = a.overwrite ? 1 : job_read(a.output, &existing);
   if (rc < 0) goto fail;
+  if (rc == 0 && existing.workers == 0) { /* a job.json of an older version: record N now */
+    existing.workers = run.workers;
+    if ((rc = job_write(a.output, &existing)) < 0) goto fail;
+  }
   if (rc == 1) {
     if ((rc = job_write(a.output, &run)) < 0) goto fail;
   } else {
@@ -438,6 +625,23 @@ int cmd_expand(int argc, char **argv) {
       if ((rc = job_write(a.output, &updated)) < 0) goto fail;
     }
   }
+  if (!a.no_lock) {
+    char name[64];
+    snprintf(name, sizeof name, EXPAND_WORKER_LOCK_PREFIX "%d.lock", po.worker_index);
+    if ((rc = expand_lock(a.output, name, 0, &lock_fd)) == 1) {
+      lock_fd = -1;
+      rc = err_set(ERR_ARG, "%s: another spladex expand is already running as worker %d/%d on "
+                   "this output directory (%s is locked)", a.output, po.worker_index,
+                   po.worker_count, name);
+    }
+    if (rc < 0) goto fail;
+  } else if (!a.quiet) {
+    fprintf(stderr, "spladex expand: --no-lock: no locks taken; make sure no other process runs "
+            "as worker %d/%d on %s, and no --overwrite\n", po.worker_index, po.worker_count,
+            a.output);
+  }
+  if (job_lock_fd >= 0) close(job_lock_fd);
+  job_lock_fd = -1;
 
   /* ---- the pipeline ---- */
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -489,6 +693,7 @@ int cmd_expand(int argc, char **argv) {
   rc = 0;
 
 fail:
+  if (job_lock_fd >= 0) close(job_lock_fd);
   if (lock_fd >= 0) close(lock_fd);
   if (handlers) {
     sigaction(SIGINT, &old_int, NULL);

@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "err.h"
+#include "jobfile.h"
 #include "shard.h"
 #include "shard_dir.h"
 
@@ -44,6 +45,7 @@ int cmd_info(int argc, char **argv) {
   int json = 0, top = 10, rc = 0;
   sdir_listing listing = {0};
   int64_t n_shards = 1; /* PATH itself, or the listing's shards */
+  int workers = 0;      /* a directory's job.json workers (N of --worker I/N), 0 when unknown */
   shard_reader *first = NULL, *reader = NULL;
   int64_t *df = NULL;
   int *order = NULL;
@@ -80,6 +82,8 @@ int cmd_info(int argc, char **argv) {
       goto fail;
     }
     n_shards = listing.n_shards;
+    job_params job;
+    if (job_read(path, &job) == 0) workers = job.workers; /* info lists; verify judges job.json */
   }
 
   int64_t docs = 0, nnz = 0, empty = 0, min_terms = INT64_MAX, max_terms = 0;
@@ -166,6 +170,7 @@ int cmd_info(int argc, char **argv) {
         !cJSON_AddNumberToObject(root, "top_k", meta->top_k) ||
         !(top_terms = cJSON_AddArrayToObject(root, "top_terms")))
       goto nomem;
+    if (workers > 0 && !cJSON_AddNumberToObject(root, "workers", workers)) goto nomem;
     for (int i = 0; i < top; i++) {
       cJSON *item = cJSON_CreateObject();
       if (!item) goto nomem;
@@ -182,6 +187,7 @@ int cmd_info(int argc, char **argv) {
   } else {
     printf("path          %s\n", path);
     printf("shards        %" PRId64 "\n", n_shards);
+    if (workers > 0) printf("workers       %d (job.json: --worker I/%d)\n", workers, workers);
     printf("docs          %" PRId64 " (%" PRId64 " empty)\n", docs, empty);
     printf("nnz           %" PRId64 "\n", nnz);
     printf("terms/doc     min %" PRId64 ", mean %.2f, max %" PRId64 "\n", min_terms, mean_terms,

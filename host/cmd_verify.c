@@ -3,7 +3,8 @@
  * Judges DIR by io/shard_dir.h's rule, the one `export` refuses an incomplete directory by: the
  * expected shards (job.json's n_shards once the job has read its whole input), and shard s
  * holding docs [s * shard_size, ...). Reports, one line each on stdout:
- * a missing job.json, an unfinished job (no n_docs_total yet), missing shards, leftover .tmp
+ * a missing job.json, an unfinished job (no n_docs_total yet), missing shards (with the worker
+ * I/N that owns each, when job.json records N: the one to rerun), leftover .tmp
  * (partial) shards, unexpected shards past n_shards, and inconsistent shards: unreadable, wrong
  * first_doc or n_docs, attributes disagreeing with job.json, a vocab_size differing between
  * shards, and (unless --quick) any row with a broken indptr or indices not strictly ascending or
@@ -123,7 +124,10 @@ int cmd_verify(int argc, char **argv) {
     const char *shard = sdir_find(&l, s, 0);
     if (!shard) {
       job_shard_path(dir, s, path, sizeof path);
-      printf("%s: missing\n", path);
+      if (jp && jp->workers > 0) /* whose it is: the worker to rerun */
+        printf("%s: missing (worker %d/%d's)\n", path, (int)(s % jp->workers), jp->workers);
+      else
+        printf("%s: missing\n", path);
       problems++;
       continue;
     }
@@ -144,13 +148,16 @@ int cmd_verify(int argc, char **argv) {
     problems++;
   }
   rc = 0;
+  char workers[64] = "";
+  if (jp && jp->workers > 0)
+    snprintf(workers, sizeof workers, ", %d worker%s", jp->workers, jp->workers == 1 ? "" : "s");
   if (problems) {
-    printf("%s: %d problem%s (%" PRId64 " of %" PRId64 " shards good)\n", dir, problems,
-           problems == 1 ? "" : "s", checked, expected);
+    printf("%s: %d problem%s (%" PRId64 " of %" PRId64 " shards good%s)\n", dir, problems,
+           problems == 1 ? "" : "s", checked, expected, workers);
     rc = err_set(ERR_MISMATCH, "%s: %d problem%s, listed above", dir, problems,
                  problems == 1 ? "" : "s");
   } else {
-    printf("%s: OK: %" PRId64 " shards, %" PRId64 " docs%s\n", dir, checked, docs,
+    printf("%s: OK: %" PRId64 " shards, %" PRId64 " docs%s%s\n", dir, checked, docs, workers,
            quick ? " (quick: rows not read)" : "");
   }
   if (fflush(stdout) != 0 && rc == 0) rc = err_set(ERR_IO, "stdout: write failed");

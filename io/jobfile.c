@@ -199,6 +199,14 @@ int job_read(const char *dir, job_params *out) {
     goto fail;
   }
   out->threshold = (float)threshold->valuedouble;
+  int64_t workers = 0;
+  if ((rc = job_get_int64(root, "workers", 0, &workers, path)) < 0) goto fail;
+  if (workers == -1) workers = 0; /* absent: a job.json of a version without the field */
+  if (workers < 0 || workers > INT32_MAX) {
+    rc = err_set(ERR_FORMAT, "%s: field 'workers' must be positive", path);
+    goto fail;
+  }
+  out->workers = (int)workers;
   if ((rc = job_read_canary(root, out, path)) < 0) goto fail;
   if (out->shard_size <= 0) {
     rc = err_set(ERR_FORMAT, "%s: field 'shard_size' must be positive", path);
@@ -241,6 +249,7 @@ int job_write(const char *dir, const job_params *p) {
       !cJSON_AddNumberToObject(root, "shard_size", (double)p->shard_size) ||
       !cJSON_AddStringToObject(root, "precision", p->precision))
     goto nomem;
+  if (p->workers > 0 && !cJSON_AddNumberToObject(root, "workers", p->workers)) goto nomem;
   if (p->n_docs_total >= 0 &&
       (!cJSON_AddNumberToObject(root, "n_docs_total", (double)p->n_docs_total) ||
        !cJSON_AddNumberToObject(root, "n_shards", (double)p->n_shards)))

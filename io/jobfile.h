@@ -10,11 +10,16 @@
  *
  *   {"job_version": 1, "version": "0.1.0", "model": "...", "model_sha256": "...",
  *    "input": "/abs/path", "input_size": 123, "format": "tsv", "max_length": 256,
- *    "threshold": 0, "top_k": 0, "shard_size": 100000, "precision": "fp32",
+ *    "threshold": 0, "top_k": 0, "shard_size": 100000, "precision": "fp32", "workers": 3,
  *    "n_docs_total": 1000, "n_shards": 1,
  *    "canary": {"passages": 16, "device": "cuda:0 ...", "max_error": 0.0012, "relative": true,
  *               "bound": 0.005, "top64_agreement": 1}}
  * (canary: only for a job whose device was checked against the CPU; the last worker's result)
+ *
+ * workers is N of `--worker I/N`, fixed by the first process that creates job.json: worker I
+ * owns the shards s with s % N == I, so every process of the job must use the same N
+ * (host/cmd_expand.c refuses another N, naming both). A job.json without it (written before
+ * workers existed) has workers 0: the next run records its own N.
  *
  * Shard s holds docs [s * shard_size, min((s + 1) * shard_size, n_docs_total)) and is named
  * shard-%05d.h5 (more digits past 99999); an unfinished one is that name plus ".tmp".
@@ -40,6 +45,7 @@ typedef struct {
   int top_k;
   int64_t shard_size;      /* docs per shard, > 0 */
   char precision[16];      /* the resolved compute precision: fp32 | fp16 | bf16 */
+  int workers;             /* N of --worker I/N, >= 1; 0 when job.json predates the field */
   int64_t n_docs_total;    /* docs in the whole input, -1 until known */
   int64_t n_shards;        /* ceil(n_docs_total / shard_size), -1 until known */
   /* The canary of a CUDA job (host/canary.h: its first passages on the device and on the CPU):
@@ -54,7 +60,7 @@ typedef struct {
   } canary;
 } job_params;
 
-/* Empties *p: strings "", numbers 0, input_size / n_docs_total / n_shards / canary.passages -1. */
+/* Empties *p: strings "", numbers 0 (workers too), input_size / n_docs_total / n_shards / canary.passages -1. */
 void job_params_init(job_params *p);
 
 /* Sets n_docs_total and n_shards = ceil(n_docs_total / shard_size) (0 shards for 0 docs). */
@@ -90,7 +96,8 @@ int job_write(const char *dir, const job_params *p);
 
 /* Compares the parameters of an existing job with those of a rerun, in this order: model,
  * model_sha256, input, input_size, format, max_length, threshold, top_k, shard_size, precision,
- * version (n_docs_total / n_shards are results, not compared). Returns 0 when all agree, else
+ * version (n_docs_total / n_shards are results, not compared; workers is not compared either:
+ * the caller checks it first, with its own message). Returns 0 when all agree, else
  * ERR_MISMATCH with a message naming the first differing parameter and both values; *differing
  * (when not NULL) gets that parameter's name (a static string) or NULL. */
 int job_compare(const job_params *job, const job_params *run, const char **differing);
