@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "grow.h"
 #include "jobfile.h"
 #include "progress.h"
 #include "shard.h"
@@ -198,17 +199,6 @@ static void kill_point(pipe_state *s, const char *name) {
   }
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem) {
-  if (need <= *cap) return 0;
-  size_t c = *cap ? *cap : 1024;
-  while (c < need) c *= 2;
-  void *q = realloc(*p, c * elem);
-  if (!q) return err_set(ERR_NOMEM, "out of memory (%zu bytes)", c * elem);
-  *p = q;
-  *cap = c;
-  return 0;
-}
-
 static const pipe_complete *find_complete(const pipe_state *s, int64_t shard) {
   size_t lo = 0, hi = s->n_complete;
   while (lo < hi) {
@@ -223,7 +213,8 @@ static const pipe_complete *find_complete(const pipe_state *s, int64_t shard) {
 
 static int chunk_add(pipe_chunk *ch, const corpus_record *r) {
   size_t need = ch->bytes_n + r->id_len + 1 + r->text_len + 1;
-  if (grow((void **)&ch->bytes, &ch->bytes_cap, need, 1) < 0) return ERR_NOMEM;
+  if (grow(&ch->bytes, &ch->bytes_cap, need, 1))
+    return err_set(ERR_NOMEM, "out of memory (%zu bytes of a reader chunk)", need);
   int i = ch->n++;
   ch->doc[i] = r->index;
   ch->byte_start[i] = r->byte_start;
@@ -422,7 +413,8 @@ static int window_take_chunk(pipe_state *s, pipe_window *w, const pipe_chunk *ch
     int p = w->n++;
     const char *id = ch->bytes + ch->id_off[i];
     size_t id_len = strlen(id);
-    if (grow((void **)&w->id_bytes, &w->id_cap, w->id_n + id_len + 1, 1) < 0) return ERR_NOMEM;
+    if (grow(&w->id_bytes, &w->id_cap, w->id_n + id_len + 1, 1))
+      return err_set(ERR_NOMEM, "out of memory (doc ids of the window)");
     w->id_off[p] = w->id_n;
     memcpy(w->id_bytes + w->id_n, id, id_len + 1);
     w->id_n += id_len + 1;
@@ -462,7 +454,8 @@ static int window_store(pipe_window *w, const pipe_flight *f, const enc_result *
   const int b = f->n;
   if (res->n_docs != b) return err_set(ERR_DEVICE, "encoder returned %d rows for %d docs", res->n_docs, b);
   size_t nnz = (size_t)res->indptr[b];
-  if (grow((void **)&w->indices, &w->nnz_cap, w->nnz + nnz, sizeof(int32_t)) < 0) return ERR_NOMEM;
+  if (grow(&w->indices, &w->nnz_cap, w->nnz + nnz, sizeof *w->indices))
+    return err_set(ERR_NOMEM, "out of memory (window rows)");
   float *values = realloc(w->values, w->nnz_cap * sizeof(float));
   if (!values) return err_set(ERR_NOMEM, "out of memory (window rows)");
   w->values = values;
@@ -715,8 +708,8 @@ static int scan_output(pipe_state *s) {
                    (long long)info.n_docs, (long long)o->shard_size);
       goto done;
     }
-    if (grow((void **)&s->complete, &cap, s->n_complete + 1, sizeof *s->complete) < 0) {
-      rc = ERR_NOMEM;
+    if (grow(&s->complete, &cap, s->n_complete + 1, sizeof *s->complete)) {
+      rc = err_set(ERR_NOMEM, "%s: out of memory listing complete shards", o->output_dir);
       goto done;
     }
     pipe_complete *c = &s->complete[s->n_complete++];

@@ -42,6 +42,7 @@
 #include <utf8proc.h>
 
 #include "err.h"
+#include "grow.h"
 #include "tokenizer_tables.h"
 #include "utf8.h"
 
@@ -253,14 +254,14 @@ static int tok_special_ids(tok *t, const char *path, const char *unk_token) {
 static int tok_read_file(const char *path, char **data, size_t *size) {
   FILE *f = fopen(path, "rb");
   char *buf = NULL;
-  size_t cap = 1 << 16, n = 0;
+  size_t cap = 0, n = 0; /* cap: bytes allocated, one of them kept for the NUL */
   if (!f) return err_set(ERR_IO, "%s: %s", path, strerror(errno));
-  buf = malloc(cap + 1);
-  if (!buf) goto nomem;
   for (;;) {
-    size_t got = fread(buf + n, 1, cap - n, f);
+    if (grow(&buf, &cap, n + (1 << 16) + 1, 1)) goto nomem;
+    size_t room = cap - 1 - n;
+    size_t got = fread(buf + n, 1, room, f);
     n += got;
-    if (n < cap) {
+    if (got < room) {
       if (ferror(f)) {
         int e = errno;
         free(buf);
@@ -269,10 +270,6 @@ static int tok_read_file(const char *path, char **data, size_t *size) {
       }
       break;
     }
-    char *bigger = realloc(buf, cap * 2 + 1);
-    if (!bigger) goto nomem;
-    buf = bigger;
-    cap *= 2;
   }
   fclose(f);
   buf[n] = '\0';
@@ -592,16 +589,10 @@ static int tok_scratch_get(const tok *t, tok_buffer *buf, tok_scratch **out) {
 
 static int tok_push(tok_state *s, int32_t id) {
   tok_buffer *b = s->buf;
-  if (b->n == b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 512;
-    int32_t *ids = realloc(b->ids, cap * sizeof *ids);
-    if (!ids) {
-      s->nomem = 1;
-      s->full = 1;
-      return ERR_NOMEM;
-    }
-    b->ids = ids;
-    b->cap = cap;
+  if (grow(&b->ids, &b->cap, b->n + 1, sizeof *b->ids)) {
+    s->nomem = 1;
+    s->full = 1;
+    return ERR_NOMEM;
   }
   b->ids[b->n++] = id;
   return 0;
@@ -609,17 +600,10 @@ static int tok_push(tok_state *s, int32_t id) {
 
 static void tok_text_append(tok_state *s, const char *p, size_t n) {
   tok_scratch *sc = s->sc;
-  if (sc->text_len + n + 2 > sc->text_cap) {
-    size_t cap = sc->text_cap ? sc->text_cap : 256;
-    while (cap < sc->text_len + n + 2) cap *= 2;
-    char *text = realloc(sc->text, cap);
-    if (!text) {
-      s->nomem = 1;
-      s->full = 1;
-      return;
-    }
-    sc->text = text;
-    sc->text_cap = cap;
+  if (grow(&sc->text, &sc->text_cap, sc->text_len + n + 2, 1)) {
+    s->nomem = 1;
+    s->full = 1;
+    return;
   }
   if (sc->text_len) sc->text[sc->text_len++] = ' ';
   memcpy(sc->text + sc->text_len, p, n);

@@ -46,6 +46,7 @@
 #include <zlib.h>
 
 #include "err.h"
+#include "grow.h"
 #include "utf8.h"
 
 /* ---- growable byte buffer ---- */
@@ -55,13 +56,8 @@ typedef struct {
 } corpus_bytes;
 
 static int bytes_reserve(corpus_bytes *b, size_t need) {
-  if (need <= b->cap) return 0;
-  size_t cap = b->cap ? b->cap : 256;
-  while (cap < need) cap *= 2;
-  char *p = realloc(b->p, cap);
-  if (!p) return err_set(ERR_NOMEM, "out of memory (%zu bytes for a corpus line)", cap);
-  b->p = p;
-  b->cap = cap;
+  if (grow(&b->p, &b->cap, need, 1))
+    return err_set(ERR_NOMEM, "out of memory (%zu bytes for a corpus line)", need);
   return 0;
 }
 
@@ -236,14 +232,9 @@ static int read_line(corpus *c, char **line, size_t *len) {
       c->scanned -= c->start;
       c->start = 0;
     }
-    if (c->cap - c->end < (1 << 16)) {
-      if (c->cap > SIZE_MAX / 2) return err_set(ERR_NOMEM, "%s: line too long", c->path);
-      char *p = realloc(c->buf, c->cap * 2);
-      if (!p) return err_set(ERR_NOMEM, "%s:%lld: out of memory for a line of %zu bytes",
-                             c->path, (long long)c->line_no + 1, c->end);
-      c->buf = p;
-      c->cap *= 2;
-    }
+    if (grow(&c->buf, &c->cap, c->end + (1 << 16), 1)) /* at least 64 KiB free to read into */
+      return err_set(ERR_NOMEM, "%s:%lld: out of memory for a line of %zu bytes", c->path,
+                     (long long)c->line_no + 1, c->end);
     size_t want = c->cap - c->end - 1; /* keep one spare byte for a NUL after the last line */
     if (want > INT_MAX) want = INT_MAX;
     int n = gzread(c->gz, c->buf + c->end, (unsigned)want);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "err.h"
+#include "grow.h"
 #include "jobfile.h"
 #include "shard.h"
 #include "shard_dir.h"
@@ -361,9 +362,9 @@ int inv_plan(const int64_t *df_by_rank, int32_t n_ranks, int64_t budget_bytes, i
   *ranges = NULL;
   *n_ranges = 0;
   int64_t budget = budget_bytes / INV_POSTING_BYTES;
-  int cap = 16, n = 0;
-  inv_range *out = malloc((size_t)cap * sizeof *out);
-  if (!out) return err_set(ERR_NOMEM, "out of memory planning the inversion");
+  size_t cap = 0;
+  int n = 0;
+  inv_range *out = NULL;
   inv_range current = {0, 0, 0};
   for (int32_t k = 0; k < n_ranks; k++) {
     int64_t df = df_by_rank[k];
@@ -376,15 +377,7 @@ int inv_plan(const int64_t *df_by_rank, int32_t n_ranks, int64_t budget_bytes, i
                      (long long)budget_bytes);
     }
     if (current.n_postings + df > budget) {
-      if (n == cap) {
-        cap *= 2;
-        inv_range *grown = realloc(out, (size_t)cap * sizeof *grown);
-        if (!grown) {
-          free(out);
-          return err_set(ERR_NOMEM, "out of memory planning the inversion");
-        }
-        out = grown;
-      }
+      if (grow(&out, &cap, (size_t)n + 1, sizeof *out)) goto nomem;
       out[n++] = current;
       current.rank_lo = k;
       current.n_postings = 0;
@@ -392,18 +385,14 @@ int inv_plan(const int64_t *df_by_rank, int32_t n_ranks, int64_t budget_bytes, i
     current.rank_hi = k + 1;
     current.n_postings += df;
   }
-  if (n == cap) {
-    inv_range *grown = realloc(out, (size_t)(cap + 1) * sizeof *grown);
-    if (!grown) {
-      free(out);
-      return err_set(ERR_NOMEM, "out of memory planning the inversion");
-    }
-    out = grown;
-  }
+  if (grow(&out, &cap, (size_t)n + 1, sizeof *out)) goto nomem;
   out[n++] = current;
   *ranges = out;
   *n_ranges = n;
   return 0;
+nomem:
+  free(out);
+  return err_set(ERR_NOMEM, "out of memory planning the inversion");
 }
 
 /* ---- one range's postings ---- */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "grow.h"
 
 static int sdir_compare_files(const void *a, const void *b) {
   int64_t x = ((const sdir_file *)a)->index, y = ((const sdir_file *)b)->index;
@@ -17,15 +18,10 @@ static int sdir_compare_files(const void *a, const void *b) {
 }
 
 /* Appends (index, dir/name) to files (n of cap). Returns 0 or ERR_NOMEM. */
-static int sdir_push(sdir_file **files, int64_t *n, int64_t *cap, int64_t index, const char *dir,
+static int sdir_push(sdir_file **files, int64_t *n, size_t *cap, int64_t index, const char *dir,
                      const char *name) {
-  if (*n == *cap) {
-    int64_t grown_cap = *cap ? 2 * *cap : 64;
-    sdir_file *grown = realloc(*files, (size_t)grown_cap * sizeof *grown);
-    if (!grown) return err_set(ERR_NOMEM, "%s: out of memory listing shards", dir);
-    *files = grown;
-    *cap = grown_cap;
-  }
+  if (grow(files, cap, (size_t)*n + 1, sizeof **files))
+    return err_set(ERR_NOMEM, "%s: out of memory listing shards", dir);
   size_t size = strlen(dir) + strlen(name) + 2;
   char *path = malloc(size);
   if (!path) return err_set(ERR_NOMEM, "%s: out of memory listing shards", dir);
@@ -37,7 +33,7 @@ static int sdir_push(sdir_file **files, int64_t *n, int64_t *cap, int64_t index,
 }
 
 int sdir_list(const char *dir, sdir_listing *out) {
-  int64_t cap_shards = 0, cap_partials = 0;
+  size_t cap_shards = 0, cap_partials = 0;
   int rc = 0;
   memset(out, 0, sizeof *out);
   DIR *d = opendir(dir);

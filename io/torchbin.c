@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "err.h"
+#include "grow.h"
 
 #define TB_MAX_STACK (1u << 20)
 #define TB_MAX_MEMO (1u << 22)
@@ -267,23 +268,12 @@ typedef struct {
   size_t cap_memo, memo_count;
 } tb_pickle;
 
-static int tb_grow(void **array, size_t *cap, size_t need, size_t elem) {
-  if (need <= *cap) return 0;
-  size_t next = *cap ? *cap * 2 : 16;
-  while (next < need) next *= 2;
-  void *grown = realloc(*array, next * elem);
-  if (!grown) return -1;
-  *array = grown;
-  *cap = next;
-  return 0;
-}
-
 static int tb_fail(tb_pickle *k, const char *what) {
   return err_set(ERR_FORMAT, "%s: %s: %s (at byte %zu)", k->zip->path, k->entry, what, (size_t)(k->p - k->start));
 }
 
 static pv *tb_new(tb_pickle *k, pv_kind kind) {
-  if (tb_grow((void **)&k->all, &k->cap_all, k->n_all + 1, sizeof *k->all)) return NULL;
+  if (grow(&k->all, &k->cap_all, k->n_all + 1, sizeof *k->all)) return NULL;
   pv *v = calloc(1, sizeof *v);
   if (!v) return NULL;
   v->kind = kind;
@@ -294,7 +284,7 @@ static pv *tb_new(tb_pickle *k, pv_kind kind) {
 static int tb_push(tb_pickle *k, pv *v) {
   if (!v) return err_set(ERR_NOMEM, "%s: out of memory unpickling", k->zip->path);
   if (k->depth >= TB_MAX_STACK) return tb_fail(k, "pickle stack too deep");
-  if (tb_grow((void **)&k->stack, &k->cap_stack, k->depth + 1, sizeof *k->stack))
+  if (grow(&k->stack, &k->cap_stack, k->depth + 1, sizeof *k->stack))
     return err_set(ERR_NOMEM, "%s: out of memory unpickling", k->zip->path);
   k->stack[k->depth++] = v;
   return 0;
@@ -312,7 +302,7 @@ static pv *tb_top(tb_pickle *k) {
 }
 
 static int tb_append(tb_pickle *k, pv *container, pv *item) {
-  if (tb_grow((void **)&container->items, &container->cap, container->n + 1, sizeof *container->items))
+  if (grow(&container->items, &container->cap, container->n + 1, sizeof *container->items))
     return err_set(ERR_NOMEM, "%s: out of memory unpickling", k->zip->path);
   container->items[container->n++] = item;
   return 0;
@@ -461,7 +451,7 @@ static int tb_unpickle(tb_pickle *k, pv **result) {
         rc = tb_push(k, v);
         break;
       case '(': /* MARK */
-        if (tb_grow((void **)&k->marks, &k->cap_marks, k->n_marks + 1, sizeof *k->marks))
+        if (grow(&k->marks, &k->cap_marks, k->n_marks + 1, sizeof *k->marks))
           return err_set(ERR_NOMEM, "%s: out of memory unpickling", k->zip->path);
         if (k->n_marks >= TB_MAX_STACK) return tb_fail(k, "too many marks");
         k->marks[k->n_marks++] = k->depth;
@@ -518,7 +508,7 @@ static int tb_unpickle(tb_pickle *k, pv **result) {
         if (!v) return tb_fail(k, "memo store from an empty stack");
         if (u >= TB_MAX_MEMO) return tb_fail(k, "memo index too large");
         size_t old_cap = k->cap_memo;
-        if (tb_grow((void **)&k->memo, &k->cap_memo, (size_t)u + 1, sizeof *k->memo))
+        if (grow(&k->memo, &k->cap_memo, (size_t)u + 1, sizeof *k->memo))
           return err_set(ERR_NOMEM, "%s: out of memory unpickling", k->zip->path);
         if (k->cap_memo > old_cap) memset(k->memo + old_cap, 0, (k->cap_memo - old_cap) * sizeof *k->memo);
         if (!k->memo[u]) k->memo_count++;
