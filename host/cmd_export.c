@@ -151,49 +151,67 @@ static void export_transposer_close(export_transposer *t) {
   t->session = NULL;
 }
 
+/* One pass over the source in blocks, calling row(ctx, rows, i) for every document; progress
+ * lines name the pass `what`. Returns 0 or the first error. */
+static int export_each_row(inv_source *src, const char *what,
+                           int (*row)(void *ctx, const inv_rows *rows, int64_t i), void *ctx) {
+  int rc;
+  int64_t N = inv_source_docs(src);
+  export_progress p = {export_now_seconds(), export_now_seconds()};
+  inv_rows rows;
+  inv_source_rewind(src);
+  for (;;) {
+    if ((rc = inv_source_next(src, EXPORT_BLOCK_DOCS, &rows))) return rc;
+    if (rows.n_docs == 0) break;
+    for (int64_t i = 0; i < rows.n_docs; i++)
+      if ((rc = row(ctx, &rows, i))) return rc;
+    export_progress_line(&p, 0, what, rows.first_doc + rows.n_docs, N);
+  }
+  export_progress_line(&p, 1, what, N, N);
+  return 0;
+}
+
 /* What an export wrote, for PATH.meta.json. */
 typedef struct {
   int64_t nnz;   /* terms written over all documents (placeholders not counted) */
   int64_t empty; /* documents with no term */
 } export_counts;
 
+typedef struct {
+  jsonl_writer *w;
+  int float_weights;
+  export_counts *counts;
+} export_jsonl_pass;
+
+static int export_jsonl_row(void *ctx, const inv_rows *rows, int64_t i) {
+  export_jsonl_pass *j = ctx;
+  int64_t a = rows->indptr[i], b = rows->indptr[i + 1];
+  int rc = j->float_weights ? jsonl_write_doc_float(j->w, rows->doc_ids[i], rows->vocab_ids + a,
+                                                    rows->weights + a, b - a)
+                            : jsonl_write_doc(j->w, rows->doc_ids[i], rows->vocab_ids + a,
+                                              rows->tfs + a, b - a);
+  j->counts->nnz += b - a;
+  if (rc) return err_wrap(rc, "document %lld", (long long)(rows->first_doc + i));
+  return 0;
+}
+
 static int export_jsonl(inv_source *src, const export_options *o, const char *tmp,
                         export_counts *counts) {
   int rc = 0;
   jsonl_writer *w = NULL;
   int V = inv_source_vocab_size(src);
-  int64_t N = inv_source_docs(src);
   const char **terms = malloc((size_t)V * sizeof *terms + 1);
   if (!terms) return err_set(ERR_NOMEM, "out of memory");
   for (int v = 0; v < V; v++) terms[v] = inv_source_term(src, v);
   rc = jsonl_writer_open(tmp, o->gzip, terms, V, &w);
   if (rc) goto fail;
-  export_progress p = {export_now_seconds(), export_now_seconds()};
-  inv_rows rows;
-  inv_source_rewind(src);
-  for (;;) {
-    if ((rc = inv_source_next(src, EXPORT_BLOCK_DOCS, &rows))) goto fail;
-    if (rows.n_docs == 0) break;
-    for (int64_t i = 0; i < rows.n_docs; i++) {
-      int64_t a = rows.indptr[i], b = rows.indptr[i + 1];
-      rc = o->float_weights
-               ? jsonl_write_doc_float(w, rows.doc_ids[i], rows.vocab_ids + a, rows.weights + a,
-                                       b - a)
-               : jsonl_write_doc(w, rows.doc_ids[i], rows.vocab_ids + a, rows.tfs + a, b - a);
-      counts->nnz += b - a;
-      if (rc) {
-        err_wrap(rc, "document %lld", (long long)(rows.first_doc + i));
-        goto fail;
-      }
-    }
-    export_progress_line(&p, 0, "jsonl", rows.first_doc + rows.n_docs, N);
-  }
+  export_jsonl_pass pass = {w, o->float_weights, counts};
+  if ((rc = export_each_row(src, "jsonl", export_jsonl_row, &pass))) goto fail;
   int64_t empty = jsonl_writer_empty_docs(w);
   counts->empty = empty;
   rc = jsonl_writer_close(w);
   w = NULL;
   if (rc) goto fail;
-  export_progress_line(&p, 1, "jsonl", N, N);
   if (empty && o->float_weights)
     fprintf(stderr, "export: %lld documents have no term (written with an empty vector)\n",
             (long long)empty);
@@ -208,30 +226,30 @@ fail:
 
 /* The stored float weights as the BigANN'23 CSR binary (io/export_csr.h), one row per document
  * in global order, columns = vocab ids. */
+typedef struct {
+  csr_writer *w;
+  export_counts *counts;
+} export_csr_pass;
+
+static int export_csr_row(void *ctx, const inv_rows *rows, int64_t i) {
+  export_csr_pass *c = ctx;
+  int64_t a = rows->indptr[i], b = rows->indptr[i + 1];
+  c->counts->empty += a == b;
+  return csr_write_row(c->w, rows->vocab_ids + a, rows->weights + a, b - a);
+}
+
 static int export_csr(inv_source *src, const export_options *o, const char *tmp,
                       export_counts *counts) {
   int rc = 0;
   csr_writer *w = NULL;
   int64_t N = inv_source_docs(src);
   if ((rc = csr_writer_open(tmp, o->gzip, inv_source_vocab_size(src), &w))) return rc;
-  export_progress p = {export_now_seconds(), export_now_seconds()};
-  inv_rows rows;
-  inv_source_rewind(src);
-  for (;;) {
-    if ((rc = inv_source_next(src, EXPORT_BLOCK_DOCS, &rows))) goto fail;
-    if (rows.n_docs == 0) break;
-    for (int64_t i = 0; i < rows.n_docs; i++) {
-      int64_t a = rows.indptr[i], b = rows.indptr[i + 1];
-      if ((rc = csr_write_row(w, rows.vocab_ids + a, rows.weights + a, b - a))) goto fail;
-      counts->empty += a == b;
-    }
-    export_progress_line(&p, 0, "csr", rows.first_doc + rows.n_docs, N);
-  }
+  export_csr_pass pass = {w, counts};
+  if ((rc = export_each_row(src, "csr", export_csr_row, &pass))) goto fail;
   counts->nnz = csr_writer_nnz(w);
   rc = csr_writer_close(w);
   w = NULL;
   if (rc) goto fail;
-  export_progress_line(&p, 1, "csr", N, N);
   fprintf(stderr, "export: csr %lld rows x %d columns, %lld nonzeros\n", (long long)N,
           inv_source_vocab_size(src), (long long)counts->nnz);
 fail:

@@ -81,7 +81,8 @@ int csr_write_row(csr_writer *w, const int32_t *indices, const float *data, int6
                      (long long)w->n_rows, indices[j], (long long)w->n_cols);
   for (int64_t j = 0; j < n;) {
     size_t k = 0;
-    for (; k < per && j + (int64_t)k < n; k++) csr_le32(w->buffer + 4 * k, (uint32_t)indices[j + (int64_t)k]);
+    for (; k < per && j + (int64_t)k < n; k++)
+      csr_le32(w->buffer + 4 * k, (uint32_t)indices[j + (int64_t)k]);
     if ((rc = csr_side_write(w, 1, w->buffer, 4 * k))) return rc;
     j += (int64_t)k;
   }
@@ -111,7 +112,8 @@ int csr_writer_close(csr_writer *w) {
   for (int k = 0; k < CSR_SIDES; k++) {
     int failed = fclose(w->side[k]);
     w->side[k] = NULL;
-    if (failed && !rc) rc = err_set(ERR_IO, "%s: close failed: %s", w->side_path[k], strerror(errno));
+    if (failed && !rc)
+      rc = err_set(ERR_IO, "%s: close failed: %s", w->side_path[k], strerror(errno));
   }
   if (rc) goto fail;
   if ((rc = gzsink_open(&out, w->path, w->gzip))) goto fail;

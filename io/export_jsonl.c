@@ -161,7 +161,8 @@ static int jsonl_write_any(jsonl_writer *w, const char *doc_id, const int32_t *v
     }
     if ((rc = gzsink_reserve(out, JSONL_FLOAT_MAX))) return rc;
     char *at = (char *)out->buffer + out->used;
-    out->used += weights ? jsonl_format_int(weights[i], at) : jsonl_format_float(float_weights[i], at);
+    out->used +=
+        weights ? jsonl_format_int(weights[i], at) : jsonl_format_float(float_weights[i], at);
   }
   if ((rc = gzsink_write(&w->sink, "}}\n", 3))) return rc;
   w->docs++;

@@ -71,25 +71,25 @@ def quantize(vector, scale=100.0, drop_special=False):
     return out
 
 
-def parse_anserini(path):
-    """Anserini -topicReader TsvString + -pretokenized: qid, tab, white-space tokens; each
-    distinct token is boosted by its count."""
+def parse_repeated(path, separator):
+    """qid, separator, white-space tokens; a token's weight is its count."""
     out = []
     with open(path, encoding="utf-8") as f:
         for line in f:
-            qid, text = line.rstrip("\n").split("\t", 1)
+            qid, text = line.rstrip("\n").split(separator, 1)
             out.append((qid, dict(collections.Counter(text.split()))))
     return out
+
+
+def parse_anserini(path):
+    """Anserini -topicReader TsvString + -pretokenized: qid, tab, tokens; each distinct token
+    is boosted by its count (BagOfWordsQueryGenerator)."""
+    return parse_repeated(path, "\t")
 
 
 def parse_pisa(path):
-    """PISA `queries --weighted`: ID before the first colon, white-space tokens, weight = count."""
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            qid, text = line.rstrip("\n").split(":", 1)
-            out.append((qid, dict(collections.Counter(text.split()))))
-    return out
+    """PISA `queries --weighted`: ID before the first colon, tokens, weight = count."""
+    return parse_repeated(path, ":")
 
 
 def parse_jsonl(path):
