@@ -4,12 +4,21 @@
 # all registered in ctest (CMakeLists.txt) with a label: the C unit tests (`-L '^c$'`; the GPU ones
 # show "Not Run" without a device), pytest (`-L py`: interop and parity with the HF reference
 # fixtures), the shell tests (`-L sh`: kill/resume, workers, bad input, faults), and the C tests
-# again under AddressSanitizer + UndefinedBehaviorSanitizer.
-# Usage: scripts/test.sh [--no-asan]
+# again under AddressSanitizer + UndefinedBehaviorSanitizer, and the engines' stage
+# (tests/engines/run.sh: PISA, Anserini and Seismic, installed from PyPI into build/engines, run on
+# a real expansion and checked against exact dot products; ~1 min once installed, a few to install).
+# Usage: scripts/test.sh [--no-asan] [--no-engines]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 asan=1
-[ "${1:-}" = "--no-asan" ] && asan=0
+engines=1
+for arg in "$@"; do
+  case $arg in
+    --no-asan) asan=0 ;;
+    --no-engines) engines=0 ;;
+    *) echo "test.sh: unknown option $arg (--no-asan, --no-engines)" >&2; exit 2 ;;
+  esac
+done
 
 scripts/install_deps.sh || { echo "test.sh: installing dependencies failed" >&2; exit 1; }
 # shellcheck disable=SC1091
@@ -47,6 +56,11 @@ if [ $asan = 1 ]; then
   else
     failed+=(build-asan)
   fi
+fi
+
+if [ $engines = 1 ]; then
+  echo "== engines: PISA, Anserini, Seismic on a real expansion (tests/engines/run.sh)"
+  tests/engines/run.sh build/spladex models/splade-tiny || failed+=(engines)
 fi
 
 if ((${#failed[@]})); then
