@@ -199,3 +199,16 @@ def test_bad_arguments(topics, tmp_path):
                   ["--format", "pisa", "--precision", "fp8"]):
         p = run(*base, *extra, check=False)
         assert p.returncode == 2, (extra, p.stderr)
+
+
+def test_threshold_and_top_k_apply_before_quantization(topics, tmp_path):
+    floats = float_vectors(topics, tmp_path)
+    out, _ = queries(tmp_path, "jsonl", topics["tsv"], "--top-k", "3", name="top3.jsonl")
+    for (_, vector), ref in zip(parse_jsonl(out), floats):
+        best = sorted(ref.items(), key=lambda kv: -kv[1])[:3]
+        assert {t: np.float32(w) for t, w in vector.items()} == dict(best)
+    out, _ = queries(tmp_path, "jsonl-int", topics["tsv"], "--threshold", "0.5",
+                     name="t05.jsonl")
+    for (_, vector), ref in zip(parse_jsonl(out), floats):
+        assert vector == quantize({t: w for t, w in ref.items() if w > 0.5})
+    assert json.load(open(out + ".meta.json"))["threshold"] == 0.5
