@@ -77,6 +77,9 @@ struct tok {
   uint64_t cont_seed; /* FNV state after hashing "##" */
   int32_t unk, cls, sep;
   int max_word_chars; /* max_input_chars_per_word */
+  tok_normalizer norm; /* BertNormalizer's settings */
+  const tok_norm_exception *norm_exc; /* tok_norm_tables[] entry of those settings */
+  size_t n_norm_exc;
   tok_added added[TOK_MAX_ADDED];
   int n_added;
   uint8_t added_first[256]; /* 1 if some added token starts with this byte */
@@ -86,11 +89,12 @@ struct tok {
 /* ---------------------------------------------------------------------------------------- */
 /* Character classes                                                                         */
 
-static void tok_init_ascii(uint8_t table[128]) {
+static void tok_init_ascii(uint8_t table[128], int clean_text) {
   for (int c = 0; c < 128; c++) {
     uint8_t k = TOK_ASCII_WORD;
-    if (c < 0x20 || c == 0x7F) k = TOK_ASCII_DROP; /* Cc (0x0B, 0x0C too): clean_text drops */
+    if (clean_text && (c < 0x20 || c == 0x7F)) k = TOK_ASCII_DROP; /* Cc (0x0B, 0x0C too): clean_text drops */
     if (c == '\t' || c == '\n' || c == '\r' || c == ' ') k = TOK_ASCII_SPACE; /* except these */
+    if (!clean_text && (c == 0x0B || c == 0x0C)) k = TOK_ASCII_SPACE; /* kept: Rust's is_whitespace */
     if ((c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) ||
         (c >= 0x7B && c <= 0x7E))
       k = TOK_ASCII_PUNCT; /* Rust's is_ascii_punctuation, symbols like $ + < = > ^ ` | ~ too */
@@ -113,18 +117,16 @@ static int tok_is_chinese(uint32_t c) {
          (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
-static const tok_norm_exception *tok_find_norm_exception(uint32_t c) {
-  size_t lo = 0, hi = sizeof tok_norm_exceptions / sizeof tok_norm_exceptions[0];
-  if (c < tok_norm_exceptions[0].cp) return NULL;
+static const tok_norm_exception *tok_find_norm_exception(const tok *t, uint32_t c) {
+  const tok_norm_exception *e = t->norm_exc;
+  size_t lo = 0, hi = t->n_norm_exc;
+  if (!hi || c < e[0].cp) return NULL;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
-    if (tok_norm_exceptions[mid].cp < c) lo = mid + 1;
+    if (e[mid].cp < c) lo = mid + 1;
     else hi = mid;
   }
-  return lo < sizeof tok_norm_exceptions / sizeof tok_norm_exceptions[0] &&
-                 tok_norm_exceptions[lo].cp == c
-             ? &tok_norm_exceptions[lo]
-             : NULL;
+  return lo < t->n_norm_exc && e[lo].cp == c ? &e[lo] : NULL;
 }
 
 static int tok_in_punct_exceptions(uint32_t c) {
@@ -144,6 +146,21 @@ static int tok_is_punct_unicode(uint32_t c) {
   int punct = cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO;
   return punct != tok_in_punct_exceptions(c);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Normalizer settings                                                                       */
+
+static tok_normalizer tok_normalizer_uncased(void) { return (tok_normalizer){1, 1, 1, 1}; }
+
+static void tok_set_normalizer(tok *t, tok_normalizer n) {
+  t->norm = n;
+  size_t table = (size_t)(n.clean_text * 4 + n.strip_accents * 2 + n.lowercase);
+  t->norm_exc = tok_norm_tables[table].entries;
+  t->n_norm_exc = tok_norm_tables[table].n;
+  tok_init_ascii(t->ascii, n.clean_text);
+}
+
+tok_normalizer tok_get_normalizer(const tok *t) { return t->norm; }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Vocabulary                                                                                */
@@ -214,7 +231,7 @@ static tok *tok_alloc(int vocab_size, size_t arena_bytes) {
   t->length = calloc((size_t)(vocab_size ? vocab_size : 1), sizeof *t->length);
   t->max_word_chars = 100;
   t->unk = t->cls = t->sep = -1;
-  tok_init_ascii(t->ascii);
+  tok_set_normalizer(t, tok_normalizer_uncased());
   if (!t->arena || !t->offset || !t->length) {
     tok_free(t);
     return NULL;
@@ -282,10 +299,13 @@ nomem:
   return err_set(ERR_NOMEM, "%s: out of memory reading the file", path);
 }
 
+static int tok_vocab_txt_settings(const char *vocab_path, tok_normalizer *norm);
+
 /* vocab.txt: token i on line i (a trailing "\r" is removed). Added tokens: the five BERT
  * specials present in the vocabulary, as BertTokenizerFast(vocab_file=...) registers them. */
 static int tok_open_vocab_txt(const char *path, char *data, size_t size, tok **out) {
   int rc = 0;
+  tok_normalizer norm;
   int lines = 0;
   tok *t = NULL;
   for (size_t i = 0; i < size; i++) lines += data[i] == '\n';
@@ -317,6 +337,8 @@ static int tok_open_vocab_txt(const char *path, char *data, size_t size, tok **o
     if (id >= 0 && (rc = tok_add_added(t, specials[i], id, path)) < 0) goto fail;
   }
   if ((rc = tok_special_ids(t, path, "[UNK]")) < 0) goto fail;
+  if ((rc = tok_vocab_txt_settings(path, &norm)) < 0) goto fail;
+  tok_set_normalizer(t, norm);
   *out = t;
   return 0;
 fail:
@@ -333,6 +355,120 @@ static int tok_json_bool(const cJSON *obj, const char *key, int dflt) {
 static int tok_json_is(const cJSON *obj, const char *key, const char *value) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
   return cJSON_IsString(v) && !strcmp(v->valuestring, value);
+}
+
+/* The normalizer and pre-tokenizer of a parsed tokenizer.json (root): BertNormalizer's settings
+ * into *out (a null or absent normalizer: none, all 0, as HF), anything else refused. */
+static int tok_json_settings(const char *path, const cJSON *root, tok_normalizer *out) {
+  const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
+  const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+  if (!tok_json_is(pre, "type", "BertPreTokenizer")) {
+    const cJSON *type = pre ? cJSON_GetObjectItemCaseSensitive(pre, "type") : NULL;
+    return err_set(ERR_FORMAT, "%s: pre_tokenizer is %s; spladex implements BertPreTokenizer only", path,
+                   cJSON_IsString(type) ? type->valuestring : "null");
+  }
+  if (!norm || cJSON_IsNull(norm)) {
+    *out = (tok_normalizer){0, 0, 0, 0};
+    return 0;
+  }
+  if (!tok_json_is(norm, "type", "BertNormalizer")) {
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(norm, "type");
+    return err_set(ERR_FORMAT, "%s: normalizer is %s; spladex implements BertNormalizer only", path,
+                   cJSON_IsString(type) ? type->valuestring : "not an object with a type");
+  }
+  static const char *const flags[] = {"clean_text", "handle_chinese_chars", "lowercase", "strip_accents"};
+  for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(norm, flags[i]);
+    if (v && !cJSON_IsBool(v) && !(i == 3 && cJSON_IsNull(v)))
+      return err_set(ERR_FORMAT, "%s: normalizer.%s must be true or false%s", path, flags[i], i == 3 ? " or null" : "");
+  }
+  out->clean_text = tok_json_bool(norm, "clean_text", 1);
+  out->handle_chinese_chars = tok_json_bool(norm, "handle_chinese_chars", 1);
+  out->lowercase = tok_json_bool(norm, "lowercase", 1);
+  out->strip_accents = tok_json_bool(norm, "strip_accents", out->lowercase); /* null: as lowercase */
+  return 0;
+}
+
+/* The directory part of path into dir ("." when there is none). */
+static void tok_dirname(const char *path, char *dir, size_t cap) {
+  const char *slash = strrchr(path, '/');
+  if (!slash)
+    snprintf(dir, cap, ".");
+  else
+    snprintf(dir, cap, "%.*s", (int)(slash - path) + (slash == path), path);
+}
+
+static int tok_is_file(const char *path);
+
+/* Reconciles *norm with the tokenizer_config.json beside vocab_path (transformers'
+ * do_lower_case, strip_accents, tokenize_chinese_chars). have: *norm came from a tokenizer.json
+ * (named by norm_source): a key of the config that says otherwise is refused, as spladex cannot
+ * know which of the two the model was trained with. !have: *norm is the config's (absent keys
+ * at BertTokenizer's defaults: lowercase, strip as lowercase, CJK padding; clean text always). */
+static int tok_config_settings(const char *vocab_path, const char *norm_source, tok_normalizer *norm, int have) {
+  char dir[4096], path[4200];
+  char *data = NULL;
+  size_t size = 0;
+  int rc = 0;
+  cJSON *root = NULL;
+  tok_dirname(vocab_path, dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+  if (!have) *norm = tok_normalizer_uncased();
+  if (!tok_is_file(path)) return 0;
+  if ((rc = tok_read_file(path, &data, &size)) < 0) return rc;
+  root = cJSON_ParseWithLength(data, size);
+  free(data);
+  if (!cJSON_IsObject(root)) {
+    cJSON_Delete(root);
+    return err_set(ERR_FORMAT, "%s: not a JSON object", path);
+  }
+  const cJSON *lower = cJSON_GetObjectItemCaseSensitive(root, "do_lower_case");
+  const cJSON *strip = cJSON_GetObjectItemCaseSensitive(root, "strip_accents");
+  const cJSON *chinese = cJSON_GetObjectItemCaseSensitive(root, "tokenize_chinese_chars");
+  if ((lower && !cJSON_IsBool(lower)) || (strip && !cJSON_IsBool(strip) && !cJSON_IsNull(strip)) ||
+      (chinese && !cJSON_IsBool(chinese))) {
+    rc = err_set(ERR_FORMAT, "%s: do_lower_case, strip_accents and tokenize_chinese_chars must be true or false "
+                 "(strip_accents also null)", path);
+    goto done;
+  }
+  tok_normalizer c = *norm;
+  if (lower) c.lowercase = cJSON_IsTrue(lower);
+  if (strip && !cJSON_IsNull(strip)) c.strip_accents = cJSON_IsTrue(strip);
+  else if (lower || !have) c.strip_accents = c.lowercase;
+  if (chinese) c.handle_chinese_chars = cJSON_IsTrue(chinese);
+  if (have && (c.lowercase != norm->lowercase || c.strip_accents != norm->strip_accents ||
+               c.handle_chinese_chars != norm->handle_chinese_chars)) {
+    rc = err_set(ERR_FORMAT,
+                 "%s: says lowercase %d, strip accents %d, CJK padding %d but %s's normalizer says %d, %d, %d; "
+                 "make the two agree (spladex does not guess which one the model was trained with)",
+                 path, c.lowercase, c.strip_accents, c.handle_chinese_chars, norm_source, norm->lowercase,
+                 norm->strip_accents, norm->handle_chinese_chars);
+    goto done;
+  }
+  *norm = c;
+done:
+  cJSON_Delete(root);
+  return rc;
+}
+
+/* The normalizer of a vocab.txt: a tokenizer.json beside it decides (as transformers loads the
+ * fast tokenizer from it), checked against tokenizer_config.json; else tokenizer_config.json. */
+static int tok_vocab_txt_settings(const char *vocab_path, tok_normalizer *norm) {
+  char dir[4096], path[4200];
+  tok_dirname(vocab_path, dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+  if (!tok_is_file(path)) return tok_config_settings(vocab_path, NULL, norm, 0);
+  char *data = NULL;
+  size_t size = 0;
+  int rc = tok_read_file(path, &data, &size);
+  if (rc < 0) return rc;
+  cJSON *root = cJSON_ParseWithLength(data, size);
+  free(data);
+  if (!cJSON_IsObject(root)) rc = err_set(ERR_FORMAT, "%s: not valid JSON", path);
+  else rc = tok_json_settings(path, root, norm);
+  cJSON_Delete(root);
+  if (rc < 0) return rc;
+  return tok_config_settings(vocab_path, path, norm, 1);
 }
 
 /* tokenizer.json: model.vocab (token -> id), model.unk_token, max_input_chars_per_word,
@@ -358,24 +494,8 @@ static int tok_open_tokenizer_json(const char *path, const char *data, size_t si
     rc = err_set(ERR_FORMAT, "%s: model.continuing_subword_prefix is not \"##\"", path);
     goto fail;
   }
-  const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-  if (norm && !cJSON_IsNull(norm)) {
-    const cJSON *sa = cJSON_GetObjectItemCaseSensitive(norm, "strip_accents");
-    if (!tok_json_is(norm, "type", "BertNormalizer") || !tok_json_bool(norm, "clean_text", 1) ||
-        !tok_json_bool(norm, "handle_chinese_chars", 1) || !tok_json_bool(norm, "lowercase", 1) ||
-        (sa && !cJSON_IsNull(sa) && !cJSON_IsTrue(sa))) {
-      rc = err_set(ERR_FORMAT,
-                   "%s: normalizer is not BertNormalizer(clean_text, handle_chinese_chars, "
-                   "lowercase, strip_accents) -- only uncased BERT tokenizers are supported",
-                   path);
-      goto fail;
-    }
-  }
-  const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
-  if (pre && !cJSON_IsNull(pre) && !tok_json_is(pre, "type", "BertPreTokenizer")) {
-    rc = err_set(ERR_FORMAT, "%s: pre_tokenizer is not BertPreTokenizer", path);
-    goto fail;
-  }
+  tok_normalizer norm;
+  if ((rc = tok_json_settings(path, root, &norm)) < 0) goto fail;
   /* sizes */
   int max_id = -1;
   size_t arena_bytes = 0;
@@ -455,6 +575,8 @@ static int tok_open_tokenizer_json(const char *path, const char *data, size_t si
     if ((rc = tok_add_added(t, content->valuestring, id->valueint, path)) < 0) goto fail;
   }
   if ((rc = tok_special_ids(t, path, unk_token)) < 0) goto fail;
+  if ((rc = tok_config_settings(path, path, &norm, 1)) < 0) goto fail;
+  tok_set_normalizer(t, norm);
   cJSON_Delete(root);
   *out = t;
   return 0;
@@ -694,6 +816,10 @@ static void tok_emit_char(tok_state *s, uint32_t c) {
 static uint32_t tok_lower(uint32_t c) { return (uint32_t)utf8proc_tolower((utf8proc_int32_t)c); }
 
 static void tok_emit_lower(tok_state *s, uint32_t c) {
+  if (!s->t->norm.lowercase) {
+    tok_emit_char(s, c);
+    return;
+  }
   if (c == 0x130) { /* Rust's char::to_lowercase: the one unconditional 1 -> 2 mapping */
     tok_emit_char(s, 'i');
     tok_emit_char(s, 0x307);
@@ -744,30 +870,41 @@ static void tok_end_word(tok_state *s) {
 
 /* BertNormalizer for one non-ASCII input code point. */
 static void tok_normalize_char(tok_state *s, uint32_t c) {
-  const tok_norm_exception *exc = tok_find_norm_exception(c);
+  const tok_normalizer *norm = &s->t->norm;
+  /* handle_chinese_chars pads the input character, whatever the later steps make of it */
+  int chinese = norm->handle_chinese_chars && tok_is_chinese(c);
+  const tok_norm_exception *exc = tok_find_norm_exception(s->t, c);
   if (exc) {
     if (!exc->n) return;
     if (s->n_marks) tok_flush_marks(s);
+    if (chinese) tok_end_word(s);
     for (uint32_t i = 0; i < exc->n; i++) tok_emit_char(s, exc->out[i]);
+    if (chinese) tok_end_word(s);
     return;
   }
-  if (c == 0xFFFD) return;
-  const utf8proc_property_t *prop = utf8proc_get_property((utf8proc_int32_t)c);
-  switch (prop->category) {
-  case UTF8PROC_CATEGORY_CC:
-  case UTF8PROC_CATEGORY_CF:
-  case UTF8PROC_CATEGORY_CS:
-  case UTF8PROC_CATEGORY_CO:
-    return; /* clean_text drops "other" characters; dropping does not split the word */
-  default:
-    break;
+  if (norm->clean_text) {
+    if (c == 0xFFFD) return;
+    const utf8proc_property_t *prop = utf8proc_get_property((utf8proc_int32_t)c);
+    switch (prop->category) {
+    case UTF8PROC_CATEGORY_CC:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_CS:
+    case UTF8PROC_CATEGORY_CO:
+      return; /* clean_text drops "other" characters; dropping does not split the word */
+    default:
+      break;
+    }
   }
   if (tok_is_whitespace(c)) {
     tok_end_word(s);
     return;
   }
-  int chinese = tok_is_chinese(c);
   if (chinese) tok_end_word(s);
+  if (!norm->strip_accents) { /* no NFD at all: the character as it is, lowercased or not */
+    tok_emit_lower(s, c);
+    if (chinese) tok_end_word(s);
+    return;
+  }
   utf8proc_int32_t dec[8];
   int boundclass = 0;
   utf8proc_ssize_t n =
@@ -839,7 +976,7 @@ static void tok_run(tok_state *s, const unsigned char *p, size_t n) {
         /* the fast path: a run of ASCII letters and digits, lowercased */
         do {
           if (s->word_chars < t->max_word_chars) {
-            s->sc->word[s->word_len++] = (char)(b >= 'A' && b <= 'Z' ? b + 32 : b);
+            s->sc->word[s->word_len++] = (char)(b >= 'A' && b <= 'Z' && t->norm.lowercase ? b + 32 : b);
             s->word_chars++;
           } else {
             s->word_chars = t->max_word_chars + 1;

@@ -1,7 +1,9 @@
-/* tokenizer: bert-base-uncased WordPiece, identical to HuggingFace BertTokenizerFast.
+/* tokenizer: BERT WordPiece (uncased, cased, multilingual), identical to HuggingFace
+ * BertTokenizerFast.
  *
- * Normalization (BertNormalizer): clean text (drop NUL, U+FFFD and control characters, map
- * whitespace to ' '), put spaces around CJK ideographs, lowercase, strip accents (NFD, drop Mn).
+ * Normalization (BertNormalizer), each step as the model's files say (tok_normalizer): clean
+ * text (drop NUL, U+FFFD and control characters, map whitespace to ' '), put spaces around CJK
+ * ideographs, strip accents (NFD, drop Mn), lowercase.
  * Pre-tokenization (BertPreTokenizer): split on whitespace and on each punctuation character.
  * Model: greedy longest-match WordPiece with "##" continuations; a word longer than 100
  * characters, or one that cannot be split, becomes [UNK].
@@ -18,6 +20,15 @@
 
 typedef struct tok tok;
 
+/* BertNormalizer's settings (HF tokenizers), each 0 or 1. strip_accents is resolved: a null in
+ * the files means "as lowercase", as in HF. */
+typedef struct {
+  int clean_text;
+  int handle_chinese_chars;
+  int strip_accents;
+  int lowercase;
+} tok_normalizer;
+
 /* Per-thread scratch and output of tok_encode; zero-initialize ({0}) before first use,
  * free with tok_buffer_free(). Grows as needed, never shrinks. */
 typedef struct {
@@ -31,7 +42,13 @@ typedef struct {
  * (DIR/vocab.txt, else DIR/tokenizer.json; no subdirectory is searched: for a model directory,
  * cli_open_model and cli_open_tokenizer (cli.h) pass the directory model_resolve_dir picks, so
  * that the vocabulary and the weights come from the same place). Returns 0 and *out, or
- * ERR_IO / ERR_FORMAT naming the file. Free with tok_free(). */
+ * ERR_IO / ERR_FORMAT naming the file. Free with tok_free().
+ * The normalizer: tokenizer.json's "normalizer" (the file read, or a tokenizer.json beside the
+ * vocab.txt read; a null normalizer normalizes nothing), else tokenizer_config.json's
+ * do_lower_case / strip_accents / tokenize_chinese_chars (clean text on, as BertTokenizer),
+ * else bert-base-uncased's (all on). Refused (ERR_FORMAT, naming the file and the setting):
+ * a normalizer other than BertNormalizer, a pre_tokenizer other than BertPreTokenizer, and a
+ * tokenizer_config.json that contradicts tokenizer.json's normalizer. */
 int tok_open(const char *path, tok **out);
 
 /* Loads a vocabulary file (vocab.txt: one token per line; or a tokenizer.json). */
@@ -57,6 +74,9 @@ const char *tok_token(const tok *t, int32_t id);
 
 /* The id of a token string, or -1. */
 int32_t tok_lookup(const tok *t, const char *token);
+
+/* The normalizer settings t applies. */
+tok_normalizer tok_get_normalizer(const tok *t);
 
 /* The ids of the unknown-word token ([UNK]), [CLS] and [SEP]. */
 int32_t tok_unk_id(const tok *t);

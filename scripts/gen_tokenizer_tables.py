@@ -9,7 +9,8 @@ follows one (newer) version. The C tokenizer uses utf8proc and then applies thes
 so that every code point behaves exactly as in the installed `tokenizers`.
 
 How: for every Unicode scalar value c it asks the real reference
-  - BertNormalizer(clean_text, handle_chinese_chars, strip_accents=None, lowercase).normalize_str(c)
+  - BertNormalizer(clean_text, handle_chinese_chars=False, strip_accents, lowercase).normalize_str(c)
+    for each of the 8 settings of clean_text, strip_accents and lowercase
   - BertPreTokenizer().pre_tokenize_str("a" + c + "a")  (split in 3 = punctuation)
 and compares with the prediction the C code makes from utf8proc (category, canonical
 decomposition, simple lowercase), which this script computes through ctypes on the same
@@ -58,49 +59,60 @@ def load_utf8proc():
     return lib
 
 
-def predict(lib, c, buf, boundclass):
-    """What tokenizer.c computes for code point c from utf8proc alone (no exceptions)."""
-    if c in (0x9, 0xA, 0xD):
-        return " "
+def predict(lib, c, buf, boundclass, clean, strip, lower):
+    """What tokenizer.c computes for code point c from utf8proc alone (no exceptions), under
+    BertNormalizer(clean_text=clean, handle_chinese_chars=False, strip_accents=strip,
+    lowercase=lower); whitespace as " " (the pre-tokenizer splits there whatever it is)."""
     cat = lib.utf8proc_category(c)
-    if c == 0 or c == 0xFFFD or cat in (CAT_CC, CAT_CF, CAT_CS, CAT_CO):
+    if clean and (c == 0 or c == 0xFFFD or (cat in (CAT_CC, CAT_CF, CAT_CS, CAT_CO) and c not in (0x9, 0xA, 0xD))):
         return ""
     if c in WHITESPACE:
         return " "
-    boundclass.value = 0
-    n = lib.utf8proc_decompose_char(c, buf, 8, UTF8PROC_DECOMPOSE, ctypes.byref(boundclass))
-    out = []
-    for d in (buf[i] for i in range(n)):
-        if lib.utf8proc_category(d) == CAT_MN:
-            continue
-        out.append("i\u0307" if d == 0x130 else chr(lib.utf8proc_tolower(d)))
-    s = "".join(out)
-    if any(lo <= c <= hi for lo, hi in CHINESE):
-        s = " " + s + " "
-    return s
+    if strip:
+        boundclass.value = 0
+        n = lib.utf8proc_decompose_char(c, buf, 8, UTF8PROC_DECOMPOSE, ctypes.byref(boundclass))
+        chars = [buf[i] for i in range(n) if lib.utf8proc_category(buf[i]) != CAT_MN]
+    else:
+        chars = [c]
+    if lower:
+        return "".join("i\u0307" if d == 0x130 else chr(lib.utf8proc_tolower(d)) for d in chars)
+    return "".join(chr(d) for d in chars)
+
+
+def as_pretokenizer_sees(s):
+    """HF's output with every whitespace character as " " (split there either way)."""
+    return "".join(" " if ord(x) in WHITESPACE else x for x in s)
 
 
 def predict_punct(lib, c):
     return (c < 128 and chr(c) in string.punctuation) or lib.utf8proc_category(c) in CAT_PUNCT
 
 
+# The normalizer settings a table is made for, in the order of tok_norm_tables[]: index
+# clean_text * 4 + strip_accents * 2 + lowercase (handle_chinese_chars is applied by the C code
+# around whatever a table says, so the tables are made without it).
+MODES = [(clean, strip, lower) for clean in (0, 1) for strip in (0, 1) for lower in (0, 1)]
+
+
 def generate():
     lib = load_utf8proc()
-    norm = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                      strip_accents=None, lowercase=True)
     pre = pre_tokenizers.BertPreTokenizer()
     buf = (ctypes.c_int32 * 8)()
     boundclass = ctypes.c_int(0)
-    norm_exc, punct_exc = [], []
+    norms = [normalizers.BertNormalizer(clean_text=bool(clean), handle_chinese_chars=False,
+                                        strip_accents=bool(strip), lowercase=bool(lower))
+             for clean, strip, lower in MODES]
+    norm_exc, punct_exc = [[] for _ in MODES], []
     for c in range(0x110000):
         if 0xD800 <= c <= 0xDFFF:
             continue
         ch = chr(c)
-        hf = norm.normalize_str(ch)
-        if hf != predict(lib, c, buf, boundclass):
-            if len(hf) > 3:
-                sys.exit(f"U+{c:04X}: HF output longer than 3 characters, extend the table")
-            norm_exc.append((c, [ord(x) for x in hf]))
+        for k, (clean, strip, lower) in enumerate(MODES):
+            hf = norms[k].normalize_str(ch)
+            if as_pretokenizer_sees(hf) != predict(lib, c, buf, boundclass, clean, strip, lower):
+                if len(hf) > 3:
+                    sys.exit(f"U+{c:04X}: HF output longer than 3 characters, extend the table")
+                norm_exc[k].append((c, [ord(x) for x in hf]))
         parts = pre.pre_tokenize_str("a" + ch + "a")
         if c in WHITESPACE:
             if len(parts) != 2:
@@ -117,14 +129,16 @@ def generate():
         " *",
         " * Code points where HF tokenizers' BERT normalizer or pre-tokenizer disagree with the",
         " * prediction tokenizer.c makes from libutf8proc's Unicode data (see that script for why).",
-        " * tok_norm_exceptions: the normalized output HF produces for the code point alone",
-        " * (clean text, CJK padding, NFD accent strip, lowercase), at most 3 code points.",
+        " * tok_norm_tables[clean_text * 4 + strip_accents * 2 + lowercase]: for each setting of",
+        " * BertNormalizer (handle_chinese_chars off: tokenizer.c pads CJK itself), the normalized",
+        " * output HF produces for the code point alone, at most 3 code points.",
         " * tok_punct_exceptions: code points whose punctuation class is the opposite of",
-        " * (ASCII punctuation or utf8proc category P*). Both sorted by code point.",
+        " * (ASCII punctuation or utf8proc category P*). All sorted by code point.",
         " */",
         "#ifndef SPLADEX_TOKENIZER_TABLES_H",
         "#define SPLADEX_TOKENIZER_TABLES_H",
         "",
+        "#include <stddef.h>",
         "#include <stdint.h>",
         "",
         f'#define TOK_TABLES_TOKENIZERS_VERSION "{tokenizers.__version__}"',
@@ -136,11 +150,24 @@ def generate():
         "  uint32_t out[3];",
         "} tok_norm_exception;",
         "",
-        f"static const tok_norm_exception tok_norm_exceptions[{len(norm_exc)}] = {{",
     ]
-    for c, out in norm_exc:
-        vals = ", ".join(f"0x{x:X}" for x in out) or "0"
-        lines.append(f"    {{0x{c:X}, {len(out)}, {{{vals}}}}},")
+    for k, (clean, strip, lower) in enumerate(MODES):
+        exc = norm_exc[k]
+        lines.append(f"/* clean_text {clean}, strip_accents {strip}, lowercase {lower} */")
+        lines.append(f"static const tok_norm_exception tok_norm_exceptions_{k}[{max(len(exc), 1)}] = {{")
+        for c, out in exc:
+            vals = ", ".join(f"0x{x:X}" for x in out) or "0"
+            lines.append(f"    {{0x{c:X}, {len(out)}, {{{vals}}}}},")
+        if not exc:
+            lines.append("    {0x110000, 0, {0}}, /* none: a sentinel above every code point */")
+        lines.append("};")
+        lines.append("")
+    lines.append("static const struct {")
+    lines.append("  const tok_norm_exception *entries;")
+    lines.append("  size_t n;")
+    lines.append(f"}} tok_norm_tables[{len(MODES)}] = {{")
+    for k in range(len(MODES)):
+        lines.append(f"    {{tok_norm_exceptions_{k}, {len(norm_exc[k])}}},")
     lines.append("};")
     lines.append("")
     lines.append(f"static const uint32_t tok_punct_exceptions[{len(punct_exc)}] = {{")
@@ -149,7 +176,7 @@ def generate():
     lines.append("};")
     lines.append("")
     lines.append("#endif")
-    return "\n".join(lines) + "\n", len(norm_exc), len(punct_exc), uver
+    return "\n".join(lines) + "\n", sum(len(e) for e in norm_exc), len(punct_exc), uver
 
 
 def main():

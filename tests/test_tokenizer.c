@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "err.h"
@@ -243,8 +244,14 @@ static void test_errors(void) {
       "{\"model\": {\"vocab\": {\"a\": -1}}}",
       "{\"model\": {\"vocab\": {\"a\": 0, \"b\": 0}}}",
       "{\"model\": {\"vocab\": {\"[UNK]\": 0, \"[CLS]\": 1}}}", /* no [SEP] */
-      "{\"normalizer\": {\"type\": \"BertNormalizer\", \"lowercase\": false},"
-      " \"model\": {\"vocab\": {\"[UNK]\": 0, \"[CLS]\": 1, \"[SEP]\": 2}}}",
+      /* normalizers and pre-tokenizers spladex does not implement */
+      "{\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": []}, \"pre_tokenizer\": {\"type\": "
+      "\"BertPreTokenizer\"}, \"model\": {\"vocab\": {\"[UNK]\": 0, \"[CLS]\": 1, \"[SEP]\": 2}}}",
+      "{\"normalizer\": {\"type\": \"BertNormalizer\", \"strip_accents\": 1}, \"pre_tokenizer\": {\"type\": "
+      "\"BertPreTokenizer\"}, \"model\": {\"vocab\": {\"[UNK]\": 0, \"[CLS]\": 1, \"[SEP]\": 2}}}",
+      "{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, \"model\": {\"vocab\": {\"[UNK]\": 0, \"[CLS]\": 1, "
+      "\"[SEP]\": 2}}}",
+      "{\"model\": {\"vocab\": {\"[UNK]\": 0, \"[CLS]\": 1, \"[SEP]\": 2}}}", /* no pre_tokenizer */
       "[UNK]\n[CLS]\nhello\n", /* vocab.txt without [SEP] */
       "",
   };
@@ -258,8 +265,9 @@ static void test_errors(void) {
     t = NULL;
   }
   /* a minimal valid tokenizer.json */
-  CHECK(write_file(path, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, "
-                         "\"[CLS]\": 1, \"[SEP]\": 2, \"a\": 3, \"##b\": 4}}}") == 0);
+  CHECK(write_file(path, "{\"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}, \"model\": {\"type\": "
+                         "\"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"[CLS]\": 1, \"[SEP]\": 2, \"a\": 3, "
+                         "\"##b\": 4}}}") == 0);
   CHECK(tok_open_file(path, &t) == 0);
   if (t) {
     tok_buffer b = {0};
@@ -268,6 +276,76 @@ static void test_errors(void) {
   }
   tok_free(t);
   remove(path);
+}
+
+/* The normalizer settings: tokenizer.json's, tokenizer_config.json's, their disagreement. */
+static void test_normalizer_settings(void) {
+  char dir[] = "/tmp/spladex-tokdir-XXXXXX";
+  if (!mkdtemp(dir)) {
+    CHECK(0);
+    return;
+  }
+  char json[256], config[256], vocab[256];
+  snprintf(json, sizeof json, "%s/tokenizer.json", dir);
+  snprintf(config, sizeof config, "%s/tokenizer_config.json", dir);
+  snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
+  static const char *const vocab_json = "\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, "
+                                        "\"[CLS]\": 1, \"[SEP]\": 2, \"Ab\": 3, \"ab\": 4, \"\u00e9\": 5, \"e\": 6}}";
+  char text[1024];
+  tok *t = NULL;
+  tok_buffer b = {0};
+  /* cased: "Ab" stays "Ab", é keeps its accent (strip_accents null follows lowercase false) */
+  snprintf(text, sizeof text, "{\"normalizer\": {\"type\": \"BertNormalizer\", \"lowercase\": false, "
+           "\"strip_accents\": null}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}, %s}", vocab_json);
+  CHECK(write_file(json, text) == 0);
+  CHECK(tok_open(dir, &t) == 0);
+  if (t) {
+    tok_normalizer n = tok_get_normalizer(t);
+    CHECK(n.lowercase == 0 && n.strip_accents == 0 && n.clean_text == 1 && n.handle_chinese_chars == 1);
+    CHECK(encode(t, "Ab ab \xc3\xa9", 0, &b) == 5 && b.ids[1] == 3 && b.ids[2] == 4 && b.ids[3] == 5);
+  }
+  tok_free(t);
+  t = NULL;
+  /* a tokenizer_config.json that agrees is fine; one that contradicts is refused, naming both */
+  CHECK(write_file(config, "{\"do_lower_case\": false, \"strip_accents\": null}") == 0);
+  CHECK(tok_open(dir, &t) == 0);
+  tok_free(t);
+  t = NULL;
+  CHECK(write_file(config, "{\"do_lower_case\": true}") == 0);
+  CHECK(tok_open(dir, &t) == ERR_FORMAT && t == NULL);
+  CHECK(strstr(err_msg(), "tokenizer_config.json") != NULL && strstr(err_msg(), "tokenizer.json") != NULL);
+  /* a null normalizer normalizes nothing */
+  snprintf(text, sizeof text, "{\"normalizer\": null, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}, %s}",
+           vocab_json);
+  CHECK(write_file(json, text) == 0);
+  CHECK(write_file(config, "{}") == 0);
+  CHECK(tok_open(dir, &t) == 0);
+  if (t) {
+    tok_normalizer n = tok_get_normalizer(t);
+    CHECK(!n.lowercase && !n.strip_accents && !n.clean_text && !n.handle_chinese_chars);
+  }
+  tok_free(t);
+  t = NULL;
+  /* vocab.txt alone: tokenizer_config.json decides; strip_accents true without lowercase */
+  remove(json);
+  CHECK(write_file(vocab, "[UNK]\n[CLS]\n[SEP]\nAb\nab\n\xc3\xa9\ne\n") == 0);
+  CHECK(write_file(config, "{\"do_lower_case\": false, \"strip_accents\": true}") == 0);
+  CHECK(tok_open(dir, &t) == 0);
+  if (t) {
+    tok_normalizer n = tok_get_normalizer(t);
+    CHECK(n.lowercase == 0 && n.strip_accents == 1 && n.clean_text == 1);
+    CHECK(encode(t, "Ab \xc3\xa9", 0, &b) == 4 && b.ids[1] == 3 && b.ids[2] == 6);
+  }
+  tok_free(t);
+  t = NULL;
+  /* vocab.txt with no config at all: bert-base-uncased's normalizer */
+  remove(config);
+  CHECK(tok_open(dir, &t) == 0);
+  if (t) CHECK(encode(t, "Ab", 0, &b) == 3 && b.ids[1] == 4);
+  tok_free(t);
+  tok_buffer_free(&b);
+  remove(vocab);
+  rmdir(dir);
 }
 
 int main(void) {
@@ -282,6 +360,7 @@ int main(void) {
   test_long_words(t);
   test_accents_cjk_invalid(t);
   tok_free(t);
+  test_normalizer_settings();
 
   /* directory lookup: tok_open on a directory with vocab.txt */
   CHECK(tok_open("tests/fixtures/tokenizer", &t) == 0 && tok_vocab_size(t) == 30522);
