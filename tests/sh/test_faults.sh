@@ -15,8 +15,8 @@
 #                        completes); the rerun names the missing file
 #   truncated model      model.safetensors cut in half: refused before any shard is written
 #   SIGTERM, SIGINT      clean stop: "interrupted", no .tmp; the rerun completes the job
-#   export               of the reference: fsync(PATH.tmp), rename, fsync(directory) under strace
-#                        (PATH.meta.json fsynced too);
+#   export, queries      of the reference / two topics: fsync(PATH.tmp), rename,
+#                        fsync(directory) under strace (PATH.meta.json fsynced too); export
 #                        under a file size limit: an error, and neither PATH nor PATH.tmp
 # Compares shards with tests/sh/shards.py (h5py + numpy).
 set -uo pipefail
@@ -266,39 +266,44 @@ for sig in TERM INT; do
   finish "SIG$sig" "$d"
 done
 
-# ---- export: the output is complete or absent, and durable once published ----
-# `spladex export` writes PATH.tmp and publishes it with io/atomic_file.h: fsync of the file,
-# rename, fsync of the directory (strace -y shows each fsync's file, so the order is checked).
-# A failed export (file size limit, SIGXFSZ ignored: write fails with EFBIG) leaves neither PATH
-# nor PATH.tmp.
+# ---- export and queries: the output is complete or absent, and durable once published ----
+# `spladex export` and `spladex queries` write PATH.tmp and publish it with io/atomic_file.h:
+# fsync of the file, rename, fsync of the directory, then PATH.meta.json the same way (strace -y
+# shows each fsync's file, so the order is checked). A failed export (file size limit, SIGXFSZ
+# ignored: write fails with EFBIG) leaves neither PATH nor PATH.tmp.
 e=$TMP/export
 mkdir -p "$e"
+# published NAME OUT CMD...: runs CMD under strace and checks fsync(OUT.tmp) < rename < fsync(dir)
+published() {
+  local name=$1 out=$2 log=$TMP/strace.$1
+  shift 2
+  if ! command -v strace >/dev/null; then
+    echo "note: $name durability not checked (no strace)"
+    return
+  fi
+  strace -f -y -qq -o "$log" -e trace=fsync,fdatasync,rename,renameat,renameat2 "$@" 2>"$TMP/err.$name"
+  local rc=$?
+  local at_file at_rename at_dir at_meta
+  at_file=$(grep -n 'fsync(' "$log" | grep -F "<$out.tmp>" | head -1 | cut -d: -f1)
+  at_rename=$(grep -n 'rename' "$log" | grep -F "\"$out.tmp\", " | grep -F "\"$out\")" | head -1 | cut -d: -f1)
+  at_dir=$(grep -n 'fsync(' "$log" | grep -F "<$(dirname "$out")>" | tail -1 | cut -d: -f1)
+  at_meta=$(grep -n 'fsync(' "$log" | grep -F "<$out.meta.json.tmp>" | head -1 | cut -d: -f1)
+  if [ $rc != 0 ]; then
+    cat "$TMP/err.$name" >&2
+    bad "$name: exit $rc"
+  elif [ -z "$at_file" ] || [ -z "$at_rename" ] || [ -z "$at_dir" ] ||
+       [ "$at_file" -gt "$at_rename" ] || [ "$at_dir" -lt "$at_rename" ]; then
+    cat "$log" >&2
+    bad "$name: not fsync(PATH.tmp), rename, fsync(directory) (lines ${at_file:-none}, ${at_rename:-none}, ${at_dir:-none})"
+  elif [ -z "$at_meta" ] || [ ! -s "$out.meta.json" ]; then
+    bad "$name: PATH.meta.json was not fsynced before its rename"
+  else
+    ok "$name: fsync of $(basename "$out").tmp, rename, fsync of its directory (and of PATH.meta.json)"
+  fi
+}
 for fmt in jsonl ciff; do
   out=$e/out.$fmt
-  if command -v strace >/dev/null; then
-    strace -f -y -qq -o "$TMP/strace.$fmt" -e trace=fsync,fdatasync,rename,renameat,renameat2 \
-      "$BIN" export $fmt --input "$TMP/ref" --output "$out" --device cpu 2>"$TMP/err.export.$fmt"
-    rc=$?
-    log=$TMP/strace.$fmt
-    at_file=$(grep -n 'fsync(' "$log" | grep -F "<$out.tmp>" | head -1 | cut -d: -f1)
-    at_rename=$(grep -n 'rename' "$log" | grep -F "\"$out.tmp\", " | grep -F "\"$out\")" | head -1 | cut -d: -f1)
-    at_dir=$(grep -n 'fsync(' "$log" | grep -F "<$e>" | tail -1 | cut -d: -f1)
-    at_meta=$(grep -n 'fsync(' "$log" | grep -F "<$out.meta.json.tmp>" | head -1 | cut -d: -f1)
-    if [ $rc != 0 ]; then
-      cat "$TMP/err.export.$fmt" >&2
-      bad "export $fmt: exit $rc"
-    elif [ -z "$at_file" ] || [ -z "$at_rename" ] || [ -z "$at_dir" ] ||
-         [ "$at_file" -gt "$at_rename" ] || [ "$at_dir" -lt "$at_rename" ]; then
-      cat "$log" >&2
-      bad "export $fmt: not fsync(PATH.tmp), rename, fsync(directory) (lines ${at_file:-none}, ${at_rename:-none}, ${at_dir:-none})"
-    elif [ -z "$at_meta" ] || [ ! -s "$out.meta.json" ]; then
-      bad "export $fmt: PATH.meta.json was not fsynced before its rename"
-    else
-      ok "export $fmt: fsync of $(basename "$out").tmp, rename, fsync of its directory (and of PATH.meta.json)"
-    fi
-  else
-    echo "note: export $fmt durability not checked (no strace)"
-  fi
+  published "export $fmt" "$out" "$BIN" export $fmt --input "$TMP/ref" --output "$out" --device cpu
   rm -f "$out"
   ( trap '' XFSZ; ulimit -f 4; exec "$BIN" export $fmt --input "$TMP/ref" --output "$out" --device cpu ) \
     2>"$TMP/err.exportfull.$fmt"
@@ -311,6 +316,9 @@ for fmt in jsonl ciff; do
     ok "export $fmt under a file size limit: exit $rc, no output, $(grep -v '^export:' "$TMP/err.exportfull.$fmt" | head -1)"
   fi
 done
+printf 'q1\tdog food\nq2\twhat is a cat\n' >"$TMP/topics.tsv"
+published "queries" "$e/topics.anserini" "$BIN" queries --model "$MODEL" --input "$TMP/topics.tsv" \
+  --output "$e/topics.anserini" --format anserini --device cpu
 
 if [ $failures != 0 ]; then
   echo "test_faults: $failures failure(s)" >&2
