@@ -88,13 +88,14 @@ static void queries_usage(FILE *to) {
           "PATH.meta.json is written beside PATH.\n\n"
           "  --format F           anserini   qid<TAB>terms, each repeated by its weight (Anserini\n"
           "                                  SearchCollection -impact -pretokenized)\n"
-          "                       pisa       qid:terms, each repeated by its weight (PISA queries /\n"
-          "                                  evaluate_queries --weighted --tokenizer whitespace)\n"
+          "                       pisa       qid:terms, each repeated by its weight (PISA\n"
+          "                                  queries / evaluate_queries --weighted\n"
+          "                                  --tokenizer whitespace)\n"
           "                       jsonl      {\"id\", \"vector\": {term: float weight}} (Seismic)\n"
           "                       jsonl-int  the same with the quantized integer weights\n"
           "  --model DIR          the query encoder's directory\n"
-          "  --input TOPICS       qid<TAB>text lines, or JSONL {\"_id\"|\"id\", \"text\"|\"contents\"};\n"
-          "                       plain or gzip\n"
+          "  --input TOPICS       qid<TAB>text lines, or JSONL {\"_id\"|\"id\",\n"
+          "                       \"text\"|\"contents\"}; plain or gzip\n"
           "  --output PATH        the file to write; gzip-compressed when PATH ends in .gz\n"
           "  --input-format F     auto (default: JSONL when the first byte is '{'), tsv or jsonl\n"
           "  --quant-scale S      quantization scale (default 100), the export's\n"
@@ -130,7 +131,8 @@ static int queries_parse(int argc, char **argv, queries_args *a, int *help) {
       a->skip_bad_lines = 1;
       continue;
     }
-    if (o[0] != '-') return err_set(ERR_ARG, "unexpected argument '%s' (see spladex queries --help)", o);
+    if (o[0] != '-')
+      return err_set(ERR_ARG, "unexpected argument '%s' (see spladex queries --help)", o);
     if (i + 1 >= argc) return err_set(ERR_ARG, "%s needs a value", o);
     const char *v = argv[++i];
     int rc = 0;
@@ -149,10 +151,12 @@ static int queries_parse(int argc, char **argv, queries_args *a, int *help) {
     else return err_set(ERR_ARG, "unknown option '%s' (see spladex queries --help)", o);
     if (rc) return rc;
   }
-  if (!a->model_dir) return err_set(ERR_ARG, "--model DIR is required (see spladex queries --help)");
+  if (!a->model_dir)
+    return err_set(ERR_ARG, "--model DIR is required (see spladex queries --help)");
   if (!a->input) return err_set(ERR_ARG, "--input TOPICS is required");
   if (!a->output) return err_set(ERR_ARG, "--output PATH is required");
-  if (!a->format_name) return err_set(ERR_ARG, "--format is required: anserini, pisa, jsonl or jsonl-int");
+  if (!a->format_name)
+    return err_set(ERR_ARG, "--format is required: anserini, pisa, jsonl or jsonl-int");
   if (!strcmp(a->format_name, "anserini")) a->format = QF_ANSERINI;
   else if (!strcmp(a->format_name, "pisa")) a->format = QF_PISA;
   else if (!strcmp(a->format_name, "jsonl")) a->format = QF_JSONL;
