@@ -5,7 +5,7 @@
  * holding docs [s * shard_size, ...). Reports, one line each on stdout:
  * a missing job.json, an unfinished job (no n_docs_total yet), missing shards (with the worker
  * I/N that owns each, when job.json records N: the one to rerun), leftover .tmp
- * (partial) shards, unexpected shards past n_shards, and inconsistent shards: unreadable, wrong
+ * (partial) shards (likewise with their worker), unexpected shards past n_shards, and inconsistent shards: unreadable, wrong
  * first_doc or n_docs, attributes disagreeing with job.json, a vocab_size differing between
  * shards, and (unless --quick) any row with a broken indptr or indices not strictly ascending or
  * outside the vocabulary, found by reading every row. Returns ERR_MISMATCH when anything was
@@ -98,8 +98,12 @@ int cmd_verify(int argc, char **argv) {
   if ((rc = sdir_list(dir, &l)) < 0) goto fail;
 
   for (int64_t i = 0; i < l.n_partials; i++) {
-    printf("%s: partial (an interrupted write; rerunning the job discards it)\n",
-           l.partials[i].path);
+    if (jp && jp->workers > 0)
+      printf("%s: partial (an interrupted write; rerunning worker %d/%d discards it)\n",
+             l.partials[i].path, (int)(l.partials[i].index % jp->workers), jp->workers);
+    else
+      printf("%s: partial (an interrupted write; rerunning the job discards it)\n",
+             l.partials[i].path);
     problems++;
   }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing spladex needs, only what is missing:
-# Debian packages (compiler, CMake, HDF5, OpenBLAS, utf8proc, cJSON, zlib, WordNet for the demo)
+# Debian packages (compiler, CMake, HDF5, OpenBLAS, utf8proc, cJSON, zlib, WordNet for the demo;
+# slurm-wlm and munge for tests/sh/test_slurm.sh, which starts its own throwaway cluster)
 # and a Python virtual environment .venv with the pinned test requirements.
 # Idempotent; safe to run before every build. The CUDA toolkit is not installed here: CMake
 # builds the CUDA backend when /usr/local/cuda/bin/nvcc (or nvcc on PATH) exists.
@@ -8,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(build-essential cmake pkg-config libhdf5-dev libopenblas-dev libutf8proc-dev
-              libcjson-dev zlib1g-dev wordnet-base)
+              libcjson-dev zlib1g-dev wordnet-base slurm-wlm munge)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
