@@ -13,7 +13,9 @@
  * Queues are bounded (a ring of chunks, two windows), so memory depends on the options, never
  * on the corpus size. Only the writer touches HDF5.
  *
- * Resume: before starting, the .tmp leftovers of this worker's shards are removed and this
+ * Resume: before starting, the .tmp leftovers of this worker's shards are removed (never another
+ * worker's: N is the job's, fixed in job.json, and the caller holds worker I's lock, see
+ * host/cmd_expand.c; under --no-lock the user vouches for it) and this
  * worker's shards with their final name are checked with shard_check() (first_doc, structure);
  * those are skipped, and the reader checks that the input still has the same docs and byte
  * range for them. A stop (the options' stop flag, set by a signal handler) or any error aborts
