@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #include "atomic_file.h"
@@ -73,8 +74,24 @@ typedef struct {
   int n_pending;
   char *escaped;        /* one escaped qid */
   size_t escaped_cap;
-  int64_t written, nnz, empty;
+  int64_t written, nnz, empty, tokens;
+  double start, last;   /* progress: a line every 10 s */
 } queries_state;
+
+static double queries_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void queries_progress(queries_state *s, int force) {
+  double t = queries_now();
+  if (!force && t - s->last < 10.0) return;
+  s->last = t;
+  fprintf(stderr, "queries: %lld queries, %lld tokens, %.1f s, %.0f queries/s\n",
+          (long long)s->written, (long long)s->tokens, t - s->start,
+          t > s->start ? (double)s->written / (t - s->start) : 0.0);
+}
 
 static void queries_usage(FILE *to) {
   fprintf(to,
@@ -254,8 +271,10 @@ static int queries_flush(queries_state *s) {
     free(s->qids[b]);
     s->qids[b] = NULL;
   }
+  s->tokens += s->pool_used;
   s->n_pending = 0;
   s->pool_used = 0;
+  queries_progress(s, 0);
   return 0;
 }
 
@@ -365,6 +384,7 @@ int cmd_queries(int argc, char **argv) {
   if ((rc = cli_open_encoder("spladex queries", s.m, s.a.device, s.a.precision, &opt, &s.e)))
     goto fail;
   if ((rc = corpus_open(s.a.input, &copt, &c))) goto fail;
+  s.start = s.last = queries_now();
   size_t n = strlen(s.a.output);
   if (!(tmp = malloc(n + 5))) {
     rc = err_set(ERR_NOMEM, "out of memory");
@@ -381,6 +401,7 @@ int cmd_queries(int argc, char **argv) {
     if ((rc = queries_add(&s, &rec))) goto fail;
   if (rc < 0) goto fail;
   if ((rc = queries_flush(&s))) goto fail;
+  queries_progress(&s, 1);
   if ((rc = gzsink_close(&s.out))) goto fail;
   if ((rc = atomic_publish(tmp, s.a.output))) goto fail; /* fsync, rename, fsync the directory */
   const corpus_stats *st = corpus_get_stats(c);
