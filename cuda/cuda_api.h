@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 /* The version of the table below; a module and a loader of different versions do not mix. */
-#define SPLADEX_CUDA_API_VERSION 1
+#define SPLADEX_CUDA_API_VERSION 2
 
 /* The name of the entry point, for dlsym(). */
 #define SPLADEX_CUDA_API_SYMBOL "spladex_cuda_api_get"
@@ -39,7 +39,7 @@ typedef struct spladex_cuda_api {
 
   /* The encoder backend (encoder_cuda.h). */
   int (*enc_open)(const model *m, const enc_options *opt, enc_cuda **out);
-  int (*enc_submit)(enc_cuda *e, const enc_batch *batch);
+  int (*enc_submit)(enc_cuda *e, const enc_batch *batch, const enc_rows *rows);
   int (*enc_collect)(enc_cuda *e, enc_result *out);
   const char *(*enc_describe)(const enc_cuda *e);
   void (*enc_close)(enc_cuda *e);

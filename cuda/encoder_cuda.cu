@@ -49,7 +49,8 @@ void *take(bump *b, size_t bytes) {
 
 struct enc_slot {
   int n_docs;
-  int32_t *h_upload;  /* pinned (2 Nmax + Bmax + 1): the batch's ids | positions | offsets */
+  int32_t *h_upload;  /* pinned (2 Nmax + 2 Bmax + 4): ids | positions | offsets | {0, 1} |
+                       * row offsets */
   int64_t *h_indptr;  /* pinned (Bmax + 1): the batch's indptr, copied back at its end */
   int64_t *indptr;    /* device (Bmax + 1) */
   int32_t *indices;   /* device (nnz_cap) */
@@ -99,10 +100,13 @@ struct enc_cuda {
   /* workspace: one allocation */
   char *d_work;
   size_t work_bytes;
-  int32_t *d_upload;  /* (2 Nmax + Bmax + 1): ids | positions | offsets */
+  int32_t *d_upload;  /* (2 Nmax + 2 Bmax + 4): ids | positions | offsets | {0, 1} | row offsets */
   int32_t *d_ids;     /* (Nmax) */
   int *d_positions;   /* (Nmax) */
-  int *d_offsets;     /* (Bmax + 1) */
+  int *d_offsets;     /* (Bmax + 1) sequence offsets: the attention segments */
+  int *d_unit_offsets; /* (2) {0, 1}: one segment of one row, to merge carry as a logit row */
+  int *d_row_offsets; /* (Bmax + 1) row offsets: the max-pool segments (a row = a document) */
+  float *carry;       /* (V) running max of an unfinished row (enc_rows.unfinished) */
   float *x;           /* (Nmax, H) hidden state */
   void *x_lp;         /* (Nmax, H) dtype copy, NULL for fp32 */
   float *wide;        /* (Nmax, max(3H, F)) qkv, then the FFN activations */
@@ -180,12 +184,15 @@ static void layout_work(enc_cuda *e, bump *b) {
   const size_t H = (size_t)c->hidden, F = (size_t)c->ffn, V = (size_t)c->vocab;
   const size_t wide = 3 * H > F ? 3 * H : F, es = e->esz;
   const int lp = e->dt != CU_F32;
-  e->d_upload = (int32_t *)take(b, (2 * N + B + 1) * 4);
+  e->d_upload = (int32_t *)take(b, (2 * N + 2 * B + 4) * 4);
   if (e->d_upload) {
     e->d_ids = e->d_upload;
     e->d_positions = (int *)(e->d_upload + N);
     e->d_offsets = (int *)(e->d_upload + 2 * N);
+    e->d_unit_offsets = (int *)(e->d_upload + 2 * N + B + 1);
+    e->d_row_offsets = (int *)(e->d_upload + 2 * N + B + 3);
   }
+  e->carry = (float *)take(b, V * 4);
   e->x = (float *)take(b, N * H * 4);
   e->x_lp = lp ? take(b, N * H * es) : NULL;
   e->wide = (float *)take(b, N * wide * 4);
@@ -396,7 +403,7 @@ extern "C" int enc_cuda_open(const model *m, const enc_options *opt, enc_cuda **
     const size_t N = (size_t)opt->max_batch_tokens, B = (size_t)opt->max_batch_docs;
     for (int i = 0; i < ENC_MAX_IN_FLIGHT; i++) {
       enc_slot *sl = &e->slots[i];
-      if ((rc = CU_CHECK(cudaHostAlloc((void **)&sl->h_upload, (2 * N + B + 1) * 4,
+      if ((rc = CU_CHECK(cudaHostAlloc((void **)&sl->h_upload, (2 * N + 2 * B + 4) * 4,
                                        cudaHostAllocDefault))) < 0)
         goto fail;
       if ((rc = CU_CHECK(cudaHostAlloc((void **)&sl->h_indptr, (B + 1) * 8,
@@ -420,14 +427,22 @@ fail:
 }
 
 /* Packs the batch into the slot's pinned buffer and queues its upload and all of its device work
- * on e->stream, ending with the copy of its indptr and the slot's event. Does not wait. */
-extern "C" int enc_cuda_submit(enc_cuda *e, const enc_batch *batch) {
+ * on e->stream, ending with the copy of its indptr and the slot's event. Does not wait.
+ * Windows (rows): the sequences are the attention segments, the rows the max-pool segments of
+ * either decoder route; an unfinished row's max goes to e->carry, and a continuing row 0 takes
+ * the max with it after the pool (k_maxpool_logits with carry as one logit row: the fused
+ * kernel stores, rather than merges, a row that lies within one of its row groups, so pooled
+ * must start at -inf). All on e->stream: stream order puts them between the batches' pools. */
+extern "C" int enc_cuda_submit(enc_cuda *e, const enc_batch *batch, const enc_rows *rows) {
   SPX_ASSERT(e->submitted - e->collected < ENC_MAX_IN_FLIGHT); /* encoder.c counts too */
   const model *m = e->m;
   const model_config *c = &m->cfg;
   const int H = c->hidden, F = c->ffn, V = c->vocab, heads = c->n_heads;
   const int B = batch->n_docs;
+  const int R = rows ? rows->n_rows : B;                        /* rows pooled */
+  const int R_emit = R - (rows && rows->unfinished ? 1 : 0);   /* rows returned */
   const size_t Nmax = (size_t)e->opt.max_batch_tokens;
+  const size_t Bmax = (size_t)e->opt.max_batch_docs;
   const cu_dtype dt = e->dt;
   const int lp = dt != CU_F32;
   cudaStream_t s = e->stream;
@@ -435,7 +450,7 @@ extern "C" int enc_cuda_submit(enc_cuda *e, const enc_batch *batch) {
   /* The slot counts as taken only once everything is queued: after a failure encoder.c does not
    * count the batch either, and the caller closes the encoder (encoder.h). */
   enc_slot *sl = &e->slots[e->submitted % ENC_MAX_IN_FLIGHT];
-  sl->n_docs = B;
+  sl->n_docs = R_emit;
   sl->h_indptr[0] = 0;
   TRY(CU_CHECK(cudaSetDevice(e->opt.device)));
   if (B == 0) {
@@ -447,6 +462,9 @@ extern "C" int enc_cuda_submit(enc_cuda *e, const enc_batch *batch) {
   /* Pack the batch into the slot's pinned image of d_upload: ids | positions | offsets. The
    * previous batch of this slot has been collected, so its upload is over. */
   int32_t *h_ids = sl->h_upload, *h_pos = sl->h_upload + Nmax, *h_off = sl->h_upload + 2 * Nmax;
+  int32_t *h_unit = h_off + Bmax + 1, *h_row_off = h_unit + 2;
+  h_unit[0] = 0;
+  h_unit[1] = 1;
   int N = 0, max_len = 0;
   h_off[0] = 0;
   for (int b = 0; b < B; b++) {
@@ -458,10 +476,15 @@ extern "C" int enc_cuda_submit(enc_cuda *e, const enc_batch *batch) {
     h_off[b + 1] = N;
     max_len = len > max_len ? len : max_len;
   }
+  h_row_off[0] = 0;
+  for (int r = 0, seq = 0; r < R; r++) {
+    seq += rows ? rows->row_seqs[r] : 1;
+    h_row_off[r + 1] = h_off[seq];
+  }
 
   /* d_upload is shared by the slots: stream order puts this copy after the previous batch's
    * kernels. */
-  TRY(CU_CHECK(cudaMemcpyAsync(e->d_upload, sl->h_upload, (2 * Nmax + (size_t)B + 1) * 4,
+  TRY(CU_CHECK(cudaMemcpyAsync(e->d_upload, sl->h_upload, (2 * Nmax + Bmax + (size_t)R + 4) * 4,
                                cudaMemcpyHostToDevice, s)));
 
   /* GEMM operands: the dtype copies in fp16/bf16 mode, the fp32 tensors themselves in fp32. */
@@ -494,29 +517,37 @@ extern "C" int enc_cuda_submit(enc_cuda *e, const enc_batch *batch) {
 
   /* Decoder + max over each document's tokens (no bias: it is constant per term and added once
    * in sparsify): fused in one kernel, or cuBLAS in (Nb x Vb) blocks each max-pooled. */
-  TRY(fill_cuda(e->pooled, (size_t)B * V, -INFINITY, s));
+  TRY(fill_cuda(e->pooled, (size_t)R * V, -INFINITY, s));
   if (e->fused_decoder)
-    TRY(decoder_maxpool_cuda(head_in, e->decoder_w, N, H, V, e->d_offsets, B, e->pooled, dt, s));
+    TRY(decoder_maxpool_cuda(head_in, e->decoder_w, N, H, V, e->d_row_offsets, R, e->pooled, dt,
+                             s));
   for (int t0 = 0; !e->fused_decoder && t0 < N; t0 += e->token_block) {
-    const int rows = N - t0 < e->token_block ? N - t0 : e->token_block;
+    const int n_rows = N - t0 < e->token_block ? N - t0 : e->token_block;
     const char *in = (const char *)head_in + (size_t)t0 * H * e->esz;
     for (int v0 = 0; v0 < V; v0 += CUTWIN_VOCAB_BLOCK) {
       const int vb = V - v0 < CUTWIN_VOCAB_BLOCK ? V - v0 : CUTWIN_VOCAB_BLOCK;
       const char *w = (const char *)e->decoder_w + (size_t)v0 * H * e->esz;
-      TRY(linear_cuda(in, w, NULL, rows, H, vb, e->logits, CUTWIN_VOCAB_BLOCK, dt, e->blas, s));
-      TRY(maxpool_logits_cuda(e->logits, CUTWIN_VOCAB_BLOCK, t0, rows, v0, vb, e->d_offsets, B,
-                              e->pooled, V, s));
+      TRY(linear_cuda(in, w, NULL, n_rows, H, vb, e->logits, CUTWIN_VOCAB_BLOCK, dt, e->blas, s));
+      TRY(maxpool_logits_cuda(e->logits, CUTWIN_VOCAB_BLOCK, t0, n_rows, v0, vb, e->d_row_offsets,
+                              R, e->pooled, V, s));
     }
   }
 
-  TRY(sparsify_weights_cuda(e->pooled, e->decoder_b, B, V, e->opt.threshold, e->opt.top_k,
-                            e->row_nnz, NULL, s));
-  TRY(row_offsets_cuda(e->row_nnz, B, sl->indptr, s));
-  TRY(sparsify_gather_cuda(e->pooled, B, V, e->opt.threshold, sl->indptr, sl->indices,
-                           sl->values, s));
-  /* indptr comes back at the batch's end (to learn nnz); the entries in enc_cuda_collect. */
-  TRY(CU_CHECK(cudaMemcpyAsync(sl->h_indptr, sl->indptr, sizeof(int64_t) * ((size_t)B + 1),
-                               cudaMemcpyDeviceToHost, s)));
+  if (rows && rows->continues) /* row 0 = max(row 0, carry) */
+    TRY(maxpool_logits_cuda(e->carry, V, 0, 1, 0, V, e->d_unit_offsets, 1, e->pooled, V, s));
+  if (rows && rows->unfinished) /* before sparsify turns the row into weights */
+    TRY(CU_CHECK(cudaMemcpyAsync(e->carry, e->pooled + (size_t)(R - 1) * V,
+                                 sizeof(float) * (size_t)V, cudaMemcpyDeviceToDevice, s)));
+  if (R_emit > 0) { /* else h_indptr[0] = 0 says it all */
+    TRY(sparsify_weights_cuda(e->pooled, e->decoder_b, R_emit, V, e->opt.threshold, e->opt.top_k,
+                              e->row_nnz, NULL, s));
+    TRY(row_offsets_cuda(e->row_nnz, R_emit, sl->indptr, s));
+    TRY(sparsify_gather_cuda(e->pooled, R_emit, V, e->opt.threshold, sl->indptr, sl->indices,
+                             sl->values, s));
+    /* indptr comes back at the batch's end (to learn nnz); the entries in enc_cuda_collect. */
+    TRY(CU_CHECK(cudaMemcpyAsync(sl->h_indptr, sl->indptr, sizeof(int64_t) * ((size_t)R_emit + 1),
+                                 cudaMemcpyDeviceToHost, s)));
+  }
   TRY(CU_CHECK(cudaEventRecord(sl->done, s)));
   e->submitted++;
   return 0;

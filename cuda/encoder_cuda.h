@@ -49,11 +49,12 @@ typedef struct enc_cuda enc_cuda;
  * encoder. Free with enc_cuda_close(). */
 int enc_cuda_open(const model *m, const enc_options *opt, enc_cuda **out);
 
-/* Queues a batch that encoder.c validated (and counted: at most ENC_MAX_IN_FLIGHT in flight).
+/* Queues a batch that encoder.c validated (and counted: at most ENC_MAX_IN_FLIGHT in flight),
+ * with its rows (NULL: one per sequence; windows: see enc_rows in encoder.h).
  * Does not wait for the device; the batch's arrays are read before it returns. Returns 0 or
  * ERR_DEVICE. After a device error the encoder should be closed (a CUDA context error is
  * sticky). */
-int enc_cuda_submit(enc_cuda *e, const enc_batch *batch);
+int enc_cuda_submit(enc_cuda *e, const enc_batch *batch, const enc_rows *rows);
 
 /* Waits for the oldest batch in flight and fills *out with its rows (pinned host memory owned by
  * the encoder, valid until the next enc_cuda_collect or enc_cuda_close). Returns 0 or

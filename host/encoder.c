@@ -30,8 +30,10 @@
 
 typedef struct {
   const char *name;
-  int (*run)(void *state, const enc_batch *batch, enc_result *out);  /* synchronous, or NULL */
-  int (*submit)(void *state, const enc_batch *batch);                /* asynchronous, or NULL */
+  /* synchronous, or NULL */
+  int (*run)(void *state, const enc_batch *batch, const enc_rows *rows, enc_result *out);
+  /* asynchronous, or NULL */
+  int (*submit)(void *state, const enc_batch *batch, const enc_rows *rows);
   int (*collect)(void *state, enc_result *out);                      /* with submit */
   const char *(*describe)(const void *state);
   void (*close)(void *state);
@@ -43,11 +45,15 @@ struct encoder {
   const model *m;
   enc_options opt;
   int in_flight;                        /* submitted, not collected */
+  int carrying;                         /* the last batch submitted left its last row unfinished */
   int head;                             /* the oldest in flight: queue[head] (run backends) */
   enc_batch queue[ENC_MAX_IN_FLIGHT];   /* borrowed batches of a run backend */
+  enc_rows queue_rows[ENC_MAX_IN_FLIGHT]; /* their rows (row_seqs NULL: one row per sequence) */
 };
 
-static int cpu_run(void *s, const enc_batch *b, enc_result *o) { return enc_cpu_run(s, b, o); }
+static int cpu_run(void *s, const enc_batch *b, const enc_rows *r, enc_result *o) {
+  return enc_cpu_run(s, b, r, o);
+}
 static const char *cpu_describe(const void *s) { return enc_cpu_describe(s); }
 static void cpu_close(void *s) { enc_cpu_close(s); }
 static const enc_backend_ops cpu_ops = {"cpu", cpu_run, NULL, NULL, cpu_describe, cpu_close};
@@ -70,7 +76,9 @@ static int cuda_resolve(char *why, size_t why_cap) {
   return 0;
 }
 
-static int cuda_submit(void *s, const enc_batch *b) { return cuda_api->enc_submit(s, b); }
+static int cuda_submit(void *s, const enc_batch *b, const enc_rows *r) {
+  return cuda_api->enc_submit(s, b, r);
+}
 static int cuda_collect(void *s, enc_result *o) { return cuda_api->enc_collect(s, o); }
 static const char *cuda_describe(const void *s) { return cuda_api->enc_describe(s); }
 static void cuda_close(void *s) { cuda_api->enc_close(s); }
@@ -173,8 +181,9 @@ int enc_open(const model *m, const enc_options *opt, encoder **out) {
   return 0;
 }
 
-/* The checks of encoder.h on one batch against the options and the vocabulary. */
-static int enc_check_batch(const encoder *e, const enc_batch *batch) {
+/* The checks of encoder.h on one batch against the options, the vocabulary and the chain of
+ * unfinished rows. */
+static int enc_check_batch(const encoder *e, const enc_batch *batch, const enc_rows *rows) {
   const enc_options *o = &e->opt;
   const int V = e->m->cfg.vocab;
   if (batch->n_docs < 0 || batch->n_docs > o->max_batch_docs)
@@ -196,23 +205,54 @@ static int enc_check_batch(const encoder *e, const enc_batch *batch) {
   if (total > o->max_batch_tokens)
     return err_set(ERR_ARG, "batch of %lld tokens (the encoder was opened for at most %d)", total,
                    o->max_batch_tokens);
+  if (!rows) {
+    if (e->carrying)
+      return err_set(ERR_ARG, "the previous batch left its last row unfinished: this batch must "
+                     "continue it");
+    return 0;
+  }
+  long long seqs = 0;
+  if (rows->n_rows < 1 || rows->n_rows > batch->n_docs)
+    return err_set(ERR_ARG, "batch of %d rows for %d sequences", rows->n_rows, batch->n_docs);
+  for (int r = 0; r < rows->n_rows; r++) {
+    if (rows->row_seqs[r] < 1)
+      return err_set(ERR_ARG, "row %d of the batch has %d sequences (at least 1)", r,
+                     rows->row_seqs[r]);
+    seqs += rows->row_seqs[r];
+  }
+  if (seqs != batch->n_docs)
+    return err_set(ERR_ARG, "the batch's rows hold %lld sequences, the batch has %d", seqs,
+                   batch->n_docs);
+  if (rows->continues && !e->carrying)
+    return err_set(ERR_ARG, "the batch continues a row, but the previous batch finished its rows");
+  if (!rows->continues && e->carrying)
+    return err_set(ERR_ARG, "the previous batch left its last row unfinished: this batch must "
+                   "continue it");
   return 0;
 }
 
-int enc_submit(encoder *e, const enc_batch *batch) {
+int enc_submit_rows(encoder *e, const enc_batch *batch, const enc_rows *rows) {
   if (e->in_flight >= ENC_MAX_IN_FLIGHT)
     return err_set(ERR_ARG, "enc_submit: %d batches already in flight (collect one first)",
                    e->in_flight);
-  int rc = enc_check_batch(e, batch);
+  int rc = enc_check_batch(e, batch, rows);
   if (rc < 0) return rc;
   if (e->ops->submit) {
-    if ((rc = e->ops->submit(e->state, batch)) < 0) return rc;
+    if ((rc = e->ops->submit(e->state, batch, rows)) < 0) return rc;
   } else {
-    e->queue[(e->head + e->in_flight) % ENC_MAX_IN_FLIGHT] = *batch;
+    const int slot = (e->head + e->in_flight) % ENC_MAX_IN_FLIGHT;
+    e->queue[slot] = *batch;
+    if (rows)
+      e->queue_rows[slot] = *rows;
+    else
+      memset(&e->queue_rows[slot], 0, sizeof e->queue_rows[slot]);
   }
   e->in_flight++;
+  e->carrying = rows && rows->unfinished;
   return 0;
 }
+
+int enc_submit(encoder *e, const enc_batch *batch) { return enc_submit_rows(e, batch, NULL); }
 
 int enc_collect(encoder *e, enc_result *out) {
   if (e->in_flight < 1) return err_set(ERR_ARG, "enc_collect: no batch in flight");
@@ -220,7 +260,8 @@ int enc_collect(encoder *e, enc_result *out) {
   if (e->ops->collect) {
     rc = e->ops->collect(e->state, out);
   } else {
-    rc = e->ops->run(e->state, &e->queue[e->head], out);
+    const enc_rows *rows = e->queue_rows[e->head].row_seqs ? &e->queue_rows[e->head] : NULL;
+    rc = e->ops->run(e->state, &e->queue[e->head], rows, out);
     e->head = (e->head + 1) % ENC_MAX_IN_FLIGHT;
   }
   e->in_flight--;
@@ -229,12 +270,33 @@ int enc_collect(encoder *e, enc_result *out) {
 
 int enc_in_flight(const encoder *e) { return e->in_flight; }
 
-int enc_run(encoder *e, const enc_batch *batch, enc_result *out) {
+int enc_run_rows(encoder *e, const enc_batch *batch, const enc_rows *rows, enc_result *out) {
   if (e->in_flight > 0)
     return err_set(ERR_ARG, "enc_run: %d batches in flight (collect them first)", e->in_flight);
-  int rc = enc_submit(e, batch);
+  int rc = enc_submit_rows(e, batch, rows);
   if (rc < 0) return rc;
   return enc_collect(e, out);
+}
+
+int enc_run(encoder *e, const enc_batch *batch, enc_result *out) {
+  return enc_run_rows(e, batch, NULL, out);
+}
+
+int64_t enc_window_count(int64_t n, int max_length, int stride) {
+  const int64_t w = max_length - 2;
+  if (n <= w) return 1;
+  return (n - w + stride - 1) / stride + 1;
+}
+
+int enc_window(const int32_t *t, int64_t n, int max_length, int stride, int64_t k, int32_t cls,
+               int32_t sep, int32_t *out) {
+  int64_t lo = k * stride, hi = lo + max_length - 2;
+  if (hi > n) hi = n;
+  if (lo > hi) lo = hi;
+  out[0] = cls;
+  memcpy(out + 1, t + lo, sizeof(int32_t) * (size_t)(hi - lo));
+  out[1 + hi - lo] = sep;
+  return (int)(hi - lo + 2);
 }
 
 const char *enc_describe(const encoder *e) { return e->ops->describe(e->state); }

@@ -1,10 +1,12 @@
 /* encoder: the backend-neutral SPLADE document encoder.
  *
- * A batch of token-id arrays (each already [CLS] ... [SEP], truncated) goes in; one sparse row per
- * document comes out: term ids ascending, float32 weights w_v = max_t log(1 + relu(logit[t, v]))
- * over the document's real tokens, kept when w_v > threshold, and only the top_k largest when
- * top_k > 0. Two implementations: CPU (fp32, OpenBLAS; the oracle, encoder_cpu.c) and CUDA
- * (cuda/, when built with it). Legend: B docs in the batch, T tokens of one doc, V vocab.
+ * A batch of token-id arrays (each already [CLS] ... [SEP], truncated, or one window of a long
+ * document) goes in; one sparse row per document comes out: term ids ascending, float32 weights
+ * w_v = max_t log(1 + relu(logit[t, v])) over the document's real tokens (of all its windows),
+ * kept when w_v > threshold, and only the top_k largest when top_k > 0. Two implementations:
+ * CPU (fp32, OpenBLAS; the oracle, encoder_cpu.c) and CUDA (cuda/, when built with it).
+ * Legend: B sequences (docs or windows) in the batch, R output rows, T tokens of one sequence,
+ * V vocab.
  */
 #ifndef SPLADEX_ENCODER_H
 #define SPLADEX_ENCODER_H
@@ -32,16 +34,48 @@ typedef struct {
 /* Defaults: CPU, fp32, all cores, threshold 0, top_k 0, 16384 tokens, 512 docs, length 256. */
 enc_options enc_options_default(void);
 
+/* A batch is B sequences, each at most max_length tokens, each with its own positions (from 0)
+ * and its own attention; by default each sequence is one document and one output row. */
 typedef struct {
-  int n_docs;                   /* B */
-  const int32_t *const *ids;    /* [B] pointers to each doc's ids (T_b) */
+  int n_docs;                   /* B sequences (documents, or windows with enc_rows) */
+  const int32_t *const *ids;    /* [B] pointers to each sequence's ids (T_b) */
   const int *lengths;           /* [B] T_b >= 1 each; sum <= max_batch_tokens */
 } enc_batch;
 
-/* The batch's sparse rows in CSR form; owned by the encoder, valid until the next enc_run,
- * enc_collect or enc_close. */
+/* Long documents (sliding windows, enc_window below): how a batch's sequences map to output
+ * rows. Consecutive sequences may share one row: row_seqs[r] sequences in row r, whose weights
+ * are the max over all of their tokens (= the max of the sequences' own SPLADE vectors),
+ * thresholded and top-k'ed only after that max.
+ *
+ * A document may span batches: `unfinished` says that the batch's last row goes on in the next
+ * batch (the encoder carries its running max, V floats, and does not return the row); the next
+ * batch submitted must then set `continues`, which makes its first row that document's
+ * continuation. enc_submit_rows refuses a batch that breaks that chain (ERR_ARG). */
 typedef struct {
-  int n_docs;
+  int n_rows;                   /* R >= 1 output rows */
+  const int *row_seqs;          /* [R] >= 1 each, summing to B: sequences per row */
+  int continues;                /* row 0 continues the previous batch's unfinished last row */
+  int unfinished;               /* the last row is carried into the next batch, not returned */
+} enc_rows;
+
+/* The sliding windows of a long document (`--stride`). The text's n tokens t[0..n), without
+ * specials, are covered by windows k = 0, 1, ...: window k holds t[k*S, min(k*S + L - 2, n))
+ * wrapped in [CLS] ... [SEP] (L = max_length, S = stride in [1, L - 2]); the last window is the
+ * first one that reaches n; an empty text is one window. */
+
+/* Number of windows of n tokens (>= 1). */
+int64_t enc_window_count(int64_t n, int max_length, int stride);
+
+/* Writes window k of t[0..n) into out (at most max_length ids: cls, the tokens, sep); returns its
+ * length. k < enc_window_count(n, max_length, stride). */
+int enc_window(const int32_t *t, int64_t n, int max_length, int stride, int64_t k, int32_t cls,
+               int32_t sep, int32_t *out);
+
+/* The batch's sparse rows in CSR form; owned by the encoder, valid until the next enc_run,
+ * enc_collect or enc_close. One row per document completed in the batch: B rows without
+ * enc_rows, else R, less one when the batch's last row is unfinished. */
+typedef struct {
+  int n_docs;              /* rows returned */
   const int64_t *indptr;   /* (B + 1) */
   const int32_t *indices;  /* (nnz) ascending within each row */
   const float *values;     /* (nnz) */
@@ -76,6 +110,11 @@ int enc_run(encoder *e, const enc_batch *batch, enc_result *out);
 enum { ENC_MAX_IN_FLIGHT = 2 };
 int enc_submit(encoder *e, const enc_batch *batch);
 int enc_collect(encoder *e, enc_result *out);
+
+/* enc_submit / enc_run with the rows of enc_rows (rows NULL: one row per sequence). rows and its
+ * row_seqs are borrowed like the batch (until the batch's enc_collect returns). */
+int enc_submit_rows(encoder *e, const enc_batch *batch, const enc_rows *rows);
+int enc_run_rows(encoder *e, const enc_batch *batch, const enc_rows *rows, enc_result *out);
 
 /* Number of batches submitted and not yet collected. */
 int enc_in_flight(const encoder *e);

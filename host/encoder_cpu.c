@@ -4,6 +4,8 @@
  * costs what its real tokens cost; attention is per document (ops_attention), every other op is
  * per token. Why the blocked decoder: the (N x 30522) logit tensor of a batch would be hundreds of
  * MB; a (decoder_rows x vocab_block) buffer, max-pooled straight into (B, V), never is.
+ * Windows of a long document (encoder.h) are sequences for attention and one segment for the
+ * max-pool: two offset arrays; an unfinished row's max is carried to the next batch (V floats).
  * Legend: N tokens in the batch, B docs, H hidden, F ffn, V vocab, Nb/Vb token/vocab block.
  */
 #include "encoder_cpu.h"
@@ -94,7 +96,9 @@ struct enc_cpu {
   /* workspaces, sized in enc_cpu_open */
   int32_t *ids;       /* (Nmax) */
   int *positions;     /* (Nmax) */
-  int *offsets;       /* (Bmax + 1) */
+  int *offsets;       /* (Bmax + 1) sequence offsets: the attention segments */
+  int *row_offsets;   /* (Bmax + 1) row offsets: the pooling segments (a row = a document) */
+  float *carry;       /* (V) running max of an unfinished row (enc_batch.unfinished) */
   float *x;           /* (Nmax, H) hidden state */
   float *ctx;         /* (Nmax, H) attention output */
   float *tmp;         /* (Nmax, H) projections; the head output */
@@ -112,6 +116,7 @@ struct enc_cpu {
   pool_worker_arg *worker_args;
   /* the step the pool is running (set before pool_run) */
   int n_tokens, n_docs;
+  int n_rows, n_emit, continues; /* rows pooled, rows returned, row 0 starts from carry */
   const float *step_bias;
   const float *step_gamma, *step_beta;
   int step_v0, step_vb, step_t0, step_rows;
@@ -165,8 +170,12 @@ static void job_head(void *arg, int part, int n_parts) {
 static void job_pool_init(void *arg, int part, int n_parts) {
   enc_cpu *e = arg;
   int V = e->m->cfg.vocab, lo, hi;
-  split_range(e->n_docs, part, n_parts, &lo, &hi);
-  ops_fill(e->pooled + (size_t)lo * V, (size_t)(hi - lo) * V, -INFINITY);
+  split_range(e->n_rows, part, n_parts, &lo, &hi);
+  if (lo == 0 && hi > 0 && e->continues) {
+    memcpy(e->pooled, e->carry, sizeof(float) * (size_t)V);
+    lo = 1;
+  }
+  if (hi > lo) ops_fill(e->pooled + (size_t)lo * V, (size_t)(hi - lo) * V, -INFINITY);
 }
 
 /* Max-pools this part's columns of the current decoder block. */
@@ -176,13 +185,13 @@ static void job_maxpool(void *arg, int part, int n_parts) {
   split_range(e->step_vb, part, n_parts, &lo, &hi);
   if (hi <= lo) return;
   ops_maxpool_logits(e->logits + lo, VOCAB_BLOCK, e->step_t0, e->step_rows, e->step_v0 + lo,
-                     hi - lo, e->offsets, e->n_docs, e->pooled, e->m->cfg.vocab);
+                     hi - lo, e->row_offsets, e->n_rows, e->pooled, e->m->cfg.vocab);
 }
 
 static void job_sparsify(void *arg, int part, int n_parts) {
   enc_cpu *e = arg;
   int V = e->m->cfg.vocab, lo, hi;
-  split_range(e->n_docs, part, n_parts, &lo, &hi);
+  split_range(e->n_emit, part, n_parts, &lo, &hi);
   if (hi <= lo) return;
   ops_sparsify_weights(e->pooled + (size_t)lo * V, e->m->decoder_b, hi - lo, V, e->opt.threshold,
                        e->opt.top_k, e->row_nnz + lo, e->scratch + (size_t)part * e->scratch_floats);
@@ -191,7 +200,7 @@ static void job_sparsify(void *arg, int part, int n_parts) {
 static void job_gather(void *arg, int part, int n_parts) {
   enc_cpu *e = arg;
   int V = e->m->cfg.vocab, lo, hi;
-  split_range(e->n_docs, part, n_parts, &lo, &hi);
+  split_range(e->n_emit, part, n_parts, &lo, &hi);
   if (hi <= lo) return;
   ops_sparsify_gather(e->pooled + (size_t)lo * V, hi - lo, V, e->opt.threshold, e->indptr + lo,
                       e->indices, e->values);
@@ -233,6 +242,8 @@ int enc_cpu_open(const model *m, const enc_options *opt, enc_cpu **out) {
   e->ids = xcalloc(N, sizeof *e->ids, &failed);
   e->positions = xcalloc(N, sizeof *e->positions, &failed);
   e->offsets = xcalloc(B + 1, sizeof *e->offsets, &failed);
+  e->row_offsets = xcalloc(B + 1, sizeof *e->row_offsets, &failed);
+  e->carry = xcalloc(V, sizeof(float), &failed);
   e->x = xcalloc(N * H, sizeof(float), &failed);
   e->ctx = xcalloc(N * H, sizeof(float), &failed);
   e->tmp = xcalloc(N * H, sizeof(float), &failed);
@@ -273,7 +284,7 @@ int enc_cpu_open(const model *m, const enc_options *opt, enc_cpu **out) {
   return 0;
 }
 
-int enc_cpu_run(enc_cpu *e, const enc_batch *batch, enc_result *out) {
+int enc_cpu_run(enc_cpu *e, const enc_batch *batch, const enc_rows *rows, enc_result *out) {
   const model *m = e->m;
   const int H = m->cfg.hidden, F = m->cfg.ffn, V = m->cfg.vocab;
   const int B = batch->n_docs;
@@ -289,6 +300,22 @@ int enc_cpu_run(enc_cpu *e, const enc_batch *batch, enc_result *out) {
   }
   e->n_tokens = N;
   e->n_docs = B;
+  /* Pooling segments: one per row, a row being one sequence or (windows) several in a row. */
+  int R = B;
+  if (rows) {
+    R = rows->n_rows;
+    int seq = 0;
+    e->row_offsets[0] = 0;
+    for (int r = 0; r < R; r++) {
+      seq += rows->row_seqs[r];
+      e->row_offsets[r + 1] = e->offsets[seq];
+    }
+  } else {
+    memcpy(e->row_offsets, e->offsets, sizeof(int) * ((size_t)B + 1));
+  }
+  e->n_rows = R;
+  e->n_emit = R - (rows && rows->unfinished ? 1 : 0);
+  e->continues = rows && rows->continues;
 
   pool *p = &e->pool;
   pool_run(p, job_embed, e);
@@ -333,10 +360,14 @@ int enc_cpu_run(enc_cpu *e, const enc_batch *batch, enc_result *out) {
     }
   }
 
+  /* An unfinished row's running max waits in carry for the batch that continues it. */
+  if (rows && rows->unfinished)
+    memcpy(e->carry, e->pooled + (size_t)(R - 1) * V, sizeof(float) * (size_t)V);
+  const int R_emit = e->n_emit;
   pool_run(p, job_sparsify, e);
   e->indptr[0] = 0;
-  for (int b = 0; b < B; b++) e->indptr[b + 1] = e->indptr[b] + e->row_nnz[b];
-  int64_t nnz = e->indptr[B];
+  for (int r = 0; r < R_emit; r++) e->indptr[r + 1] = e->indptr[r] + e->row_nnz[r];
+  int64_t nnz = e->indptr[R_emit];
   if (nnz > e->cap) {
     /* Grows geometrically, so a long run reallocates only a few times. */
     int64_t cap = e->cap ? e->cap : 4096;
@@ -351,7 +382,7 @@ int enc_cpu_run(enc_cpu *e, const enc_batch *batch, enc_result *out) {
   }
   pool_run(p, job_gather, e);
 
-  out->n_docs = B;
+  out->n_docs = R_emit;
   out->indptr = e->indptr;
   out->indices = e->indices;
   out->values = e->values;
@@ -378,6 +409,8 @@ void enc_cpu_close(enc_cpu *e) {
   free(e->ids);
   free(e->positions);
   free(e->offsets);
+  free(e->row_offsets);
+  free(e->carry);
   free(e->x);
   free(e->ctx);
   free(e->tmp);

@@ -29,9 +29,9 @@ typedef struct enc_cpu enc_cpu;
  * message. m is borrowed and must outlive the encoder. Free with enc_cpu_close(). */
 int enc_cpu_open(const model *m, const enc_options *opt, enc_cpu **out);
 
-/* Encodes a batch that encoder.c validated. Returns 0 and fills *out (owned by the encoder, valid
+/* Encodes a batch that encoder.c validated, with its rows (NULL: one per sequence). Returns 0 and fills *out (owned by the encoder, valid
  * until the next enc_cpu_run or enc_cpu_close), or ERR_NOMEM. */
-int enc_cpu_run(enc_cpu *e, const enc_batch *batch, enc_result *out);
+int enc_cpu_run(enc_cpu *e, const enc_batch *batch, const enc_rows *rows, enc_result *out);
 
 /* "cpu fp32, N threads". Borrowed. */
 const char *enc_cpu_describe(const enc_cpu *e);

@@ -517,6 +517,86 @@ static void test_fused_decoder(void) {
   fused_case("40 docs, two tile groups", lens, 40, 16, 260, 1);
 }
 
+/* Long documents (enc_rows): both decoder routes pool by row offsets, a row being several
+ * consecutive sequences (windows), and a row may span batches as enc_cuda_submit does it: the
+ * unfinished last row copied to carry before sparsify; the next batch pools from -inf, then
+ * merges carry into its row 0 as one logit row (maxpool_logits). Preloading carry instead would
+ * be wrong on the fused route, which stores a row lying within one row group without merging.
+ * Values on a 1/8 grid keep every dot product exact, so all must agree bit for bit with the max
+ * over the per-sequence pools. */
+static void test_window_rows(void) {
+  enum { S = 10, R = 4, H = 8, V = 700 };
+  const int lens[S] = {64, 64, 64, 20, 64, 5, 64, 64, 64, 64};
+  const int row_seqs[R] = {3, 1, 2, 4};
+  int seq_off[S + 1], row_off[R + 1];
+  seq_off[0] = 0;
+  for (int i = 0; i < S; i++) seq_off[i + 1] = seq_off[i] + lens[i];
+  row_off[0] = 0;
+  for (int r = 0, q = 0; r < R; r++) {
+    q += row_seqs[r];
+    row_off[r + 1] = seq_off[q];
+  }
+  const int N = seq_off[S];
+  float *rows = malloc(sizeof(float) * (size_t)N * H), *w = malloc(sizeof(float) * (size_t)V * H);
+  for (size_t i = 0; i < (size_t)N * H; i++) rows[i] = (float)((int)(rng_u32() % 17) - 8) / 8.0f;
+  for (size_t i = 0; i < (size_t)V * H; i++) w[i] = (float)((int)(rng_u32() % 17) - 8) / 8.0f;
+  float *full = malloc(sizeof(float) * (size_t)N * V), *per_seq = malloc(sizeof(float) * S * V);
+  float *ref = malloc(sizeof(float) * R * V), *got = malloc(sizeof(float) * R * V);
+  float *carry = malloc(sizeof(float) * V);
+  float *tile = malloc(sizeof(float) * CUTWIN_FUSED_TOKEN_TILE * CUTWIN_FUSED_VOCAB_TILE);
+  float *logits = malloc(sizeof(float) * 17 * CUTWIN_VOCAB_BLOCK);
+  ops_linear(rows, w, NULL, N, H, V, full, V);
+  ops_fill(per_seq, (size_t)S * V, -INFINITY);
+  ops_maxpool_logits(full, V, 0, N, 0, V, seq_off, S, per_seq, V);
+  for (int r = 0, q = 0; r < R; r++)
+    for (int v = 0; v < V; v++) {
+      float m = -INFINITY;
+      for (int k = 0; k < row_seqs[r]; k++) m = fmaxf(m, per_seq[(size_t)(q + k) * V + v]);
+      ref[(size_t)r * V + v] = m;
+      if (v == V - 1) q += row_seqs[r];
+    }
+  for (int route = 0; route < 2; route++) {
+    /* One batch. */
+    ops_fill(got, (size_t)R * V, -INFINITY);
+    if (route)
+      cutwin_decoder_maxpool_fused(rows, w, N, H, V, row_off, R, tile, got);
+    else
+      cutwin_decoder_maxpool(rows, w, N, H, V, row_off, R, 17, CUTWIN_VOCAB_BLOCK, logits, got);
+    int neq = 0;
+    for (int i = 0; i < R * V; i++) neq += !(got[i] == ref[i]);
+    /* Two batches: rows 0-1 and the first window of row 2 (unfinished); row 2's other window and
+     * row 3 (continues). Batch rows are relative: offsets start at 0 in each batch. */
+    const int cut = seq_off[5]; /* sequences 0-4 | 5-9 */
+    const int off1[4] = {0, row_off[1], row_off[2], cut};
+    const int off2[3] = {0, row_off[3] - cut, row_off[4] - cut};
+    float *b1 = malloc(sizeof(float) * 3 * V), *b2 = malloc(sizeof(float) * 2 * V);
+    ops_fill(b1, (size_t)3 * V, -INFINITY);
+    if (route)
+      cutwin_decoder_maxpool_fused(rows, w, cut, H, V, off1, 3, tile, b1);
+    else
+      cutwin_decoder_maxpool(rows, w, cut, H, V, off1, 3, 17, CUTWIN_VOCAB_BLOCK, logits, b1);
+    memcpy(carry, b1 + 2 * V, sizeof(float) * V);
+    ops_fill(b2, (size_t)2 * V, -INFINITY);
+    const float *rows2 = rows + (size_t)cut * H;
+    if (route)
+      cutwin_decoder_maxpool_fused(rows2, w, N - cut, H, V, off2, 2, tile, b2);
+    else
+      cutwin_decoder_maxpool(rows2, w, N - cut, H, V, off2, 2, 17, CUTWIN_VOCAB_BLOCK, logits, b2);
+    const int unit[2] = {0, 1};
+    ops_maxpool_logits(carry, V, 0, 1, 0, V, unit, 1, b2, V);
+    int neq_split = 0;
+    for (int i = 0; i < 2 * V; i++) neq_split += !(b1[i] == ref[i]);
+    for (int i = 0; i < 2 * V; i++) neq_split += !(b2[i] == ref[2 * V + i]);
+    printf("window rows, %s route: %d of %d differ in one batch, %d split over two batches\n",
+           route ? "fused" : "chunked", neq, R * V, neq_split);
+    CHECK(neq == 0);
+    CHECK(neq_split == 0);
+    free(b1), free(b2);
+  }
+  free(rows), free(w), free(full), free(per_seq), free(ref), free(got), free(carry), free(tile);
+  free(logits);
+}
+
 int main(void) {
   test_rounding();
   test_sparsify();
@@ -527,5 +607,6 @@ int main(void) {
   test_fused_grid_order();
   test_fused_epilogue();
   test_fused_decoder();
+  test_window_rows();
   return check_report("test_cuda_twins");
 }

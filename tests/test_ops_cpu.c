@@ -581,6 +581,92 @@ static void test_encoder(model_arch arch) {
   free(s.m.arena);
 }
 
+/* Windows (enc_rows): rows of several sequences are the max of the sequences' vectors, also when
+ * a row spans batches (unfinished / continues), pipelined or not; the chain is enforced. */
+static void test_encoder_windows(model_arch arch) {
+  small_model s;
+  make_small_model(&s, arch);
+  const model *m = &s.m;
+  const int V = m->cfg.vocab;
+  enum { NS = 7, MAXLEN = 16 };
+  int lengths[NS] = {16, 16, 3, 16, 16, 9, 1};
+  int32_t ids[NS][MAXLEN];
+  const int32_t *ptrs[NS];
+  double seq_ref[NS][40];
+  for (int b = 0; b < NS; b++) {
+    for (int t = 0; t < lengths[b]; t++) ids[b][t] = (int32_t)(urand() * V);
+    ptrs[b] = ids[b];
+    naive_forward(m, ids[b], lengths[b], seq_ref[b]);
+  }
+  /* Documents: sequences {0, 1}, {2}, {3, 4, 5}, {6}. */
+  const int doc_first[4] = {0, 2, 3, 6}, doc_n[4] = {2, 1, 3, 1};
+  double ref[4][40];
+  for (int d = 0; d < 4; d++)
+    for (int v = 0; v < V; v++) {
+      ref[d][v] = 0;
+      for (int k = 0; k < doc_n[d]; k++) ref[d][v] = fmax(ref[d][v], seq_ref[doc_first[d] + k][v]);
+    }
+  enc_options o = enc_options_default();
+  o.threads = 2;
+  o.max_length = MAXLEN;
+  o.max_batch_tokens = 96;
+  o.max_batch_docs = 8;
+  encoder *e = NULL;
+  CHECK(enc_open(m, &o, &e) == 0);
+  if (!e) return;
+  enc_result r;
+  /* One batch. */
+  enc_batch all = {NS, ptrs, lengths};
+  enc_rows all_rows = {4, doc_n, 0, 0};
+  CHECK(enc_run_rows(e, &all, &all_rows, &r) == 0);
+  check_encoder_rows(m, &r, 4, ref);
+  /* Document 2 split over batches: [0 1 | 2 | 3] (unfinished), [4 5 | 6] (continues). */
+  enc_batch b1 = {4, ptrs, lengths}, b2 = {3, ptrs + 4, lengths + 4};
+  const int seqs1[3] = {2, 1, 1}, seqs2[2] = {2, 1};
+  enc_rows r1 = {3, seqs1, 0, 1}, r2 = {2, seqs2, 1, 0};
+  for (int pipelined = 0; pipelined < 2; pipelined++) {
+    if (pipelined) {
+      CHECK(enc_submit_rows(e, &b1, &r1) == 0);
+      CHECK(enc_submit_rows(e, &b2, &r2) == 0);
+      CHECK(enc_collect(e, &r) == 0);
+    } else {
+      CHECK(enc_run_rows(e, &b1, &r1, &r) == 0);
+    }
+    check_encoder_rows(m, &r, 2, ref);
+    if (!pipelined) CHECK(enc_run_rows(e, &b2, &r2, &r) == 0);
+    if (pipelined) CHECK(enc_collect(e, &r) == 0);
+    check_encoder_rows(m, &r, 2, ref + 2);
+  }
+  /* Document 2 over three batches of one sequence each: no row, no row, its row. */
+  const int one = 1;
+  for (int k = 0; k < 3; k++) {
+    enc_batch b = {1, ptrs + 3 + k, lengths + 3 + k};
+    enc_rows rr = {1, &one, k > 0, k < 2};
+    CHECK(enc_run_rows(e, &b, &rr, &r) == 0);
+    if (k < 2) CHECK(r.n_docs == 0 && r.indptr[0] == 0);
+  }
+  check_encoder_rows(m, &r, 1, ref + 2);
+  /* The chain and the rows are checked. */
+  enc_rows cont = {1, &one, 1, 0}, unf = {1, &one, 0, 1};
+  enc_batch b = {1, ptrs, lengths};
+  CHECK(enc_run_rows(e, &b, &cont, &r) == ERR_ARG); /* nothing to continue */
+  CHECK(strstr(err_msg(), "continues") != NULL);
+  CHECK(enc_run_rows(e, &b, &unf, &r) == 0 && r.n_docs == 0);
+  CHECK(enc_run(e, &b, &r) == ERR_ARG); /* must continue the carried row */
+  CHECK(strstr(err_msg(), "unfinished") != NULL);
+  CHECK(enc_run_rows(e, &b, &unf, &r) == ERR_ARG);
+  const int bad_seqs[2] = {1, 1}, zero_seqs[1] = {0};
+  enc_rows bad = {2, bad_seqs, 1, 0}, zero_row = {1, zero_seqs, 1, 0};
+  CHECK(enc_run_rows(e, &b, &bad, &r) == ERR_ARG);     /* 2 rows for 1 sequence */
+  CHECK(enc_run_rows(e, &b, &zero_row, &r) == ERR_ARG); /* a row of no sequence */
+  CHECK(enc_run_rows(e, &b, &cont, &r) == 0 && r.n_docs == 1);
+  double seq0[1][40];
+  for (int v = 0; v < V; v++) seq0[0][v] = seq_ref[0][v];
+  check_encoder_rows(m, &r, 1, seq0);
+  enc_close(e);
+  free(s.m.arena);
+}
+
 int main(void) {
   test_embed_linear_gelu_layernorm();
   test_attention();
@@ -588,5 +674,7 @@ int main(void) {
   test_sparsify();
   test_encoder(MODEL_DISTILBERT);
   test_encoder(MODEL_BERT);
+  test_encoder_windows(MODEL_DISTILBERT);
+  test_encoder_windows(MODEL_BERT);
   return check_report("test_ops_cpu");
 }
