@@ -23,13 +23,17 @@ for f in "${libs[@]}"; do
   runpath=$(readelf -d "$P/$f" | sed -n 's/.*(RUNPATH).*\[\(.*\)\]/\1/p')
   case $runpath in *'$ORIGIN'*) ;; *) fail "$f: RUNPATH '$runpath' is not \$ORIGIN-relative" ;; esac
   case $runpath in *"$BUILD"*|*"$TMP/first"*) fail "$f: RUNPATH '$runpath' names the build tree or the install prefix" ;; esac
-  ldd "$P/$f" | grep -q "not found" && { ldd "$P/$f" >&2; fail "$f: a library is not found"; }
+  # (ldd's output in a variable: grep -q on a pipe may end ldd by SIGPIPE, failing the pipeline)
+  libs_found=$(env -u LD_LIBRARY_PATH ldd "$P/$f")
+  grep -q "not found" <<<"$libs_found" && { echo "$libs_found" >&2; fail "$f: a library is not found"; }
 done
-ldd "$P/bin/spladex" | grep -q "libspladex_core.so => $P/bin/../lib/libspladex_core.so" || { ldd "$P/bin/spladex" >&2; fail "bin/spladex does not load the moved tree's libspladex_core.so"; }
+libs_found=$(env -u LD_LIBRARY_PATH ldd "$P/bin/spladex")
+grep -q "libspladex_core.so => $P/bin/../lib/libspladex_core.so" <<<"$libs_found" || { echo "$libs_found" >&2; fail "bin/spladex does not load the moved tree's libspladex_core.so"; }
 echo "ok: installed tree, moved, \$ORIGIN RUNPATHs"
 
 python3 tests/sh/shards.py corpus "$TMP/c.tsv" 40 5
-env -u LD_LIBRARY_PATH "$P/bin/spladex" --version | grep -q '^spladex ' || fail "the moved binary does not run"
+version=$(env -u LD_LIBRARY_PATH "$P/bin/spladex" --version)
+[[ $version == "spladex "* ]] || fail "the moved binary does not run"
 env -u LD_LIBRARY_PATH "$P/bin/spladex" expand --model "$MODEL" --input "$TMP/c.tsv" --output "$TMP/out" \
   --shard-size 16 --device cpu --threads 1 --quiet "${MODEL_FLAGS[@]}" || fail "expand from the moved tree failed"
 "$BIN" expand --model "$MODEL" --input "$TMP/c.tsv" --output "$TMP/ref" --shard-size 16 --device cpu \

@@ -74,7 +74,7 @@ SPLADEX_WORKER=2 "${run[@]}" --output "$TMP/three" --worker auto || fail "SPLADE
 python3 tests/sh/shards.py compare "$TMP/one" "$TMP/three" "$TMP/c.tsv" || fail "shards differ after the resubmitted workers"
 "$BIN" verify "$TMP/three" >"$TMP/out" || { cat "$TMP/out" >&2; fail "verify failed"; }
 grep -q "OK: 11 shards, 330 docs, 3 workers" "$TMP/out" || { cat "$TMP/out" >&2; fail "verify does not report 3 workers"; }
-"$BIN" info "$TMP/three" --top 0 | grep -q "^workers *3" || fail "info does not report 3 workers"
+"$BIN" info "$TMP/three" --top 0 >"$TMP/out" && grep -q "^workers *3" "$TMP/out" || fail "info does not report 3 workers"
 rm "$TMP/three/shard-00004.h5"
 "$BIN" verify "$TMP/three" >"$TMP/out" && fail "verify passed with a shard missing"
 grep -q "shard-00004.h5: missing (worker 1/3's)" "$TMP/out" || { cat "$TMP/out" >&2; fail "verify does not name the missing shard's worker"; }
