@@ -175,26 +175,42 @@ static void job_pool_init(void *arg, int part, int n_parts) {
     memcpy(e->pooled, e->carry, sizeof(float) * (size_t)V);
     lo = 1;
   }
-  if (hi > lo) ops_fill(e->pooled + (size_t)lo * V, (size_t)(hi - lo) * V, -INFINITY);
+  /* a max starts at -inf, a sum (SpladePooling "sum") at 0 */
+  if (hi > lo)
+    ops_fill(e->pooled + (size_t)lo * V, (size_t)(hi - lo) * V, e->m->cfg.pooling == MODEL_POOL_SUM ? 0.0f : -INFINITY);
 }
 
-/* Max-pools this part's columns of the current decoder block. */
+/* Max-pools (or sums, SpladePooling "sum") this part's columns of the current decoder block. */
 static void job_maxpool(void *arg, int part, int n_parts) {
   enc_cpu *e = arg;
+  const model_config *c = &e->m->cfg;
   int lo, hi;
   split_range(e->step_vb, part, n_parts, &lo, &hi);
   if (hi <= lo) return;
-  ops_maxpool_logits(e->logits + lo, VOCAB_BLOCK, e->step_t0, e->step_rows, e->step_v0 + lo,
-                     hi - lo, e->row_offsets, e->n_rows, e->pooled, e->m->cfg.vocab);
+  if (c->pooling == MODEL_POOL_SUM)
+    ops_sumpool_logits(e->logits + lo, VOCAB_BLOCK, e->step_t0, e->step_rows, e->step_v0 + lo, hi - lo,
+                       e->row_offsets, e->n_rows, e->m->decoder_b, c->activation == MODEL_ACT_LOG1P_RELU, e->pooled, c->vocab);
+  else
+    ops_maxpool_logits(e->logits + lo, VOCAB_BLOCK, e->step_t0, e->step_rows, e->step_v0 + lo,
+                       hi - lo, e->row_offsets, e->n_rows, e->pooled, c->vocab);
 }
 
 static void job_sparsify(void *arg, int part, int n_parts) {
   enc_cpu *e = arg;
-  int V = e->m->cfg.vocab, lo, hi;
+  const model_config *c = &e->m->cfg;
+  int V = c->vocab, lo, hi;
   split_range(e->n_emit, part, n_parts, &lo, &hi);
   if (hi <= lo) return;
-  ops_sparsify_weights(e->pooled + (size_t)lo * V, e->m->decoder_b, hi - lo, V, e->opt.threshold,
-                       e->opt.top_k, e->row_nnz + lo, e->scratch + (size_t)part * e->scratch_floats);
+  float *rows = e->pooled + (size_t)lo * V;
+  const float *bias = e->m->decoder_b; /* naver's max of log1p(relu): ops_sparsify_weights applies it */
+  if (c->pooling == MODEL_POOL_MAX && c->activation == MODEL_ACT_LOG1P_RELU) {
+    ops_log1p_relu_weights(rows, bias, hi - lo, V);
+    bias = NULL;
+  } else if (c->pooling == MODEL_POOL_SUM) {
+    bias = NULL; /* the sum holds the weights already */
+  }
+  ops_sparsify_weights(rows, bias, hi - lo, V, e->opt.threshold, e->opt.top_k, e->row_nnz + lo,
+                       e->scratch + (size_t)part * e->scratch_floats);
 }
 
 static void job_gather(void *arg, int part, int n_parts) {

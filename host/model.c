@@ -118,8 +118,9 @@ static int model_parse_config(const char *path, const cJSON *root, model *m) {
   } else if (!type && arch0 && strcmp(arch0, "BertForMaskedLM") == 0) {
     c->arch = MODEL_BERT;
   } else {
-    return err_set(ERR_FORMAT, "%s: unsupported model (model_type '%s', architectures[0] '%s'); spladex runs "
-                   "DistilBertForMaskedLM and BertForMaskedLM", path, type ? type : "(none)", arch0 ? arch0 : "(none)");
+    return err_set(ERR_FORMAT, "%s: unsupported architecture (model_type '%s', architectures[0] '%s'); spladex "
+                   "runs model_type distilbert (DistilBertForMaskedLM) and bert (BertForMaskedLM)",
+                   path, type ? type : "(none)", arch0 ? arch0 : "(none)");
   }
   if (arch0 && strcmp(arch0, "DistilBertForMaskedLM") != 0 && strcmp(arch0, "BertForMaskedLM") != 0)
     return err_set(ERR_FORMAT, "%s: architectures[0] is '%s'; spladex needs a masked-LM head "
@@ -367,6 +368,173 @@ static int model_source_name(const char *dir, char *buffer, size_t cap) {
   return 1;
 }
 
+/* ---- sentence-transformers SparseEncoder directories ---- */
+
+/* 1 if a module type string names class (its last dotted component). */
+static int model_type_is(const char *type, const char *cls) {
+  const char *dot = strrchr(type, '.');
+  return strcmp(dot ? dot + 1 : type, cls) == 0;
+}
+
+/* Parses a small JSON file; *out is freed by the caller with cJSON_Delete. */
+static int model_read_json(const char *path, cJSON **out) {
+  char *text = NULL;
+  int rc = model_read_text(path, &text);
+  if (rc) return rc;
+  *out = cJSON_Parse(text);
+  free(text);
+  if (!*out) return err_set(ERR_FORMAT, "%s: not valid JSON", path);
+  return 0;
+}
+
+/* SpladePooling's config.json in module_dir -> c->pooling, c->activation. */
+static int model_read_pooling(const char *module_dir, model_config *c) {
+  char path[1200];
+  cJSON *root = NULL;
+  snprintf(path, sizeof path, "%s/config.json", module_dir);
+  int rc = model_read_json(path, &root);
+  if (rc) return rc;
+  const char *pooling = model_config_string(root, "pooling_strategy");
+  const char *act = model_config_string(root, "activation_function");
+  const cJSON *dim = cJSON_GetObjectItemCaseSensitive(root, "embedding_dimension");
+  if (!dim) dim = cJSON_GetObjectItemCaseSensitive(root, "word_embedding_dimension");
+  if (!pooling || !strcmp(pooling, "max"))
+    c->pooling = MODEL_POOL_MAX;
+  else if (!strcmp(pooling, "sum"))
+    c->pooling = MODEL_POOL_SUM;
+  else
+    rc = err_set(ERR_FORMAT, "%s: pooling_strategy '%s' is not supported (max or sum)", path, pooling);
+  if (!rc) {
+    if (!act || !strcmp(act, "relu"))
+      c->activation = MODEL_ACT_RELU;
+    else if (!strcmp(act, "log1p_relu"))
+      c->activation = MODEL_ACT_LOG1P_RELU;
+    else
+      rc = err_set(ERR_FORMAT, "%s: activation_function '%s' is not supported (relu or log1p_relu)", path, act);
+  }
+  if (!rc && dim && !cJSON_IsNull(dim) && !(cJSON_IsNumber(dim) && dim->valuedouble == c->vocab))
+    rc = err_set(ERR_FORMAT, "%s: embedding_dimension is not the vocabulary size %d", path, c->vocab);
+  cJSON_Delete(root);
+  return rc;
+}
+
+/* path with runs of '/' collapsed and no trailing '/' ("DIR/" + "" and "DIR//x" name DIR, DIR/x). */
+static void model_path_key(const char *path, char *out, size_t cap) {
+  size_t n = 0;
+  for (const char *p = path; *p && n + 1 < cap; p++)
+    if (!(*p == '/' && n > 0 && out[n - 1] == '/')) out[n++] = *p;
+  while (n > 1 && out[n - 1] == '/') n--;
+  out[n] = '\0';
+}
+
+/* Checks a route of modules (names[i], types[i], dirs[i]): exactly an MLMTransformer whose
+ * directory is the encoder's (resolved) then a SpladePooling, whose config is read. */
+static int model_check_route(const char *where, int n, const char *const *names, const char *const *types,
+                             const char *const *dirs, const char *resolved, model_config *c) {
+  for (int i = 0; i < n; i++) {
+    int mlm = model_type_is(types[i], "MLMTransformer"), pool = model_type_is(types[i], "SpladePooling");
+    if ((i == 0 && !mlm) || (i == 1 && !pool) || i > 1)
+      return err_set(ERR_FORMAT, "%s: module '%s' (%s) is not supported; spladex runs a SparseEncoder made of an "
+                     "MLMTransformer then a SpladePooling (SparseStaticEmbedding, SparseAutoEncoder, Dense, "
+                     "Normalize and other modules are not implemented)", where, names[i], types[i]);
+    if (mlm) {
+      char a[1100], b[1100];
+      model_path_key(dirs[i], a, sizeof a);
+      model_path_key(resolved, b, sizeof b);
+      if (strcmp(a, b) != 0)
+        return err_set(ERR_FORMAT, "%s: the MLMTransformer '%s' is in %s but the encoder found is %s", where,
+                       names[i], dirs[i], resolved);
+    } else {
+      int rc = model_read_pooling(dirs[i], c);
+      if (rc) return rc;
+    }
+  }
+  if (n < 2)
+    return err_set(ERR_FORMAT, "%s: no SpladePooling module after the MLMTransformer; spladex runs a SparseEncoder "
+                   "made of an MLMTransformer then a SpladePooling", where);
+  return 0;
+}
+
+/* DIR/modules.json (a sentence-transformers directory), if any: see model_load. */
+static int model_read_modules(const char *dir, const char *resolved, model_config *c) {
+  char path[1100];
+  cJSON *modules = NULL, *router = NULL;
+  int rc = 0;
+  snprintf(path, sizeof path, "%s/modules.json", dir);
+  if (!model_is_file(path)) return 0;
+  if ((rc = model_read_json(path, &modules))) return rc;
+  enum { MAX_MODULES = 8 };
+  const char *names[MAX_MODULES], *types[MAX_MODULES];
+  char dirs[MAX_MODULES][1100];
+  const char *dir_ptrs[MAX_MODULES];
+  int n = cJSON_IsArray(modules) ? cJSON_GetArraySize(modules) : -1;
+  if (n < 1 || n > MAX_MODULES) {
+    rc = err_set(ERR_FORMAT, "%s: not an array of 1 to %d modules", path, MAX_MODULES);
+    goto done;
+  }
+  for (int i = 0; i < n; i++) {
+    const cJSON *e = cJSON_GetArrayItem(modules, i);
+    const char *type = model_config_string(e, "type"), *sub = model_config_string(e, "path");
+    const char *name = model_config_string(e, "name");
+    if (!type || !sub) {
+      rc = err_set(ERR_FORMAT, "%s: module %d has no type or path", path, i);
+      goto done;
+    }
+    names[i] = name ? name : sub;
+    types[i] = type;
+    int k = snprintf(dirs[i], sizeof dirs[i], "%s/%s", dir, sub);
+    if (k < 0 || (size_t)k >= sizeof dirs[i]) {
+      rc = err_set(ERR_FORMAT, "%s: path too long", path);
+      goto done;
+    }
+    dir_ptrs[i] = dirs[i];
+  }
+  if (!model_type_is(types[0], "Router")) {
+    rc = model_check_route(path, n, names, types, dir_ptrs, resolved, c);
+    goto done;
+  }
+  /* A Router (asymmetric model): documents take its "document" route. */
+  if (n != 1) {
+    rc = err_set(ERR_FORMAT, "%s: module '%s' follows the Router; not supported", path, names[1]);
+    goto done;
+  }
+  char router_path[1200];
+  snprintf(router_path, sizeof router_path, "%s/router_config.json", dirs[0]);
+  if ((rc = model_read_json(router_path, &router))) goto done;
+  const cJSON *route_types = cJSON_GetObjectItemCaseSensitive(router, "types");
+  const cJSON *structure = cJSON_GetObjectItemCaseSensitive(router, "structure");
+  const cJSON *route = structure ? cJSON_GetObjectItemCaseSensitive(structure, "document") : NULL;
+  int m = cJSON_IsArray(route) ? cJSON_GetArraySize(route) : -1;
+  if (m < 1 || m > MAX_MODULES || !cJSON_IsObject(route_types)) {
+    rc = err_set(ERR_FORMAT, "%s: no \"document\" route of 1 to %d modules in \"structure\" (with their \"types\")",
+                 router_path, MAX_MODULES);
+    goto done;
+  }
+  char router_dir[1100];
+  snprintf(router_dir, sizeof router_dir, "%s", dirs[0]);
+  for (int i = 0; i < m; i++) {
+    const cJSON *name = cJSON_GetArrayItem(route, i);
+    const char *type = cJSON_IsString(name) ? model_config_string(route_types, name->valuestring) : NULL;
+    if (!type) {
+      rc = err_set(ERR_FORMAT, "%s: document module %d has no type in \"types\"", router_path, i);
+      goto done;
+    }
+    names[i] = name->valuestring;
+    types[i] = type;
+    int k = snprintf(dirs[i], sizeof dirs[i], "%s/%s", router_dir, name->valuestring);
+    if (k < 0 || (size_t)k >= sizeof dirs[i]) {
+      rc = err_set(ERR_FORMAT, "%s: path too long", router_path);
+      goto done;
+    }
+    dir_ptrs[i] = dirs[i];
+  }
+  rc = model_check_route(router_path, m, names, types, dir_ptrs, resolved, c);
+done:
+  cJSON_Delete(router);
+  cJSON_Delete(modules);
+  return rc;
+}
+
 int model_load(const char *dir, model **out) {
   int rc = 0;
   char resolved[1000], path[1100];
@@ -392,6 +560,7 @@ int model_load(const char *dir, model **out) {
     goto fail;
   }
   if ((rc = model_parse_config(path, config, m))) goto fail;
+  if ((rc = model_read_modules(dir, resolved, &m->cfg))) goto fail;
   const char *name = model_config_string(config, "_name_or_path");
   if (name && name[0])
     snprintf(m->name, sizeof m->name, "%s", name);

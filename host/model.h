@@ -31,6 +31,14 @@
 
 typedef enum { MODEL_DISTILBERT = 0, MODEL_BERT = 1 } model_arch;
 
+/* How token weights become the document's (sentence-transformers' SpladePooling config;
+ * naver/splade's max and relu when the directory is not a SparseEncoder):
+ *   w_t = log1p(relu(logit_t))            (MODEL_ACT_RELU)
+ *   w_t = log1p(log1p(relu(logit_t)))     (MODEL_ACT_LOG1P_RELU)
+ *   w = max_t w_t (MODEL_POOL_MAX) or sum_t w_t (MODEL_POOL_SUM) over the document's tokens. */
+typedef enum { MODEL_POOL_MAX = 0, MODEL_POOL_SUM = 1 } model_pooling;
+typedef enum { MODEL_ACT_RELU = 0, MODEL_ACT_LOG1P_RELU = 1 } model_activation;
+
 typedef struct {
   model_arch arch;
   int n_layers;      /* L */
@@ -44,6 +52,8 @@ typedef struct {
   int pad_id, unk_id, cls_id, sep_id, mask_id;
   int tie_embeddings; /* config.json tie_word_embeddings (default 1); BERT untied: decoder_b is
                          cls.predictions.decoder.bias, as transformers >= 5 uses it */
+  model_pooling pooling;       /* SpladePooling's pooling_strategy (default max) */
+  model_activation activation; /* SpladePooling's activation_function (default relu) */
 } model_config;
 
 typedef struct {
@@ -93,7 +103,13 @@ typedef struct {
 /* Reads config.json and the weights (model.safetensors, else pytorch_model.bin) of the
  * directory that model_resolve_dir(DIR) picks (recorded in m->dir) into one fp32 arena.
  * A missing or mis-shaped tensor is an error naming the tensor, the shape found and the shape
- * expected. Returns 0 and *out; the caller frees with model_free(). */
+ * expected. Architectures: model_type distilbert or bert with a masked-LM head; any other is
+ * refused naming it and the supported list.
+ * A sentence-transformers SparseEncoder (DIR/modules.json) must be an MLMTransformer then a
+ * SpladePooling, or a Router whose "document" route is those two (its query route is not read);
+ * the SpladePooling config sets cfg.pooling and cfg.activation, and its embedding_dimension (if
+ * set) must be the vocabulary size. Any other module is refused naming its type and where it
+ * is. Returns 0 and *out; the caller frees with model_free(). */
 int model_load(const char *dir, model **out);
 
 /* Resolves the directory that holds config.json and the weights for a model directory: the

@@ -149,6 +149,44 @@ void ops_maxpool_logits(const float *logits, int ld, int t0, int n_rows, int v0,
   }
 }
 
+void ops_sumpool_logits(const float *logits, int ld, int t0, int n_rows, int v0, int vb,
+                        const int *doc_offsets, int n_docs, const float *decoder_bias, int log1p_twice,
+                        float *pooled, int vocab) {
+  if (n_rows <= 0) return;
+  int lo = 0, hi = n_docs - 1; /* the document that owns row t0, as in ops_maxpool_logits */
+  while (lo < hi) {
+    int mid = (lo + hi + 1) / 2;
+    if (doc_offsets[mid] <= t0)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  const float *bias = decoder_bias + v0;
+  const int t_end = t0 + n_rows;
+  for (int b = lo; b < n_docs && doc_offsets[b] < t_end; b++) {
+    int s = doc_offsets[b] > t0 ? doc_offsets[b] : t0;
+    int e = doc_offsets[b + 1] < t_end ? doc_offsets[b + 1] : t_end;
+    float *dst = pooled + (size_t)b * vocab + v0;
+    for (int t = s; t < e; t++) {
+      const float *row = logits + (size_t)(t - t0) * ld;
+      for (int j = 0; j < vb; j++) {
+        float x = row[j] + bias[j];
+        if (x > 0.0f) dst[j] += log1p_twice ? log1pf(log1pf(x)) : log1pf(x);
+      }
+    }
+  }
+}
+
+void ops_log1p_relu_weights(float *pooled, const float *decoder_bias, int n_docs, int vocab) {
+  for (int b = 0; b < n_docs; b++) {
+    float *row = pooled + (size_t)b * vocab;
+    for (int v = 0; v < vocab; v++) {
+      float x = row[v] + decoder_bias[v];
+      row[v] = x > 0.0f ? log1pf(log1pf(x)) : 0.0f;
+    }
+  }
+}
+
 void ops_fill(float *x, size_t n, float value) {
   for (size_t i = 0; i < n; i++) x[i] = value;
 }
@@ -186,8 +224,11 @@ void ops_sparsify_weights(float *pooled, const float *decoder_bias, int n_docs, 
     float *row = pooled + (size_t)b * vocab;
     int kept = 0;
     for (int v = 0; v < vocab; v++) {
-      float x = row[v] + decoder_bias[v];
-      float w = x > 0.0f ? log1pf(x) : 0.0f;
+      float w = row[v];
+      if (decoder_bias) {
+        float x = row[v] + decoder_bias[v];
+        w = x > 0.0f ? log1pf(x) : 0.0f;
+      }
       if (w > threshold) {
         row[v] = w;
         scratch[kept++] = w;

@@ -94,11 +94,35 @@ void ops_maxpool_logits(const float *logits,    /* (n_rows, ld) */
                         float *pooled,          /* (B, V) */
                         int vocab);             /* V */
 
+/* Running segmented sum (SpladePooling's pooling_strategy "sum") over documents of one block of
+ * raw decoder logits: for every token t in [t0, t0 + n_rows) of document b and j in [0, vb),
+ *   pooled[b, v0 + j] += w, w = log1p(relu(logits[t - t0, j] + decoder_bias[v0 + j]))
+ * and log1p(w) instead of w when log1p_twice (activation_function "log1p_relu"). The bias comes
+ * first here: a sum, unlike the max, does not commute with the activation. pooled must start
+ * at 0 (ops_fill). Arguments otherwise as ops_maxpool_logits. */
+void ops_sumpool_logits(const float *logits,      /* (n_rows, ld) */
+                        int ld, int t0, int n_rows, int v0, int vb,
+                        const int *doc_offsets,   /* (n_docs + 1) absolute */
+                        int n_docs,
+                        const float *decoder_bias, /* (V) */
+                        int log1p_twice,
+                        float *pooled,            /* (B, V) */
+                        int vocab);               /* V */
+
+/* Max-pooled raw logits to weights, in place on documents [0, n_docs), for the activations
+ * ops_sparsify_weights does not apply itself: pooled[b, v] = log1p(log1p(relu(pooled[b, v] +
+ * decoder_bias[v]))) ("log1p_relu"; exact, both functions being monotone). */
+void ops_log1p_relu_weights(float *pooled,             /* (B, V) */
+                            const float *decoder_bias, /* (V) */
+                            int n_docs, int vocab);
+
 /* x[i] = value for i in [0, n). */
 void ops_fill(float *x, size_t n, float value);
 
 /* Pruning, first pass, in place on documents [0, n_docs):
  *   pooled[b, v] = w = log1p(relu(pooled[b, v] + decoder_bias[v]))
+ * (decoder_bias NULL: pooled already holds the weights w, as ops_sumpool_logits and
+ * ops_log1p_relu_weights leave them)
  * then every term that is not kept is set to 0: kept means w > threshold (threshold >= 0) and,
  * when top_k > 0, among the top_k largest w of the row, ties broken in favour of the lower term
  * id. row_nnz[b] = number of kept terms (<= top_k when top_k > 0). scratch: V floats. */

@@ -57,6 +57,27 @@ def file_sha256(path):
     return h.hexdigest()
 
 
+def write_st_router(d):
+    """modules.json, router_config.json and document_1_SpladePooling/config.json of an asymmetric
+    sentence-transformers SparseEncoder (a Router whose document route is the MLMTransformer in
+    document_0_MLMTransformer/ and a max SpladePooling), as sentence-transformers >= 5 saves it."""
+    pkg = "sentence_transformers.sparse_encoder.modules."
+    with open(os.path.join(d, "modules.json"), "w") as f:
+        json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.Router"}],
+                  f, indent=1)
+    with open(os.path.join(d, "router_config.json"), "w") as f:
+        json.dump({"types": {"query_0_SparseStaticEmbedding": pkg + "SparseStaticEmbedding",
+                             "document_0_MLMTransformer": pkg + "MLMTransformer",
+                             "document_1_SpladePooling": pkg + "SpladePooling"},
+                   "structure": {"query": ["query_0_SparseStaticEmbedding"],
+                                 "document": ["document_0_MLMTransformer", "document_1_SpladePooling"]},
+                   "parameters": {"default_route": "document", "allow_empty_key": True}}, f, indent=1)
+    os.makedirs(os.path.join(d, "document_1_SpladePooling"), exist_ok=True)
+    with open(os.path.join(d, "document_1_SpladePooling", "config.json"), "w") as f:
+        json.dump({"pooling_strategy": "max", "activation_function": "relu", "embedding_dimension": None},
+                  f, indent=1)
+
+
 def write_expected(model_dir, cls, out_dir=None, out_name="expected.json"):
     m = cls.from_pretrained(model_dir, dtype=torch.float32)
     sd = m.state_dict()
@@ -181,9 +202,7 @@ def gen_models():
     sub = os.path.join(d, "document_0_MLMTransformer")
     os.makedirs(sub)
     db.save_pretrained(sub)
-    with open(os.path.join(d, "modules.json"), "w") as f:
-        json.dump([{"idx": 0, "name": "0", "path": "document_0_MLMTransformer",
-                    "type": "sentence_transformers.models.Asym"}], f, indent=1)
+    write_st_router(d)
     write_expected(sub, DistilBertForMaskedLM, out_dir=d)
 
     bt = bert(tied=True)

@@ -25,6 +25,8 @@ Presets:
                     vocab.txt is bert-base-uncased's 30,522 pieces then "[multi_N]" pieces, made
                     here; the decoder bias is shifted by -0.42 so a document keeps a few hundred
                     terms (the reference vectors stay small)
+  tiny-bert-cased   the same with V = 6000, for the cased vocabulary of
+                    tests/fixtures/tokenizer/kinds/cased (the SparseEncoder fixtures)
 
 usage: make_random_model.py PRESET OUT_DIR [--seed N] [--vocab PATH]
 """
@@ -78,8 +80,10 @@ PRESETS = {
     },
 }
 
+PRESETS["tiny-bert-cased"] = dict(PRESETS["tiny-bert-v105879"], vocab_size=6000)
+
 # Added to the decoder bias of a preset (sparser vectors: smaller reference fixtures).
-DECODER_BIAS_SHIFT = {"tiny-bert-v105879": -0.42}
+DECODER_BIAS_SHIFT = {"tiny-bert-v105879": -0.42, "tiny-bert-cased": -0.42}
 
 
 def tensor_plan(cfg):

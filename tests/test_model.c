@@ -213,6 +213,10 @@ static void error_cases(void) {
   CHECK(model_resolve_dir(dir, resolved, sizeof resolved) == 0);
   CHECK(strstr(resolved, "st-layout/document_0_MLMTransformer") != NULL);
   CHECK(model_resolve_dir(dir, resolved, 10) == ERR_IO);
+  /* its Router's document route: the MLMTransformer there and a max/relu SpladePooling */
+  model *st = NULL;
+  CHECK(model_load(dir, &st) == 0 && st && st->cfg.pooling == MODEL_POOL_MAX && st->cfg.activation == MODEL_ACT_RELU);
+  model_free(st);
   model_free(NULL);
 }
 
