@@ -9,6 +9,11 @@
  * JSONL_ESCAPE_CONTROLS style).
  * An --ids line longer than --max-length is truncated the way the tokenizer truncates
  * (tok_truncate_ids: its first max_length - 1 ids and its last id, the [SEP]).
+ * With --stride S > 0 a passage is not truncated: it is cut into the sliding windows of
+ * encoder.h (enc_window; an --ids line's first and last ids are its [CLS] and [SEP]), at most
+ * --max-windows of them, whose rows the encoder max-pools into one vector; a passage's windows
+ * may span batches (enc_rows). --json then prints {"n_tokens": N, "n_windows": K, "vector": ...}
+ * with N the untruncated length ([CLS] and [SEP] included) and K the windows encoded.
  */
 #include <errno.h>
 #include <limits.h>
@@ -38,6 +43,8 @@ typedef struct {
   int ids;
   int top;
   int batch_tokens;
+  int stride;         /* --stride: 0 = truncate, else the windows' stride */
+  int max_windows;    /* --max-windows */
   const char *device; /* --device as given (cli_parse_device) */
 } encode_args;
 
@@ -58,6 +65,15 @@ typedef struct {
   const int32_t *doc_ids[ENCODE_BATCH_DOCS];
   int lengths[ENCODE_BATCH_DOCS];
   int n_docs;
+  /* --stride: the pending batch's rows (documents) and the chain of a document over batches */
+  int row_seqs[ENCODE_BATCH_DOCS];     /* windows per row */
+  int row_tokens[ENCODE_BATCH_DOCS];   /* the row's document's untruncated length */
+  int row_windows[ENCODE_BATCH_DOCS];  /* the row's document's windows encoded */
+  int n_rows;
+  int row_open;         /* the current document has a row in the pending batch */
+  int continues;        /* the pending batch's row 0 continues the previous batch's last row */
+  long long hit_max;    /* documents with more than --max-windows windows */
+  char first_hit[64];   /* the first of them */
   encode_term *terms;   /* (V) text mode: one row's terms, for sorting */
   int32_t *line_ids;    /* (line_cap) --ids mode: the ids of one line */
   size_t line_n, line_cap;
@@ -71,7 +87,12 @@ static void encode_usage(FILE *to) {
           "usage: spladex encode --model DIR [options] [TEXT...]\n"
           "Prints the SPLADE vector of each TEXT (or of each stdin line when there is none).\n\n"
           "  --model DIR         model directory (config.json, weights, vocab.txt or tokenizer.json)\n"
-          "  --max-length N      tokens per passage, [CLS] and [SEP] included (default 256)\n"
+          "  --max-length N      tokens per passage, [CLS] and [SEP] included (default 256); with\n"
+          "                      --stride, tokens per window\n"
+          "  --stride S          0: truncate each passage to --max-length (default); S in [1, N-2]:\n"
+          "                      cover the whole passage with windows of N tokens starting S tokens\n"
+          "                      apart, its vector the max over all of them\n"
+          "  --max-windows K     with --stride: encode at most K windows per passage (default 64)\n"
           "  --threshold T       keep terms with weight > T (default 0)\n"
           "  --top-k K           keep the K largest terms per passage (default 0 = all)\n"
           "  --threads N         CPU threads (default 0 = all cores)\n"
@@ -88,6 +109,7 @@ static int parse_args(int argc, char **argv, encode_args *a, int *first_text, in
   a->max_length = 256;
   a->top = 20;
   a->batch_tokens = 8192;
+  a->max_windows = 64;
   a->device = "cpu";
   *help = 0;
   int i = 1;
@@ -127,6 +149,10 @@ static int parse_args(int argc, char **argv, encode_args *a, int *first_text, in
       rc = cli_parse_int(o, v, 0, INT_MAX, &a->top);
     } else if (!strcmp(o, "--batch-tokens")) {
       rc = cli_parse_int(o, v, 2, 1 << 24, &a->batch_tokens);
+    } else if (!strcmp(o, "--stride")) {
+      rc = cli_parse_int(o, v, 0, 1 << 20, &a->stride);
+    } else if (!strcmp(o, "--max-windows")) {
+      rc = cli_parse_int(o, v, 1, INT_MAX, &a->max_windows);
     } else if (!strcmp(o, "--device")) {
       a->device = v;
     } else {
@@ -136,6 +162,9 @@ static int parse_args(int argc, char **argv, encode_args *a, int *first_text, in
   }
   *first_text = i;
   if (!a->model_dir) return err_set(ERR_ARG, "--model DIR is required (see spladex encode --help)");
+  if (a->stride > a->max_length - 2)
+    return err_set(ERR_ARG, "--stride %d is outside [0, %d] (0, or 1 to --max-length - 2)",
+                   a->stride, a->max_length - 2);
   return 0;
 }
 
@@ -151,16 +180,24 @@ static int by_weight_desc(const void *pa, const void *pb) {
   return a->id < b->id ? -1 : a->id > b->id;
 }
 
-static int flush_batch(encode_state *s) {
+/* Encodes and prints the pending batch. unfinished (--stride): the current document goes on in
+ * the next batch. */
+static int flush_batch(encode_state *s, int unfinished) {
   if (s->n_docs == 0) return 0;
   enc_batch batch = {s->n_docs, s->doc_ids, s->lengths};
+  enc_rows rows = {s->n_rows, s->row_seqs, s->continues, unfinished};
   enc_result r;
-  int rc = enc_run(s->e, &batch, &r);
+  int rc = enc_run_rows(s->e, &batch, s->a.stride > 0 ? &rows : NULL, &r);
   if (rc) return rc;
   for (int b = 0; b < r.n_docs; b++) {
     int64_t lo = r.indptr[b], hi = r.indptr[b + 1];
-    if (s->a.json) {
+    if (s->a.json && s->a.stride > 0) {
+      printf("{\"n_tokens\": %d, \"n_windows\": %d, \"vector\": {", s->row_tokens[b],
+             s->row_windows[b]);
+    } else if (s->a.json) {
       printf("{\"n_tokens\": %d, \"vector\": {", s->lengths[b]);
+    }
+    if (s->a.json) {
       for (int64_t k = lo; k < hi; k++) {
         if (k > lo) fputs(", ", stdout);
         const char *term = term_of(s, r.indices[k]);
@@ -187,6 +224,9 @@ static int flush_batch(encode_state *s) {
   if (fflush(stdout) || ferror(stdout)) return err_set(ERR_IO, "writing to stdout: %s", strerror(errno));
   s->n_docs = 0;
   s->pool_used = 0;
+  s->n_rows = 0;
+  s->row_open = 0;
+  s->continues = unfinished;
   return 0;
 }
 
@@ -195,7 +235,7 @@ static int add_passage(encode_state *s, const int32_t *ids, int n) {
   int32_t last = ids[n - 1];
   int kept = n < s->a.max_length ? n : s->a.max_length;
   if (s->n_docs == ENCODE_BATCH_DOCS || s->pool_used + kept > s->a.batch_tokens) {
-    int rc = flush_batch(s);
+    int rc = flush_batch(s, 0);
     if (rc) return rc;
   }
   int32_t *dst = s->pool + s->pool_used;
@@ -205,6 +245,42 @@ static int add_passage(encode_state *s, const int32_t *ids, int n) {
   s->lengths[s->n_docs] = n;
   s->n_docs++;
   s->pool_used += n;
+  return 0;
+}
+
+/* --stride: queues the windows of the passage t[0..n) (no specials) wrapped in cls ... sep,
+ * flushing whenever the batch is full, mid-passage included (the encoder carries the row). */
+static int add_windows(encode_state *s, const int32_t *t, int64_t n, int32_t cls, int32_t sep,
+                       const char *where) {
+  const int L = s->a.max_length, S = s->a.stride;
+  int64_t count = enc_window_count(n, L, S);
+  if (count > s->a.max_windows) {
+    if (s->hit_max++ == 0) snprintf(s->first_hit, sizeof s->first_hit, "%s", where);
+    count = s->a.max_windows;
+  }
+  for (int64_t k = 0; k < count; k++) {
+    int64_t lo = k * S, hi = lo + L - 2 < n ? lo + L - 2 : n;
+    int len = (int)(hi - (lo < hi ? lo : hi)) + 2;
+    if (s->n_docs == ENCODE_BATCH_DOCS || s->pool_used + len > s->a.batch_tokens) {
+      int rc = flush_batch(s, k > 0);
+      if (rc) return rc;
+    }
+    if (!s->row_open) {
+      s->row_seqs[s->n_rows] = 0;
+      s->row_tokens[s->n_rows] = n + 2 > INT_MAX ? INT_MAX : (int)(n + 2);
+      s->row_windows[s->n_rows] = (int)count;
+      s->n_rows++;
+      s->row_open = 1;
+    }
+    int32_t *dst = s->pool + s->pool_used;
+    len = enc_window(t, n, L, S, k, cls, sep, dst);
+    s->doc_ids[s->n_docs] = dst;
+    s->lengths[s->n_docs] = len;
+    s->n_docs++;
+    s->pool_used += len;
+    s->row_seqs[s->n_rows - 1]++;
+  }
+  s->row_open = 0;
   return 0;
 }
 
@@ -243,10 +319,20 @@ static int encode_one(encode_state *s, const char *text, size_t len, const char 
     int rc = parse_id_line(s, text, where);
     if (rc) return rc;
     if (s->line_n > (size_t)INT_MAX) return err_set(ERR_INPUT, "%s: too many ids", where);
+    if (s->a.stride > 0) {
+      if (s->line_n < 2)
+        return err_set(ERR_INPUT, "%s: --stride needs id lines of at least 2 ids ([CLS] ... [SEP])",
+                       where);
+      const int32_t *ids = s->line_ids;
+      return add_windows(s, ids + 1, (int64_t)s->line_n - 2, ids[0], ids[s->line_n - 1], where);
+    }
     return add_passage(s, s->line_ids, (int)s->line_n);
   }
-  int rc = tok_encode(s->t, text, len, s->a.max_length, &s->buf);
+  int rc = tok_encode(s->t, text, len, s->a.stride > 0 ? 0 : s->a.max_length, &s->buf);
   if (rc) return err_wrap(rc, "%s", where);
+  if (s->a.stride > 0) /* [CLS] t [SEP], untruncated */
+    return add_windows(s, s->buf.ids + 1, (int64_t)s->buf.n - 2, s->buf.ids[0],
+                       s->buf.ids[s->buf.n - 1], where);
   return add_passage(s, s->buf.ids, (int)s->buf.n);
 }
 
@@ -306,7 +392,11 @@ int cmd_encode(int argc, char **argv) {
       goto fail;
     }
   }
-  if ((rc = flush_batch(&s))) goto fail;
+  if ((rc = flush_batch(&s, 0))) goto fail;
+  if (s.hit_max > 0)
+    fprintf(stderr, "spladex encode: %lld passage%s had more than %d windows (--max-windows): only "
+            "their first %d were encoded (the first: %s)\n", s.hit_max, s.hit_max == 1 ? "" : "s",
+            s.a.max_windows, s.a.max_windows, s.first_hit);
   rc = 0;
 fail:
   free(line);
