@@ -318,6 +318,9 @@ int enc_cpu_run(enc_cpu *e, const enc_batch *batch, const enc_rows *rows, enc_re
   e->n_docs = B;
   /* Pooling segments: one per row, a row being one sequence or (windows) several in a row. */
   int R = B;
+  if (rows && m->cfg.pooling == MODEL_POOL_SUM && (rows->n_rows != B || rows->continues || rows->unfinished))
+    return err_set(ERR_ARG, "a document of several windows cannot be sum-pooled (the model's SpladePooling): "
+                   "overlapping windows would count their shared tokens twice; encode without windows");
   if (rows) {
     R = rows->n_rows;
     int seq = 0;

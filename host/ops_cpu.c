@@ -125,10 +125,8 @@ void ops_attention(const float *qkv, const int *doc_offsets, int n_docs, int n_h
   }
 }
 
-void ops_maxpool_logits(const float *logits, int ld, int t0, int n_rows, int v0, int vb,
-                        const int *doc_offsets, int n_docs, float *pooled, int vocab) {
-  if (n_rows <= 0) return;
-  /* First document that owns row t0: the last b with doc_offsets[b] <= t0 (binary search). */
+/* The first document that owns row t0: the last b with doc_offsets[b] <= t0 (binary search). */
+static int first_doc_of_row(const int *doc_offsets, int n_docs, int t0) {
   int lo = 0, hi = n_docs - 1;
   while (lo < hi) {
     int mid = (lo + hi + 1) / 2;
@@ -137,6 +135,13 @@ void ops_maxpool_logits(const float *logits, int ld, int t0, int n_rows, int v0,
     else
       hi = mid - 1;
   }
+  return lo;
+}
+
+void ops_maxpool_logits(const float *logits, int ld, int t0, int n_rows, int v0, int vb,
+                        const int *doc_offsets, int n_docs, float *pooled, int vocab) {
+  if (n_rows <= 0) return;
+  int lo = first_doc_of_row(doc_offsets, n_docs, t0);
   const int t_end = t0 + n_rows;
   for (int b = lo; b < n_docs && doc_offsets[b] < t_end; b++) {
     int s = doc_offsets[b] > t0 ? doc_offsets[b] : t0;
@@ -153,14 +158,7 @@ void ops_sumpool_logits(const float *logits, int ld, int t0, int n_rows, int v0,
                         const int *doc_offsets, int n_docs, const float *decoder_bias, int log1p_twice,
                         float *pooled, int vocab) {
   if (n_rows <= 0) return;
-  int lo = 0, hi = n_docs - 1; /* the document that owns row t0, as in ops_maxpool_logits */
-  while (lo < hi) {
-    int mid = (lo + hi + 1) / 2;
-    if (doc_offsets[mid] <= t0)
-      lo = mid;
-    else
-      hi = mid - 1;
-  }
+  int lo = first_doc_of_row(doc_offsets, n_docs, t0);
   const float *bias = decoder_bias + v0;
   const int t_end = t0 + n_rows;
   for (int b = lo; b < n_docs && doc_offsets[b] < t_end; b++) {
