@@ -401,10 +401,13 @@ static void tok_dirname(const char *path, char *dir, size_t cap) {
 static int tok_is_file(const char *path);
 
 /* Reconciles *norm with the tokenizer_config.json beside vocab_path (transformers'
- * do_lower_case, strip_accents, tokenize_chinese_chars). have: *norm came from a tokenizer.json
- * (named by norm_source): a key of the config that says otherwise is refused, as spladex cannot
- * know which of the two the model was trained with. !have: *norm is the config's (absent keys
- * at BertTokenizer's defaults: lowercase, strip as lowercase, CJK padding; clean text always). */
+ * do_lower_case, strip_accents, tokenize_chinese_chars; absent keys at BertTokenizer's defaults:
+ * lowercase, strip as lowercase, CJK padding; clean text always). !have: *norm becomes the
+ * config's. have: *norm came from a tokenizer.json (named by norm_source), and a config that
+ * means otherwise is refused, as spladex cannot know which of the two the model was trained
+ * with (transformers follows the config, HF tokenizers the tokenizer.json); a config naming
+ * tokenizer_class PreTrainedTokenizerFast leaves the tokenizer.json alone. No config: *norm as
+ * it is (uncased when !have). */
 static int tok_config_settings(const char *vocab_path, const char *norm_source, tok_normalizer *norm, int have) {
   char dir[4096], path[4200];
   char *data = NULL;
@@ -431,18 +434,24 @@ static int tok_config_settings(const char *vocab_path, const char *norm_source, 
                  "(strip_accents also null)", path);
     goto done;
   }
-  tok_normalizer c = *norm;
+  /* A generic fast tokenizer takes tokenizer.json as it is; a BERT one (the class named, or none:
+   * config.json's model_type decides) rebuilds the normalizer from these keys, absent ones at
+   * BertTokenizer's defaults (transformers 5 does so even over a tokenizer.json). */
+  const cJSON *cls = cJSON_GetObjectItemCaseSensitive(root, "tokenizer_class");
+  if (have && cJSON_IsString(cls) && !strcmp(cls->valuestring, "PreTrainedTokenizerFast")) goto done;
+  tok_normalizer c = tok_normalizer_uncased(); /* clean text: always, in BertTokenizer */
   if (lower) c.lowercase = cJSON_IsTrue(lower);
-  if (strip && !cJSON_IsNull(strip)) c.strip_accents = cJSON_IsTrue(strip);
-  else if (lower || !have) c.strip_accents = c.lowercase;
+  c.strip_accents = strip && !cJSON_IsNull(strip) ? cJSON_IsTrue(strip) : c.lowercase;
   if (chinese) c.handle_chinese_chars = cJSON_IsTrue(chinese);
   if (have && (c.lowercase != norm->lowercase || c.strip_accents != norm->strip_accents ||
-               c.handle_chinese_chars != norm->handle_chinese_chars)) {
+               c.handle_chinese_chars != norm->handle_chinese_chars || c.clean_text != norm->clean_text)) {
     rc = err_set(ERR_FORMAT,
-                 "%s: says lowercase %d, strip accents %d, CJK padding %d but %s's normalizer says %d, %d, %d; "
-                 "make the two agree (spladex does not guess which one the model was trained with)",
-                 path, c.lowercase, c.strip_accents, c.handle_chinese_chars, norm_source, norm->lowercase,
-                 norm->strip_accents, norm->handle_chinese_chars);
+                 "%s: means lowercase %d, strip accents %d, CJK padding %d, clean text %d (absent keys at "
+                 "BertTokenizer's defaults, as transformers reads them) but %s's normalizer says %d, %d, %d, %d "
+                 "(as HF tokenizers reads it); make the two agree (spladex does not guess which one the model "
+                 "was trained with)",
+                 path, c.lowercase, c.strip_accents, c.handle_chinese_chars, c.clean_text, norm_source,
+                 norm->lowercase, norm->strip_accents, norm->handle_chinese_chars, norm->clean_text);
     goto done;
   }
   *norm = c;

@@ -48,7 +48,8 @@ typedef struct {
  * do_lower_case / strip_accents / tokenize_chinese_chars (clean text on, as BertTokenizer),
  * else bert-base-uncased's (all on). Refused (ERR_FORMAT, naming the file and the setting):
  * a normalizer other than BertNormalizer, a pre_tokenizer other than BertPreTokenizer, and a
- * tokenizer_config.json that contradicts tokenizer.json's normalizer. */
+ * tokenizer_config.json that contradicts tokenizer.json's normalizer (its absent keys taken at
+ * BertTokenizer's defaults, as transformers does, unless it names PreTrainedTokenizerFast). */
 int tok_open(const char *path, tok **out);
 
 /* Loads a vocabulary file (vocab.txt: one token per line; or a tokenizer.json). */

@@ -318,7 +318,9 @@ static void test_normalizer_settings(void) {
   snprintf(text, sizeof text, "{\"normalizer\": null, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}, %s}",
            vocab_json);
   CHECK(write_file(json, text) == 0);
-  CHECK(write_file(config, "{}") == 0);
+  CHECK(write_file(config, "{}") == 0); /* transformers would lowercase (the default): refused */
+  CHECK(tok_open(dir, &t) == ERR_FORMAT && t == NULL);
+  CHECK(write_file(config, "{\"tokenizer_class\": \"PreTrainedTokenizerFast\"}") == 0);
   CHECK(tok_open(dir, &t) == 0);
   if (t) {
     tok_normalizer n = tok_get_normalizer(t);

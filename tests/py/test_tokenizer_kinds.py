@@ -172,6 +172,15 @@ def test_refused_settings(tmp_path):
         json.dump({"do_lower_case": False}, f)
     msg = refusal(model)
     assert "tokenizer_config.json" in msg and "tokenizer.json" in msg and "agree" in msg, msg
+    # a cased tokenizer.json beside a config without do_lower_case: transformers lowercases
+    # (BertTokenizer's default), HF tokenizers does not: refused
+    cased = write_case(str(tmp_path), "cased")
+    with open(os.path.join(cased, "tokenizer_config.json"), "w") as f:
+        json.dump({"tokenizer_class": "BertTokenizer"}, f)
+    assert "agree" in refusal(cased)
+    with open(os.path.join(cased, "tokenizer_config.json"), "w") as f:  # the generic class: as is
+        json.dump({"tokenizer_class": "PreTrainedTokenizerFast"}, f)
+    assert spladex_tokenize(cased, [b"The"], 0) != spladex_tokenize(cased, [b"the"], 0)
     os.remove(os.path.join(model, "tokenizer_config.json"))
     tj = os.path.join(model, "tokenizer.json")
     original = json.load(open(tj))
