@@ -19,8 +19,9 @@
  * Terms come in ascending vocab id. In the quantized formats a term whose weight quantizes to 0
  * is left out; --drop-special leaves out [PAD] [UNK] [CLS] [SEP] [MASK] (inv_is_special_term).
  * The topics: TSV qid<TAB>text (MS MARCO queries.*.tsv) or JSONL (BEIR queries.jsonl,
- * {"_id", "text"}; Pyserini {"id", "contents"}), plain or gzip, read by io/corpus.h with its
- * bad-line rules (an error naming file:line, or --skip-bad-lines). */
+ * {"_id", "text"}; Pyserini {"id", "contents"}; {"qid", "query"} under corpus_options'
+ * topic_keys), plain or gzip, read by io/corpus.h with its bad-line rules (an error naming
+ * file:line, or --skip-bad-lines). */
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -111,8 +112,8 @@ static void queries_usage(FILE *to) {
           "                       jsonl      {\"id\", \"vector\": {term: float weight}} (Seismic)\n"
           "                       jsonl-int  the same with the quantized integer weights\n"
           "  --model DIR          the query encoder's directory\n"
-          "  --input TOPICS       qid<TAB>text lines, or JSONL {\"_id\"|\"id\",\n"
-          "                       \"text\"|\"contents\"}; plain or gzip\n"
+          "  --input TOPICS       qid<TAB>text lines, or JSONL {\"id\"|\"_id\"|\"qid\",\n"
+          "                       \"contents\"|\"text\"|\"query\"}; plain or gzip\n"
           "  --output PATH        the file to write; gzip-compressed when PATH ends in .gz\n"
           "  --input-format F     auto (default: JSONL when the first byte is '{'), tsv or jsonl\n"
           "  --quant-scale S      quantization scale (default 100), the export's\n"
@@ -323,6 +324,7 @@ int cmd_queries(int argc, char **argv) {
   if ((rc = cli_parse_device(s.a.device, &device))) goto fail;
   corpus_options copt = corpus_options_default();
   copt.skip_bad_lines = s.a.skip_bad_lines;
+  copt.topic_keys = 1; /* {"qid", "query"} too */
   if (!strcmp(s.a.input_format, "auto")) rc = queries_sniff(s.a.input, &copt.format);
   else rc = corpus_parse_format(s.a.input_format, &copt.format);
   if (rc) goto fail;

@@ -16,8 +16,9 @@
  *     end. Never silently dropped.
  *   - TSV: the id is the bytes before the first tab, the text everything after it (later tabs
  *     stay in the text, where the tokenizer treats them as whitespace).
- *   - JSONL: the id is "id", else "_id", else "docid" (a string, or a number written as in the
- *     file); the text is "contents" (Pyserini) when present, else "text", preceded by "title" and
+ *   - JSONL: the id is "id", else "_id", else "docid" (else "qid" under topic_keys: query files;
+ *     a string, or a number written as in the file); the text is "contents" (Pyserini) when
+ *     present, else "text" (else "query" under topic_keys), preceded by "title" and
  *     one space when a "title" key is present -- BEIR's rule (beir/retrieval/models/util.py
  *     extract_corpus_sentences: title + " " + text, else text; its final .strip() changes no
  *     token). A null value counts as absent. Other keys are ignored; a repeated key: the last
@@ -123,7 +124,7 @@ struct corpus {
   int64_t offset;  /* uncompressed offset of buf[start] */
   int64_t pulled;  /* uncompressed bytes gzread has returned */
   int64_t line_no; /* lines read so far */
-  corpus_bytes id, text, field_id, field_contents, field_title, field_text, key;
+  corpus_bytes id, text, field_id, field_contents, field_title, field_text, field_query, key;
   corpus_idset ids;
   corpus_stats stats;
 };
@@ -134,6 +135,7 @@ corpus_options corpus_options_default(void) {
   o.skip_bad_lines = 0;
   o.count_duplicates = 1;
   o.vocab_size = 0;
+  o.topic_keys = 0;
   return o;
 }
 
@@ -190,6 +192,7 @@ void corpus_close(corpus *c) {
   free(c->field_contents.p);
   free(c->field_title.p);
   free(c->field_text.p);
+  free(c->field_query.p);
   free(c->key.p);
   free(c->ids.slots);
   free(c);
@@ -427,15 +430,19 @@ static int json_skip(json_cursor *j) {
   return 0;
 }
 
-enum { FIELD_NONE, FIELD_ID, FIELD_UNDERSCORE_ID, FIELD_DOCID, FIELD_CONTENTS, FIELD_TITLE, FIELD_TEXT };
+enum {
+  FIELD_NONE, FIELD_ID, FIELD_UNDERSCORE_ID, FIELD_DOCID, FIELD_CONTENTS, FIELD_TITLE, FIELD_TEXT,
+  FIELD_QID, FIELD_QUERY /* the last two only under topic_keys */
+};
 
 /* Fills c->id / c->text from a JSONL line. Returns 0, -1 with *why set (a bad line), or
  * ERR_NOMEM. */
 static int parse_json_line(corpus *c, const char *s, size_t n, const char **why) {
   json_cursor j = {s, s + n, NULL};
-  int have[7] = {0};
-  int id_rank = 0; /* 3 = "id", 2 = "_id", 1 = "docid": the best-ranked one wins */
+  int have[9] = {0};
+  int id_rank = 0; /* 4 = "id", 3 = "_id", 2 = "docid", 1 = "qid": the best-ranked one wins */
   c->field_id.n = c->field_contents.n = c->field_title.n = c->field_text.n = 0;
+  c->field_query.n = 0;
   json_ws(&j);
   if (j.p >= j.end || *j.p != '{') {
     *why = "not a JSON object";
@@ -474,13 +481,20 @@ static int parse_json_line(corpus *c, const char *s, size_t n, const char **why)
         else if (!strcmp(k, "contents")) field = FIELD_CONTENTS;
         else if (!strcmp(k, "title")) field = FIELD_TITLE;
         else if (!strcmp(k, "text")) field = FIELD_TEXT;
+        else if (c->opt.topic_keys && !strcmp(k, "qid")) field = FIELD_QID;
+        else if (c->opt.topic_keys && !strcmp(k, "query")) field = FIELD_QUERY;
       }
-      int is_id = field == FIELD_ID || field == FIELD_UNDERSCORE_ID || field == FIELD_DOCID;
-      int rank = field == FIELD_ID ? 3 : field == FIELD_UNDERSCORE_ID ? 2 : 1;
+      int is_id = field == FIELD_ID || field == FIELD_UNDERSCORE_ID || field == FIELD_DOCID ||
+                  field == FIELD_QID;
+      int rank = field == FIELD_ID               ? 4
+                 : field == FIELD_UNDERSCORE_ID ? 3
+                 : field == FIELD_DOCID         ? 2
+                                                : 1;
       if (field != FIELD_NONE && j.p < j.end && *j.p == '"') {
         corpus_bytes *dst = field == FIELD_CONTENTS ? &c->field_contents
                             : field == FIELD_TITLE  ? &c->field_title
                             : field == FIELD_TEXT   ? &c->field_text
+                            : field == FIELD_QUERY  ? &c->field_query
                                                     : &c->key;
         if (is_id && rank < id_rank) dst = NULL; /* a better-ranked id key was seen */
         rc = json_string(&j, dst == &c->key ? &c->key : dst);
@@ -533,7 +547,8 @@ static int parse_json_line(corpus *c, const char *s, size_t n, const char **why)
     return -1;
   }
   if (!id_rank) {
-    *why = "no \"id\", \"_id\" or \"docid\" field";
+    *why = c->opt.topic_keys ? "no \"id\", \"_id\", \"docid\" or \"qid\" field"
+                             : "no \"id\", \"_id\" or \"docid\" field";
     return -1;
   }
   c->id.n = 0;
@@ -553,8 +568,11 @@ static int parse_json_line(corpus *c, const char *s, size_t n, const char **why)
                               bytes_append(&c->text, " ", 1) < 0))
       return ERR_NOMEM;
     if (bytes_append(&c->text, c->field_text.p, c->field_text.n) < 0) return ERR_NOMEM;
+  } else if (have[FIELD_QUERY]) {
+    if (bytes_append(&c->text, c->field_query.p, c->field_query.n) < 0) return ERR_NOMEM;
   } else {
-    *why = "no \"contents\" or \"text\" field";
+    *why = c->opt.topic_keys ? "no \"contents\", \"text\" or \"query\" field"
+                             : "no \"contents\" or \"text\" field";
     return -1;
   }
   return 0;

@@ -29,9 +29,12 @@ typedef struct {
   int count_duplicates;  /* 1 (default): hash every id to count duplicate ids (8 bytes per slot,
                             slots = next power of two >= 1.25 * records) */
   int vocab_size;        /* format ids: each id must be in [0, vocab_size); 0 = unchecked */
+  int topic_keys;        /* 1: JSONL also takes the keys of query files, "qid" (the id when there
+                            is no "id", "_id" or "docid") and "query" (the text when there is no
+                            "contents" or "text"); 0 (default) ignores them (spladex queries) */
 } corpus_options;
 
-/* Defaults: tsv, bad lines are errors, duplicates counted, ids unchecked. */
+/* Defaults: tsv, bad lines are errors, duplicates counted, ids unchecked, no topic keys. */
 corpus_options corpus_options_default(void);
 
 /* Parses "tsv" / "jsonl" / "ids" into *out. Returns 0 or ERR_ARG. */

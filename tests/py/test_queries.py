@@ -212,3 +212,27 @@ def test_threshold_and_top_k_apply_before_quantization(topics, tmp_path):
     for (_, vector), ref in zip(parse_jsonl(out), floats):
         assert vector == quantize({t: w for t, w in ref.items() if w > 0.5})
     assert json.load(open(out + ".meta.json"))["threshold"] == 0.5
+
+
+def test_jsonl_topics_with_qid_and_query_keys(topics, tmp_path):
+    # {"qid", "query"} topics (the corpus reader's topic_keys): "id" still wins over "qid" and
+    # "text" over "query", as for a corpus; a line with neither id key is a bad line naming it.
+    t = str(tmp_path / "topics.jsonl")
+    with open(t, "w", encoding="utf-8") as f:
+        f.write(json.dumps({"qid": "1", "query": TOPICS[0][1]}) + "\n")
+        f.write(json.dumps({"qid": 2, "query": TOPICS[1][1]}) + "\n")
+        f.write(json.dumps({"qid": "x", "id": "q3", "query": "ignored", "text": TOPICS[2][1]})
+                + "\n")
+    out, _ = queries(tmp_path, "jsonl-int", t, name="qid.jsonl")
+    got = parse_jsonl(out)
+    assert [q for q, _ in got] == ["1", "2", "q3"]
+    tsv = str(tmp_path / "three.tsv")  # the same texts in the same batch: the same bits
+    with open(tsv, "w", encoding="utf-8") as f:
+        f.write("".join("%s\t%s\n" % (q, text) for q, text in TOPICS[:3]))
+    same, _ = queries(tmp_path, "jsonl-int", tsv, name="tsv.jsonl")
+    assert [v for _, v in got] == [v for _, v in parse_jsonl(same)]
+    with open(t, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"query": "no id"}) + "\n")
+    p = run("queries", "--model", MODEL, "--input", t, "--format", "pisa", "--output",
+            str(tmp_path / "x.pisa"), "--device", "cpu", check=False)
+    assert p.returncode != 0 and "topics.jsonl:4" in p.stderr and '"qid"' in p.stderr, p.stderr
