@@ -280,6 +280,11 @@ extern "C" int enc_cuda_open(const model *m, const enc_options *opt, enc_cuda **
   const model_config *c = &m->cfg;
   if (opt->precision != ENC_FP32 && opt->precision != ENC_FP16 && opt->precision != ENC_BF16)
     return err_set(ERR_ARG, "unknown precision %d", (int)opt->precision);
+  if (c->pooling != MODEL_POOL_MAX || c->activation != MODEL_ACT_RELU)
+    return err_set(ERR_ARG, "the model's SpladePooling (%s pooling, %s) runs on the CPU only (--device cpu): the "
+                   "CUDA encoder implements naver/splade's max pooling of log1p(relu(logits))",
+                   c->pooling == MODEL_POOL_SUM ? "sum" : "max",
+                   c->activation == MODEL_ACT_LOG1P_RELU ? "log1p_relu" : "relu");
   if (c->n_heads < 1 || c->hidden % c->n_heads)
     return err_set(ERR_ARG, "hidden %d is not a multiple of %d heads", c->hidden, c->n_heads);
   if (c->hidden / c->n_heads > ATTENTION_MAX_HEAD_DIM)

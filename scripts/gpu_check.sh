@@ -219,6 +219,8 @@ step "models" 90 bash -c "
     [ -f tests/fixtures/generated/\$p/model.safetensors ] || '$py' scripts/make_random_model.py \$p tests/fixtures/generated/\$p
   done
   [ -f '$model/model.safetensors' ] || '$py' scripts/make_random_model.py efficient-splade '$model'
+  # a sum-pooled SparseEncoder, which test_encoder_gpu expects the CUDA encoder to refuse
+  [ -f tests/fixtures/generated/st-sum/modules.json ] || '$py' -c 'import sys; sys.path.insert(0, \"scripts\"); import gen_sparse_encoder_fixtures as g; g.make_st_dir(\"tests/fixtures/generated/st-sum\", g.base_model()[0], \"sum\", \"relu\")' || echo 'st-sum not made (tokenizers missing?): its CUDA refusal is not checked'
 "
 
 if wanted correctness; then

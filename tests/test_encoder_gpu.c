@@ -30,6 +30,7 @@
  * fp32 comparison and the top-k block) run on the chunked route, and the output says so. The encoding is pipelined (two batches in
  * flight), and the second fixture runs with SPLADEX_CUDA_TOKEN_BLOCK=1000 (several decoder GEMMs
  * per batch).
+ * A sum-pooled SparseEncoder (tests/fixtures/generated/st-sum, when present) must be refused.
  * Models: the committed fixtures tests/fixtures/models/{distilbert-st,bert-untied-st,bert-bin}
  * (vocab 1000), and when present tests/fixtures/generated/{tiny-distilbert,tiny-bert} and
  * models/splade-tiny (vocab 30522) and tests/fixtures/generated/tiny-bert-v105879 (vocab 105879,
@@ -176,6 +177,21 @@ int main(void) {
   if (!enc_cuda_available()) {
     printf("test_encoder_gpu: CUDA module not loadable or no usable CUDA device: skipped\n");
     return CHECK_SKIP;
+  }
+  /* A SparseEncoder whose SpladePooling sums (tests/py/test_sparse_encoder_parity.py makes it):
+   * the CUDA encoder refuses it, naming the CPU, instead of max-pooling it. */
+  if (exists("tests/fixtures/generated/st-sum/modules.json")) {
+    model *sum = NULL;
+    encoder *e = NULL;
+    CHECK(model_load("tests/fixtures/generated/st-sum", &sum) == 0);
+    if (sum) {
+      enc_options o = enc_options_default();
+      o.backend = ENC_CUDA;
+      o.precision = ENC_FP16;
+      CHECK(enc_open(sum, &o, &e) == ERR_ARG && e == NULL && strstr(err_msg(), "CPU only") != NULL);
+      enc_close(e);
+    }
+    model_free(sum);
   }
   uint64_t rng = ECMP_RNG_SEED; /* runs on from one model's corpus to the next */
   for (int i = 0; i < ECMP_N_MODELS; i++) {
