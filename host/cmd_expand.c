@@ -57,7 +57,13 @@ static const char expand_usage[] =
     "  --format F           tsv (id<TAB>text), jsonl (Pyserini id/contents or BEIR _id/title/text)\n"
     "                       or ids (id<TAB>space-separated token ids, as `spladex tokenize` prints);\n"
     "                       default: jsonl for *.jsonl, *.json (and .gz), else tsv\n"
-    "  --max-length N       tokens per passage, [CLS] and [SEP] included (default 256)\n"
+    "  --max-length N       tokens per passage, [CLS] and [SEP] included (default 256); with\n"
+    "                       --stride, tokens per window (up to the model's max positions)\n"
+    "  --stride S           0: truncate each passage to --max-length (default); S in [1, N-2]:\n"
+    "                       long documents: windows of N tokens starting S tokens apart cover\n"
+    "                       the whole text, its vector the max over all of them\n"
+    "  --max-windows K      with --stride: at most K windows per document (default 64); the\n"
+    "                       documents over it are counted (end of run, job.json)\n"
     "  --threshold T        keep weights > T (default 0)\n"
     "  --top-k K            keep the K largest weights per passage (default 0 = all)\n"
     "  --shard-size S       docs per shard (default 100000)\n"
@@ -88,7 +94,7 @@ static const char expand_usage[] =
 
 typedef struct {
   const char *model_dir, *input, *output, *format, *device, *precision, *worker;
-  int max_length, top_k, batch_tokens, threads, canary;
+  int max_length, top_k, batch_tokens, threads, canary, stride, max_windows;
   int workers; /* --workers N (0: not given) */
   float threshold;
   int64_t shard_size;
@@ -98,6 +104,7 @@ typedef struct {
 static int parse_args(int argc, char **argv, expand_args *a) {
   memset(a, 0, sizeof *a);
   a->max_length = 256;
+  a->max_windows = 64;
   a->shard_size = 100000;
   a->batch_tokens = 16384;
   a->canary = CANARY_DEFAULT_PASSAGES;
@@ -139,6 +146,9 @@ static int parse_args(int argc, char **argv, expand_args *a) {
     else if (!strcmp(name, "--max-length"))
       rc = cli_parse_int(name, value, 2, 100000, &a->max_length);
     else if (!strcmp(name, "--top-k")) rc = cli_parse_int(name, value, 0, INT_MAX, &a->top_k);
+    else if (!strcmp(name, "--stride")) rc = cli_parse_int(name, value, 0, 100000, &a->stride);
+    else if (!strcmp(name, "--max-windows"))
+      rc = cli_parse_int(name, value, 1, INT_MAX, &a->max_windows);
     else if (!strcmp(name, "--batch-tokens"))
       rc = cli_parse_int(name, value, 2, INT_MAX, &a->batch_tokens);
     else if (!strcmp(name, "--threads")) rc = cli_parse_int(name, value, 0, 1024, &a->threads);
@@ -156,6 +166,9 @@ static int parse_args(int argc, char **argv, expand_args *a) {
   }
   if (!a->model_dir || !a->input || !a->output)
     return err_set(ERR_ARG, "--model, --input and --output are required (see spladex expand --help)");
+  if (a->stride > a->max_length - 2)
+    return err_set(ERR_ARG, "--stride %d is outside [0, %d] (0, or 1 to --max-length - 2)",
+                   a->stride, a->max_length - 2);
   return 0;
 }
 
@@ -554,6 +567,8 @@ int cmd_expand(int argc, char **argv) {
   run.threshold = a.threshold;
   run.top_k = a.top_k;
   run.shard_size = a.shard_size;
+  run.stride = a.stride;
+  run.max_windows = a.stride > 0 ? a.max_windows : 0;
   snprintf(run.precision, sizeof run.precision, "%s", cli_precision_name(eo.precision));
 
   int V = m->cfg.vocab;
@@ -650,6 +665,8 @@ int cmd_expand(int argc, char **argv) {
   po.output_dir = a.output;
   po.model_name = m->name;
   po.max_length = a.max_length;
+  po.stride = a.stride;
+  po.max_windows = a.max_windows;
   po.threshold = a.threshold;
   po.top_k = a.top_k;
   po.shard_size = a.shard_size;
@@ -680,9 +697,21 @@ int cmd_expand(int argc, char **argv) {
   if (ps.corpus.bad_lines)
     fprintf(stderr, "spladex expand: warning: %lld malformed line(s) skipped (first: %s)\n",
             (long long)ps.corpus.bad_lines, ps.corpus.first_bad_line);
+  if (ps.docs_capped)
+    fprintf(stderr, "spladex expand: %lld document(s) had more than %d windows (--max-windows): "
+            "only their first %d were encoded (first: %s)\n", (long long)ps.docs_capped,
+            a.max_windows, a.max_windows, ps.first_capped_id);
   if (rc < 0) goto fail;
 
   job_set_totals(&run, ps.docs_in_input);
+  if (a.stride > 0 && ps.docs_encoded > 0) {
+    run.windows.docs = ps.docs_encoded;
+    run.windows.total = ps.windows_encoded;
+    run.windows.min = ps.windows_min;
+    run.windows.max = ps.windows_max;
+    run.windows.capped = ps.docs_capped;
+    snprintf(run.windows.first_capped, sizeof run.windows.first_capped, "%s", ps.first_capped_id);
+  }
   if ((rc = job_write(a.output, &run)) < 0) goto fail;
   if (!a.quiet)
     fprintf(stderr, "spladex expand: %lld docs in the input (%lld shards); this process wrote "
@@ -690,6 +719,12 @@ int cmd_expand(int argc, char **argv) {
             "complete\n", (long long)ps.docs_in_input, (long long)ps.shards_in_input,
             (long long)ps.shards_written, (long long)ps.docs_encoded,
             (long long)ps.tokens_encoded, ps.seconds, (long long)ps.shards_skipped);
+  if (!a.quiet && a.stride > 0 && ps.docs_encoded > 0)
+    fprintf(stderr, "spladex expand: windows per document: min %lld, mean %.2f, max %lld "
+            "(--max-length %d --stride %d); %lld document(s) hit --max-windows %d\n",
+            (long long)ps.windows_min, (double)ps.windows_encoded / (double)ps.docs_encoded,
+            (long long)ps.windows_max, a.max_length, a.stride, (long long)ps.docs_capped,
+            a.max_windows);
   rc = 0;
 
 fail:

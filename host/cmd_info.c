@@ -46,6 +46,8 @@ int cmd_info(int argc, char **argv) {
   sdir_listing listing = {0};
   int64_t n_shards = 1; /* PATH itself, or the listing's shards */
   int workers = 0;      /* a directory's job.json workers (N of --worker I/N), 0 when unknown */
+  static job_params job; /* a directory's job.json (stride, windows), when read */
+  int have_job = 0;
   shard_reader *first = NULL, *reader = NULL;
   int64_t *df = NULL;
   int *order = NULL;
@@ -82,8 +84,10 @@ int cmd_info(int argc, char **argv) {
       goto fail;
     }
     n_shards = listing.n_shards;
-    job_params job;
-    if (job_read(path, &job) == 0) workers = job.workers; /* info lists; verify judges job.json */
+    if (job_read(path, &job) == 0) { /* info lists; verify judges job.json */
+      workers = job.workers;
+      have_job = 1;
+    }
   }
 
   int64_t docs = 0, nnz = 0, empty = 0, min_terms = INT64_MAX, max_terms = 0;
@@ -171,6 +175,20 @@ int cmd_info(int argc, char **argv) {
         !(top_terms = cJSON_AddArrayToObject(root, "top_terms")))
       goto nomem;
     if (workers > 0 && !cJSON_AddNumberToObject(root, "workers", workers)) goto nomem;
+    if (have_job && job.stride > 0) {
+      cJSON *w = cJSON_AddObjectToObject(root, "windows");
+      if (!w || !cJSON_AddNumberToObject(w, "stride", job.stride) ||
+          !cJSON_AddNumberToObject(w, "max_windows", job.max_windows))
+        goto nomem;
+      if (job.windows.docs > 0 &&
+          (!cJSON_AddNumberToObject(w, "docs", (double)job.windows.docs) ||
+           !cJSON_AddNumberToObject(w, "min", (double)job.windows.min) ||
+           !cJSON_AddNumberToObject(w, "mean", (double)job.windows.total / (double)job.windows.docs) ||
+           !cJSON_AddNumberToObject(w, "max", (double)job.windows.max) ||
+           !cJSON_AddNumberToObject(w, "capped", (double)job.windows.capped) ||
+           !cJSON_AddStringToObject(w, "first_capped", job.windows.first_capped)))
+        goto nomem;
+    }
     for (int i = 0; i < top; i++) {
       cJSON *item = cJSON_CreateObject();
       if (!item) goto nomem;
@@ -196,6 +214,15 @@ int cmd_info(int argc, char **argv) {
     printf("vocab         %d terms, %d used\n", vocab_size, distinct);
     printf("model         %s (max_length %d, threshold %g, top_k %d)\n", meta->model,
            meta->max_length, (double)meta->threshold, meta->top_k);
+    if (have_job && job.stride > 0 && job.windows.docs > 0)
+      printf("windows/doc   min %lld, mean %.2f, max %lld (--stride %d, --max-windows %d; the %lld "
+             "docs of job.json's last run); %lld hit --max-windows%s%s\n",
+             (long long)job.windows.min, (double)job.windows.total / (double)job.windows.docs,
+             (long long)job.windows.max, job.stride, job.max_windows, (long long)job.windows.docs,
+             (long long)job.windows.capped, job.windows.capped ? ", first: " : "",
+             job.windows.first_capped);
+    else if (have_job && job.stride > 0)
+      printf("windows       --stride %d, --max-windows %d\n", job.stride, job.max_windows);
     if (top > 0) {
       printf("top terms by document frequency:\n");
       printf("  %12s  %8s  %s\n", "df", "df/docs", "term");

@@ -47,7 +47,10 @@ typedef struct {
   size_t id_off[PIPE_CHUNK_DOCS], text_off[PIPE_CHUNK_DOCS], text_len[PIPE_CHUNK_DOCS];
   char *bytes; /* ids (NUL-terminated) and texts, back to back */
   size_t bytes_n, bytes_cap;
-  int32_t *ids; /* (C, L) */
+  int32_t *ids; /* (ids_cap) doc i's len[i] token ids at tok_off[i]: i * L (stride 0, C * L
+                 * allocated) or back to back, untruncated (stride: grows) */
+  size_t ids_cap;
+  size_t tok_off[PIPE_CHUNK_DOCS];
   int len[PIPE_CHUNK_DOCS];
 } pipe_chunk;
 
@@ -60,7 +63,9 @@ typedef struct {
   size_t *id_off;  /* (W) into id_bytes */
   char *id_bytes;
   size_t id_n, id_cap;
-  int32_t *ids;    /* (W, L) */
+  int32_t *ids;    /* (ids_cap) the docs' token ids back to back, doc p's at tok_off[p] */
+  size_t *tok_off; /* (W) */
+  size_t ids_n, ids_cap;
   int *len;        /* (W) */
   int64_t *row_off; /* (W) into indices / values */
   int *row_nnz;    /* (W) */
@@ -95,6 +100,9 @@ typedef struct {
   int64_t docs_encoded, tokens_encoded;
   int64_t docs_in_input;
   corpus_stats corpus_stats;
+  /* with a stride (the encoder thread's, read after it ended): see pipe_stats */
+  int64_t windows_encoded, windows_min, windows_max, docs_capped, first_capped;
+  char first_capped_id[256];
   pipe_complete *complete; /* this worker's shards already complete, ascending */
   size_t n_complete;
   /* test-only kill point */
@@ -361,6 +369,31 @@ int pipe_tokenize_record(corpus_format format, const tok *t, const char *text, s
   return (int)buf->n;
 }
 
+/* With a stride: the record's ids untruncated, [CLS] ... [SEP] (an ids record: its own first and
+ * last ids), appended to ch->ids at `at`. Returns their number (>= 2), or ERR_INPUT / ERR_NOMEM. */
+static int tokenize_untruncated(corpus_format format, const tok *t, const char *text, size_t len,
+                                tok_buffer *buf, pipe_chunk *ch, size_t at) {
+  size_t n;
+  if (format == CORPUS_IDS) {
+    n = corpus_parse_ids(text, len, NULL, 0);
+    if (n < 2)
+      return err_set(ERR_INPUT, "an id list of %zu id(s): --stride needs [CLS] ... [SEP], at "
+                     "least 2 ids", n);
+  } else {
+    int rc = tok_encode(t, text, len, 0, buf);
+    if (rc < 0) return rc;
+    n = buf->n;
+  }
+  if (n > (size_t)INT32_MAX / 2) return err_set(ERR_INPUT, "a document of %zu tokens", n);
+  if (grow(&ch->ids, &ch->ids_cap, at + n, sizeof *ch->ids))
+    return err_set(ERR_NOMEM, "out of memory (%zu token ids of a chunk)", at + n);
+  if (format == CORPUS_IDS)
+    corpus_parse_ids(text, len, ch->ids + at, n);
+  else
+    memcpy(ch->ids + at, buf->ids, n * sizeof *ch->ids);
+  return (int)n;
+}
+
 static void *tokenizer_main(void *arg) {
   pipe_state *s = arg;
   const pipe_options *o = s->opt;
@@ -373,11 +406,19 @@ static void *tokenizer_main(void *arg) {
     s->next_tokenize++;
     ch->state = CHUNK_TOKENIZING;
     pthread_mutex_unlock(&s->mu);
+    size_t at = 0;
     for (int i = 0; i < ch->n; i++) {
-      int32_t *ids = ch->ids + (size_t)i * o->max_length; /* (L) */
       const char *text = ch->bytes + ch->text_off[i];
-      int rc = pipe_tokenize_record(o->corpus.format, s->t, text, ch->text_len[i], o->max_length,
-                                    &buf, ids);
+      int rc;
+      if (o->stride > 0) {
+        ch->tok_off[i] = at;
+        rc = tokenize_untruncated(o->corpus.format, s->t, text, ch->text_len[i], &buf, ch, at);
+        if (rc > 0) at += (size_t)rc;
+      } else {
+        ch->tok_off[i] = (size_t)i * o->max_length;
+        rc = pipe_tokenize_record(o->corpus.format, s->t, text, ch->text_len[i], o->max_length,
+                                  &buf, ch->ids + ch->tok_off[i]);
+      }
       if (rc < 0) {
         err_wrap(rc, "%s:%lld", o->input, (long long)ch->line[i]);
         pipe_fail(s, rc);
@@ -408,7 +449,7 @@ static int order_cmp(const void *a, const void *b) {
 }
 
 static int window_take_chunk(pipe_state *s, pipe_window *w, const pipe_chunk *ch) {
-  int L = s->opt->max_length;
+  (void)s;
   for (int i = 0; i < ch->n; i++) {
     int p = w->n++;
     const char *id = ch->bytes + ch->id_off[i];
@@ -422,7 +463,12 @@ static int window_take_chunk(pipe_state *s, pipe_window *w, const pipe_chunk *ch
     w->byte_start[p] = ch->byte_start[i];
     w->byte_end[p] = ch->byte_end[i];
     w->len[p] = ch->len[i];
-    memcpy(w->ids + (size_t)p * L, ch->ids + (size_t)i * L, (size_t)ch->len[i] * sizeof(int32_t));
+    const size_t n = (size_t)ch->len[i];
+    if (grow(&w->ids, &w->ids_cap, w->ids_n + n, sizeof *w->ids))
+      return err_set(ERR_NOMEM, "out of memory (%zu token ids of the window)", w->ids_n + n);
+    w->tok_off[p] = w->ids_n;
+    memcpy(w->ids + w->ids_n, ch->ids + ch->tok_off[i], n * sizeof(int32_t));
+    w->ids_n += n;
   }
   return 0;
 }
@@ -434,6 +480,7 @@ typedef struct {
   const pipe_order *order;  /* the window's order */
   int at, n;
   int64_t tokens;
+  enc_rows rows;            /* with a stride: its rows (row_seqs in the ctx's slot) */
 } pipe_flight;
 
 /* The encoder thread's state. Batches stream through the encoder across window boundaries:
@@ -444,6 +491,8 @@ typedef struct {
   pipe_order *order[2];   /* (W) per window buffer */
   const int32_t **ids;    /* (ENC_MAX_IN_FLIGHT, B): each batch in flight has its own */
   int *lengths;           /* (ENC_MAX_IN_FLIGHT, B) */
+  int32_t *seq_ids;       /* with a stride: (ENC_MAX_IN_FLIGHT, batch_tokens) the batch's windows */
+  int *row_seqs;          /* with a stride: (ENC_MAX_IN_FLIGHT, B) windows per row */
   pipe_flight flight[ENC_MAX_IN_FLIGHT];
   int head, in_flight;    /* flight[head] is the oldest */
   int pending[2];         /* batches in flight per window buffer */
@@ -454,18 +503,26 @@ static int window_store(pipe_window *w, const pipe_flight *f, const enc_result *
   const int b = f->n;
   if (res->n_docs != b) return err_set(ERR_DEVICE, "encoder returned %d rows for %d docs", res->n_docs, b);
   size_t nnz = (size_t)res->indptr[b];
-  if (grow(&w->indices, &w->nnz_cap, w->nnz + nnz, sizeof *w->indices))
+  /* values follows indices' capacity; nothing is reallocated for a batch without entries
+   * (realloc(p, 0) would free values: a batch of empty rows, or of no row) */
+  size_t cap = w->nnz_cap;
+  if (nnz > 0 && grow(&w->indices, &cap, w->nnz + nnz, sizeof *w->indices))
     return err_set(ERR_NOMEM, "out of memory (window rows)");
-  float *values = realloc(w->values, w->nnz_cap * sizeof(float));
-  if (!values) return err_set(ERR_NOMEM, "out of memory (window rows)");
-  w->values = values;
+  if (cap != w->nnz_cap) {
+    float *values = realloc(w->values, cap * sizeof(float));
+    if (!values) return err_set(ERR_NOMEM, "out of memory (window rows)");
+    w->values = values;
+    w->nnz_cap = cap;
+  }
   for (int i = 0; i < b; i++) {
     int pos = f->order[f->at + i].pos;
     int64_t from = res->indptr[i], count = res->indptr[i + 1] - res->indptr[i];
     w->row_off[pos] = (int64_t)w->nnz;
     w->row_nnz[pos] = (int)count;
-    memcpy(w->indices + w->nnz, res->indices + from, (size_t)count * sizeof(int32_t));
-    memcpy(w->values + w->nnz, res->values + from, (size_t)count * sizeof(float));
+    if (count > 0) {
+      memcpy(w->indices + w->nnz, res->indices + from, (size_t)count * sizeof(int32_t));
+      memcpy(w->values + w->nnz, res->values + from, (size_t)count * sizeof(float));
+    }
     w->nnz += (size_t)count;
   }
   return 0;
@@ -505,6 +562,86 @@ static int encoder_collect_one(pipe_encoder_ctx *x) {
   return 0;
 }
 
+/* Records doc pos of window w, of `count` windows before --max-windows, in the stride stats. */
+static void window_stats(pipe_state *s, const pipe_window *w, int pos, int64_t count) {
+  const int64_t N = s->opt->max_windows, used = count < N ? count : N;
+  if (s->windows_encoded == 0 || used < s->windows_min) s->windows_min = used;
+  if (used > s->windows_max) s->windows_max = used;
+  s->windows_encoded += used;
+  if (count > N) {
+    s->docs_capped++;
+    if (s->first_capped < 0 || w->doc[pos] < s->first_capped) {
+      s->first_capped = w->doc[pos];
+      snprintf(s->first_capped_id, sizeof s->first_capped_id, "%s", w->id_bytes + w->id_off[pos]);
+    }
+  }
+}
+
+/* window_submit with a stride: each doc of t[0..n) (its ids without [CLS] / [SEP]) is its first
+ * max_windows windows (enc_window), consecutive sequences of one row; the windows are built into
+ * the slot's seq_ids (one batch budget), and a doc whose windows do not fit the batch goes on in
+ * the next one (enc_rows unfinished / continues). A flight returns the rows of the docs it
+ * completes: order[at .. at + n). */
+static int window_submit_strided(pipe_encoder_ctx *x, int wi) {
+  pipe_state *s = x->s;
+  const pipe_options *o = s->opt;
+  pipe_window *w = &s->win[wi];
+  const pipe_order *order = x->order[wi];
+  const int L = o->max_length, S = o->stride;
+  int at = 0;          /* the doc (order index) of the next window */
+  int64_t k = 0;       /* its next window */
+  int64_t count = 0;   /* its windows to encode */
+  while (at < w->n) {
+    if (should_stop(s)) return 0;
+    if (x->in_flight == ENC_MAX_IN_FLIGHT) {
+      int rc = encoder_collect_one(x);
+      if (rc < 0) return rc;
+      continue;
+    }
+    const int slot = (x->head + x->in_flight) % ENC_MAX_IN_FLIGHT;
+    const int32_t **ids = x->ids + (size_t)slot * o->max_batch_docs;
+    int *lengths = x->lengths + (size_t)slot * o->max_batch_docs;
+    int *row_seqs = x->row_seqs + (size_t)slot * o->max_batch_docs;
+    int32_t *seq = x->seq_ids + (size_t)slot * o->batch_tokens;
+    const int first = at, continues = k > 0;
+    int b = 0, rows = 0, longest = 0;
+    int64_t used = 0;
+    while (at < w->n && b < o->max_batch_docs) {
+      const int pos = order[at].pos;
+      const int32_t *line = w->ids + w->tok_off[pos]; /* [CLS] t [SEP] */
+      const int64_t n = w->len[pos] - 2;
+      const int64_t all = k == 0 ? enc_window_count(n, L, S) : 0;
+      if (k == 0) count = all < o->max_windows ? all : o->max_windows;
+      const int64_t lo = k * S, hi = lo + L - 2 < n ? lo + L - 2 : n;
+      const int len = (int)(hi - lo) + 2;
+      const int lg = len > longest ? len : longest;
+      if (b > 0 && (int64_t)(b + 1) * lg > o->batch_tokens) break; /* the padded budget */
+      if (k == 0) window_stats(s, w, pos, all);
+      if (k == 0 || b == 0) row_seqs[rows++] = 0;
+      enc_window(line + 1, n, L, S, k, line[0], line[n + 1], seq + used);
+      ids[b] = seq + used;
+      lengths[b] = len;
+      used += len;
+      longest = lg;
+      row_seqs[rows - 1]++;
+      b++;
+      if (++k == count) {
+        at++;
+        k = 0;
+      }
+    }
+    const int unfinished = k > 0;
+    x->flight[slot] = (pipe_flight){w, wi, order, first, rows - unfinished, used,
+                                    {rows, row_seqs, continues, unfinished}};
+    enc_batch batch = {b, ids, lengths};
+    int rc = enc_submit_rows(s->enc, &batch, &x->flight[slot].rows);
+    if (rc < 0) return rc;
+    x->in_flight++;
+    x->pending[wi]++;
+  }
+  return 0;
+}
+
 /* Submits window wi's documents longest first, in batches of at most max_batch_docs docs and
  * batch_tokens padded tokens, collecting the oldest batch whenever ENC_MAX_IN_FLIGHT are in
  * flight (batch i + 1 is submitted before batch i is collected). Returns with the window's last
@@ -518,6 +655,7 @@ static int window_submit(pipe_encoder_ctx *x, int wi) {
   qsort(order, (size_t)w->n, sizeof *order, order_cmp);
   w->nnz = 0;
   w->encoded = 0;
+  if (o->stride > 0) return window_submit_strided(x, wi);
   for (int at = 0; at < w->n;) {
     if (should_stop(s)) return 0;
     if (x->in_flight == ENC_MAX_IN_FLIGHT) {
@@ -533,7 +671,7 @@ static int window_submit(pipe_encoder_ctx *x, int wi) {
     while (at + b < w->n && b < o->max_batch_docs &&
            (b == 0 || (int64_t)(b + 1) * longest <= o->batch_tokens)) {
       const pipe_order *d = &order[at + b];
-      ids[b] = w->ids + (size_t)d->pos * o->max_length;
+      ids[b] = w->ids + w->tok_off[d->pos];
       lengths[b] = d->len;
       batch_tokens += d->len;
       b++;
@@ -541,7 +679,7 @@ static int window_submit(pipe_encoder_ctx *x, int wi) {
     enc_batch batch = {b, ids, lengths};
     int rc = enc_submit(s->enc, &batch);
     if (rc < 0) return rc;
-    x->flight[slot] = (pipe_flight){w, wi, order, at, b, batch_tokens};
+    x->flight[slot] = (pipe_flight){w, wi, order, at, b, batch_tokens, {0, NULL, 0, 0}};
     x->in_flight++;
     x->pending[wi]++;
     at += b;
@@ -567,6 +705,7 @@ static void *encoder_main(void *arg) {
     while (w->state != WINDOW_FREE && !should_stop(s)) timed_wait(s);
     w->n = 0;
     w->id_n = 0;
+    w->ids_n = 0;
     while (!should_stop(s) && w->n < o->window_docs) {
       pipe_chunk *ch = &s->chunks[s->next_consume % s->n_chunks];
       int ready = s->next_consume < s->next_fill && ch->state == CHUNK_TOKENIZED;
@@ -750,6 +889,7 @@ static void free_state(pipe_state *s) {
     free(w->id_off);
     free(w->id_bytes);
     free(w->ids);
+    free(w->tok_off);
     free(w->len);
     free(w->row_off);
     free(w->row_nnz);
@@ -764,10 +904,12 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
   pipe_options o = *opt;
   if (o.shard_size < 1 || o.worker_count < 1 || o.worker_index < 0 ||
       o.worker_index >= o.worker_count || o.max_length < 2 || o.batch_tokens < o.max_length ||
-      o.max_batch_docs < 1 || o.tokenizer_threads < 1)
+      o.max_batch_docs < 1 || o.tokenizer_threads < 1 || o.stride < 0 ||
+      o.stride > o.max_length - 2 || (o.stride > 0 && o.max_windows < 1))
     return err_set(ERR_ARG, "pipeline: bad options (shard size %lld, worker %d/%d, max length %d, "
-                            "batch tokens %d)", (long long)o.shard_size, o.worker_index,
-                   o.worker_count, o.max_length, o.batch_tokens);
+                            "batch tokens %d, stride %d, max windows %d)", (long long)o.shard_size,
+                   o.worker_index, o.worker_count, o.max_length, o.batch_tokens, o.stride,
+                   o.max_windows);
   if (o.window_docs <= 0) { /* auto: about 8 full batches, so sorting by length pays off */
     int64_t w = 8 * (int64_t)(o.batch_tokens / o.max_length);
     o.window_docs = (int)(w < 256 ? 256 : w > 4096 ? 4096 : w);
@@ -780,6 +922,7 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
   s.opt = &o;
   s.t = t;
   s.enc = enc;
+  s.first_capped = -1;
   pthread_mutex_init(&s.mu, NULL);
   pthread_cond_init(&s.cv, NULL);
   parse_kill_point(&s);
@@ -809,12 +952,17 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
   x.order[1] = malloc(W * sizeof *x.order[1]);
   x.ids = malloc((size_t)ENC_MAX_IN_FLIGHT * (size_t)o.max_batch_docs * sizeof *x.ids);
   x.lengths = malloc((size_t)ENC_MAX_IN_FLIGHT * (size_t)o.max_batch_docs * sizeof *x.lengths);
-  if (!s.chunks || !x.order[0] || !x.order[1] || !x.ids || !x.lengths) {
+  if (o.stride > 0) {
+    x.seq_ids = malloc((size_t)ENC_MAX_IN_FLIGHT * (size_t)o.batch_tokens * sizeof *x.seq_ids);
+    x.row_seqs = malloc((size_t)ENC_MAX_IN_FLIGHT * (size_t)o.max_batch_docs * sizeof *x.row_seqs);
+  }
+  if (!s.chunks || !x.order[0] || !x.order[1] || !x.ids || !x.lengths ||
+      (o.stride > 0 && (!x.seq_ids || !x.row_seqs))) {
     rc = err_set(ERR_NOMEM, "out of memory (pipeline buffers)");
     goto done;
   }
   for (int i = 0; i < s.n_chunks; i++)
-    if (!(s.chunks[i].ids = malloc(PIPE_CHUNK_DOCS * L * sizeof(int32_t)))) {
+    if (!(s.chunks[i].ids = malloc((s.chunks[i].ids_cap = PIPE_CHUNK_DOCS * L) * sizeof(int32_t)))) {
       rc = err_set(ERR_NOMEM, "out of memory (pipeline buffers)");
       goto done;
     }
@@ -824,12 +972,13 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
     w->byte_start = malloc(W * sizeof *w->byte_start);
     w->byte_end = malloc(W * sizeof *w->byte_end);
     w->id_off = malloc(W * sizeof *w->id_off);
-    w->ids = malloc(W * L * sizeof *w->ids);
+    w->ids = malloc((w->ids_cap = W * L) * sizeof *w->ids);
+    w->tok_off = malloc(W * sizeof *w->tok_off);
     w->len = malloc(W * sizeof *w->len);
     w->row_off = malloc(W * sizeof *w->row_off);
     w->row_nnz = malloc(W * sizeof *w->row_nnz);
-    if (!w->doc || !w->byte_start || !w->byte_end || !w->id_off || !w->ids || !w->len ||
-        !w->row_off || !w->row_nnz) {
+    if (!w->doc || !w->byte_start || !w->byte_end || !w->id_off || !w->ids || !w->tok_off ||
+        !w->len || !w->row_off || !w->row_nnz) {
       rc = err_set(ERR_NOMEM, "out of memory (pipeline window of %zu docs)", W);
       goto done;
     }
@@ -938,6 +1087,12 @@ done:
       if (s.complete[i].shard < stats->shards_in_input) skipped++;
     stats->shards_skipped = skipped;
     stats->corpus = s.corpus_stats;
+    stats->windows_encoded = s.windows_encoded;
+    stats->windows_min = s.windows_min;
+    stats->windows_max = s.windows_max;
+    stats->docs_capped = s.docs_capped;
+    stats->first_capped = s.first_capped;
+    snprintf(stats->first_capped_id, sizeof stats->first_capped_id, "%s", s.first_capped_id);
     stats->seconds = progress_elapsed(prog);
   }
   progress_free(prog);
@@ -945,6 +1100,8 @@ done:
   free(x.order[1]);
   free(x.ids);
   free(x.lengths);
+  free(x.seq_ids);
+  free(x.row_seqs);
   free_state(&s);
   pthread_mutex_destroy(&s.mu);
   pthread_cond_destroy(&s.cv);

@@ -3,10 +3,14 @@
  *   reader thread       corpus_next over the whole input; numbers every record (the global doc
  *                       number); docs of shards this worker owns and that are not complete yet
  *                       go on in chunks, all others are only counted (never tokenized)
- *   tokenizer threads   tok_encode (or parse `--format ids` lists) chunk by chunk
+ *   tokenizer threads   tok_encode (or parse `--format ids` lists) chunk by chunk; with a
+ *                       stride, untruncated (a doc's token ids are its only buffer that grows
+ *                       with its length)
  *   encoder thread      gathers a window of docs in input order, sorts it by length, cuts
  *                       batches by a padded token budget (docs * longest <= batch_tokens),
- *                       runs the encoder, keeps each doc's sparse row in the window
+ *                       runs the encoder, keeps each doc's sparse row in the window; with a
+ *                       stride, a doc's windows are built batch by batch into a buffer of one
+ *                       batch budget, consecutive, and a doc may span batches (enc_rows)
  *   writer (caller)     takes windows in order, so rows reach the shard in input order; opens
  *                       shard s at its first doc, finishes (fsync + rename) it at its S-th doc
  *                       or at the end of the input
@@ -43,7 +47,10 @@ typedef struct {
   const char *output_dir;   /* must exist */
   corpus_options corpus;    /* format, --skip-bad-lines */
   const char *model_name;   /* written to each shard's attrs */
-  int max_length;           /* tokens per doc, [CLS] and [SEP] included */
+  int max_length;           /* tokens per doc (per window with stride), [CLS] and [SEP] included */
+  int stride;               /* 0: truncate to max_length; S in [1, max_length - 2]: the doc's
+                               sliding windows (encoder.h, enc_window) max-pooled into its row */
+  int max_windows;          /* with stride: windows encoded per doc at most (>= 1) */
   float threshold;          /* written to the attrs (the encoder applies it) */
   int top_k;                /* likewise */
   int64_t shard_size;       /* S docs per shard */
@@ -75,6 +82,12 @@ typedef struct {
   int64_t shards_written;   /* shards this process finished */
   int64_t shards_skipped;   /* this worker's shards found complete and left untouched */
   corpus_stats corpus;      /* lines, bad lines, duplicates */
+  /* with stride: the windows of the docs this process encoded */
+  int64_t windows_encoded;  /* in all */
+  int64_t windows_min, windows_max; /* per doc (0 when no doc) */
+  int64_t docs_capped;      /* docs with more than max_windows windows (only those encoded) */
+  int64_t first_capped;     /* the lowest global doc number among them, -1 when none */
+  char first_capped_id[256]; /* its id (truncated), "" when none */
   double seconds;
 } pipe_stats;
 

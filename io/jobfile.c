@@ -115,6 +115,31 @@ static int job_get_int(const cJSON *root, const char *key, int *out, const char 
 }
 
 /* The optional "canary" object of job.json into out->canary (passages -1 when absent). */
+/* "stride", "max_windows" (absent: 0) and the "windows" result, if any. */
+static int job_read_windows(const cJSON *root, job_params *out, const char *path) {
+  int64_t stride = 0, max_windows = 0;
+  int rc;
+  if ((rc = job_get_int64(root, "stride", 0, &stride, path)) < 0 ||
+      (rc = job_get_int64(root, "max_windows", 0, &max_windows, path)) < 0)
+    return rc;
+  if (stride > INT32_MAX || max_windows > INT32_MAX)
+    return err_set(ERR_FORMAT, "%s: field 'stride' or 'max_windows' is out of range", path);
+  out->stride = stride < 0 ? 0 : (int)stride;
+  out->max_windows = max_windows < 0 ? 0 : (int)max_windows;
+  const cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "windows");
+  if (!w || cJSON_IsNull(w)) return 0;
+  if (!cJSON_IsObject(w)) return err_set(ERR_FORMAT, "%s: field 'windows' is not an object", path);
+  if ((rc = job_get_int64(w, "docs", 1, &out->windows.docs, path)) < 0 ||
+      (rc = job_get_int64(w, "total", 1, &out->windows.total, path)) < 0 ||
+      (rc = job_get_int64(w, "min", 1, &out->windows.min, path)) < 0 ||
+      (rc = job_get_int64(w, "max", 1, &out->windows.max, path)) < 0 ||
+      (rc = job_get_int64(w, "capped", 1, &out->windows.capped, path)) < 0 ||
+      (rc = job_get_string(w, "first_capped", out->windows.first_capped,
+                           sizeof out->windows.first_capped, path)) < 0)
+    return rc;
+  return 0;
+}
+
 static int job_read_canary(const cJSON *root, job_params *out, const char *path) {
   const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "canary");
   if (!c || cJSON_IsNull(c)) return 0;
@@ -208,6 +233,7 @@ int job_read(const char *dir, job_params *out) {
   }
   out->workers = (int)workers;
   if ((rc = job_read_canary(root, out, path)) < 0) goto fail;
+  if ((rc = job_read_windows(root, out, path)) < 0) goto fail;
   if (out->shard_size <= 0) {
     rc = err_set(ERR_FORMAT, "%s: field 'shard_size' must be positive", path);
     goto fail;
@@ -250,6 +276,19 @@ int job_write(const char *dir, const job_params *p) {
       !cJSON_AddStringToObject(root, "precision", p->precision))
     goto nomem;
   if (p->workers > 0 && !cJSON_AddNumberToObject(root, "workers", p->workers)) goto nomem;
+  if (p->stride > 0 && (!cJSON_AddNumberToObject(root, "stride", p->stride) ||
+                        !cJSON_AddNumberToObject(root, "max_windows", p->max_windows)))
+    goto nomem;
+  if (p->stride > 0 && p->windows.docs > 0) {
+    cJSON *w = cJSON_AddObjectToObject(root, "windows");
+    if (!w || !cJSON_AddNumberToObject(w, "docs", (double)p->windows.docs) ||
+        !cJSON_AddNumberToObject(w, "total", (double)p->windows.total) ||
+        !cJSON_AddNumberToObject(w, "min", (double)p->windows.min) ||
+        !cJSON_AddNumberToObject(w, "max", (double)p->windows.max) ||
+        !cJSON_AddNumberToObject(w, "capped", (double)p->windows.capped) ||
+        !cJSON_AddStringToObject(w, "first_capped", p->windows.first_capped))
+      goto nomem;
+  }
   if (p->n_docs_total >= 0 &&
       (!cJSON_AddNumberToObject(root, "n_docs_total", (double)p->n_docs_total) ||
        !cJSON_AddNumberToObject(root, "n_shards", (double)p->n_shards)))
@@ -333,6 +372,8 @@ int job_compare(const job_params *job, const job_params *run, const char **diffe
   JOB_NUMBER(threshold, "%.9g", double)
   JOB_NUMBER(top_k, "%d", int)
   JOB_NUMBER(shard_size, "%lld", long long)
+  JOB_NUMBER(stride, "%d", int)
+  JOB_NUMBER(max_windows, "%d", int)
   JOB_STRING(precision)
   JOB_STRING(version)
 #undef JOB_STRING

@@ -11,7 +11,9 @@
  *   {"job_version": 1, "version": "0.1.0", "model": "...", "model_sha256": "...",
  *    "input": "/abs/path", "input_size": 123, "format": "tsv", "max_length": 256,
  *    "threshold": 0, "top_k": 0, "shard_size": 100000, "precision": "fp32", "workers": 3,
- *    "n_docs_total": 1000, "n_shards": 1,
+ *    "n_docs_total": 1000, "n_shards": 1, "stride": 128, "max_windows": 64,
+ *    "windows": {"docs": 1000, "total": 3100, "min": 1, "max": 64, "capped": 2,
+ *                "first_capped": "D17"},
  *    "canary": {"passages": 16, "device": "cuda:0 ...", "max_error": 0.0012, "relative": true,
  *               "bound": 0.005, "top64_agreement": 1}}
  * (canary: only for a job whose device was checked against the CPU; the last worker's result)
@@ -48,6 +50,17 @@ typedef struct {
   int workers;             /* N of --worker I/N, >= 1; 0 when job.json predates the field */
   int64_t n_docs_total;    /* docs in the whole input, -1 until known */
   int64_t n_shards;        /* ceil(n_docs_total / shard_size), -1 until known */
+  /* Long documents (`--stride`): written as "stride" and "max_windows" when stride > 0, and
+   * compared; absent = 0 (truncation, max_windows then irrelevant). */
+  int stride;
+  int max_windows;
+  /* With a stride, the windows of the docs the last process encoded (a result, never compared;
+   * written as "windows": {...} when docs > 0): docs, windows total / min / max per doc, docs
+   * with more than max_windows windows and the id of the first of them (lowest doc number). */
+  struct {
+    int64_t docs, total, min, max, capped;
+    char first_capped[256];
+  } windows;
   /* The canary of a CUDA job (host/canary.h: its first passages on the device and on the CPU):
    * a result, never compared; written as "canary": {...} when passages >= 0. */
   struct {
@@ -95,8 +108,9 @@ int job_read(const char *dir, job_params *out);
 int job_write(const char *dir, const job_params *p);
 
 /* Compares the parameters of an existing job with those of a rerun, in this order: model,
- * model_sha256, input, input_size, format, max_length, threshold, top_k, shard_size, precision,
- * version (n_docs_total / n_shards are results, not compared; workers is not compared either:
+ * model_sha256, input, input_size, format, max_length, threshold, top_k, shard_size, stride,
+ * max_windows, precision, version (n_docs_total / n_shards / windows are results, not compared;
+ * workers is not compared either:
  * the caller checks it first, with its own message). Returns 0 when all agree, else
  * ERR_MISMATCH with a message naming the first differing parameter and both values; *differing
  * (when not NULL) gets that parameter's name (a static string) or NULL. */

@@ -197,3 +197,65 @@ def test_bad_window_options():
     assert rc != 0 and "--max-windows" in err, err
     rc, _, err = run(["encode", "--model", d, "--ids", "--stride", "1"], "101\n")
     assert rc != 0 and "at least 2 ids" in err, err
+
+
+def read_shards(d):
+    import h5py
+    ids, rows = [], []
+    for name in sorted(x for x in os.listdir(d) if x.startswith("shard-") and x.endswith(".h5")):
+        with h5py.File(os.path.join(d, name), "r") as f:
+            v = f["vectors"]
+            p, ind, val = v["indptr"][:], v["indices"][:], np.asarray(v["data"][:], np.float64)
+            ids += [x.decode() if isinstance(x, bytes) else x for x in f["doc_ids"][:]]
+            rows += [dict(zip(ind[p[i]:p[i + 1]].tolist(), val[p[i]:p[i + 1]].tolist()))
+                     for i in range(len(p) - 1)]
+    return ids, rows
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "ids"])
+def test_expand_equals_encode(tmp_path, fmt):
+    # expand --stride gives each document encode --stride's vector (windows spanning batches,
+    # documents over --max-windows, shards of 5 docs), records L, S, N and the window counts in
+    # job.json, and `spladex info` reports them.
+    d = model_dir("splade-tiny")
+    vocab = vocab_of(d)
+    term_id = {t: k for k, t in enumerate(vocab)}
+    texts = [TEXTS[2] * k for k in (1, 3, 0, 1, 6)] + ["short one", TEXTS[2][:300], ""] * 3
+    stdin = "".join(t + "\n" for t in texts)
+    opts = ["--max-length", "64", "--stride", "40", "--max-windows", "30", "--threads", "2"]
+    rc, enc, err = run(["encode", "--model", d, "--json"] + opts, stdin)
+    assert rc == 0, err
+    enc = [json.loads(x) for x in enc.splitlines()]
+    corpus = tmp_path / "c.tsv"
+    if fmt == "ids":
+        rc, ids, err = run(["tokenize", "--model", d, "--max-length", "0"], stdin)
+        assert rc == 0, err
+        corpus.write_text("".join("d%d\t%s\n" % (i, x) for i, x in enumerate(ids.splitlines())))
+    else:
+        corpus.write_text("".join("d%d\t%s\n" % (i, t) for i, t in enumerate(texts)))
+    out = tmp_path / "out"
+    rc, _, err = run(["expand", "--model", d, "--input", str(corpus), "--output", str(out),
+                      "--format", fmt, "--device", "cpu", "--batch-tokens", "192",
+                      "--shard-size", "5", "--quiet"] + opts, "")
+    assert rc == 0, err
+    capped = sum(1 for e in enc if e["n_windows"] == 30)
+    assert capped >= 2 and ("%d document(s) had more than 30 windows" % capped) in err, err
+    ids, rows = read_shards(str(out))
+    assert ids == ["d%d" % i for i in range(len(texts))]
+    for i, (row, e) in enumerate(zip(rows, enc)):
+        ref = {term_id[t]: w for t, w in e["vector"].items()}
+        assert set(row) == set(ref), "doc %d: terms differ" % i
+        worst = max([abs(row[k] - ref[k]) for k in ref] + [0.0])
+        assert worst <= 1e-5, "doc %d: max |dw| %.3g" % (i, worst)
+    job = json.load(open(out / "job.json"))
+    assert job["stride"] == 40 and job["max_windows"] == 30 and job["max_length"] == 64
+    w = job["windows"]
+    n_windows = [e["n_windows"] for e in enc]
+    assert (w["docs"], w["total"], w["min"], w["max"], w["capped"]) == (
+        len(texts), sum(n_windows), min(n_windows), max(n_windows), capped)
+    first = min(i for i, n in enumerate(n_windows) if n == 30)
+    assert w["first_capped"] == "d%d" % first
+    rc, info, err = run(["info", str(out), "--top", "0"], "")
+    assert rc == 0, err
+    assert "windows/doc   min %d, mean %.2f, max %d (--stride 40, --max-windows 30" % (
+        min(n_windows), sum(n_windows) / len(texts), max(n_windows)) in info, info

@@ -83,4 +83,40 @@ grep -q "interrupted" "$TMP/err" || { cat "$TMP/err" >&2; fail "SIGTERM: no 'int
 "${run[@]}" --output "$out" || fail "resume after SIGTERM failed"
 python3 tests/sh/shards.py compare "$TMP/ref" "$out" "$TMP/c.tsv" || fail "SIGTERM: shards differ"
 echo "ok: SIGTERM stops cleanly, resumed"
+# Long documents (--stride): a document's windows span many batches (4 windows of 32 tokens per
+# batch, ~20 windows per long doc); kills while a long document's windows are half encoded (its
+# running max carried by the encoder, nothing of it written) and a resume equal the uninterrupted
+# run; a rerun with another --stride or --max-windows is refused, naming the parameter.
+python3 - "$TMP/long.tsv" <<'PY'
+import random, sys
+rng = random.Random(11)
+words = "sparse lexical expansion of long documents by sliding windows max pooled into one vector".split()
+with open(sys.argv[1], "w") as f:
+    for i in range(48):
+        k = rng.choice([0, 5, 40, 250, 400])
+        f.write("long%d\t%s\n" % (i, " ".join(rng.choice(words) for _ in range(k))))
+PY
+long=("$BIN" expand --model "$MODEL" --input "$TMP/long.tsv" --shard-size 16 --max-length 32
+      --stride 15 --max-windows 24 --batch-tokens 128 --threads 2 --quiet "${MODEL_FLAGS[@]}")
+"${long[@]}" --output "$TMP/lref" || fail "long documents: the uninterrupted run failed"
+grep -q '"stride":' "$TMP/lref/job.json" && grep -q '"max_windows":' "$TMP/lref/job.json" \
+  || fail "long documents: job.json lacks stride / max_windows"
+for sc in "batch:7" "batch:3 batch:20" "append:20"; do
+  out=$TMP/l${sc//[: ]/_}
+  for point in $sc; do
+    SPLADEX_TEST_KILL_POINT=$point "${long[@]}" --output "$out" 2>"$TMP/err"
+    rc=$?
+    [ $rc = 137 ] || { cat "$TMP/err" >&2; fail "long [$sc] $point: expected SIGKILL (137), got $rc"; }
+    python3 tests/sh/shards.py check-clean "$out" || fail "long [$sc] $point: an incomplete final shard"
+  done
+  "${long[@]}" --output "$out" || fail "long [$sc]: the resumed run failed"
+  python3 tests/sh/shards.py compare "$TMP/lref" "$out" "$TMP/long.tsv" || fail "long [$sc]: shards differ"
+  echo "ok: long documents killed at $sc mid-document, resumed"
+done
+for opt in "--stride 14:stride" "--max-windows 23:max_windows"; do
+  out=$TMP/lref
+  "${long[@]}" --output "$out" ${opt%%:*} 2>"$TMP/err" && fail "a rerun with ${opt%%:*} was accepted"
+  grep -q "${opt##*:}" "$TMP/err" || { cat "$TMP/err" >&2; fail "the refusal of ${opt%%:*} does not name ${opt##*:}"; }
+done
+echo "ok: long documents: a rerun with another stride / max-windows is refused"
 echo "test_expand_kill: all passed"
