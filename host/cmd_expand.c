@@ -57,6 +57,11 @@ static const char expand_usage[] =
     "  --format F           tsv (id<TAB>text), jsonl (Pyserini id/contents or BEIR _id/title/text)\n"
     "                       or ids (id<TAB>space-separated token ids, as `spladex tokenize` prints);\n"
     "                       default: jsonl for *.jsonl, *.json (and .gz), else tsv\n"
+    "  --text-columns C,..  tsv: the text is these columns (1-based, the id is column 1) joined\n"
+    "                       with one space, e.g. 3,4 for MS MARCO docs (id url title body);\n"
+    "                       default: everything after the first tab\n"
+    "  --text-fields F,..   jsonl: the text is these keys' values joined with one space (absent\n"
+    "                       ones left out); default: contents, else title + text\n"
     "  --max-length N       tokens per passage, [CLS] and [SEP] included (default 256); with\n"
     "                       --stride, tokens per window (up to the model's max positions)\n"
     "  --stride S           0: truncate each passage to --max-length (default); S in [1, N-2]:\n"
@@ -94,6 +99,7 @@ static const char expand_usage[] =
 
 typedef struct {
   const char *model_dir, *input, *output, *format, *device, *precision, *worker;
+  const char *text_columns, *text_fields; /* --text-columns / --text-fields as given, or NULL */
   int max_length, top_k, batch_tokens, threads, canary, stride, max_windows;
   int workers; /* --workers N (0: not given) */
   float threshold;
@@ -140,6 +146,8 @@ static int parse_args(int argc, char **argv, expand_args *a) {
     else if (!strcmp(name, "--input")) a->input = value;
     else if (!strcmp(name, "--output")) a->output = value;
     else if (!strcmp(name, "--format")) a->format = value;
+    else if (!strcmp(name, "--text-columns")) a->text_columns = value;
+    else if (!strcmp(name, "--text-fields")) a->text_fields = value;
     else if (!strcmp(name, "--device")) a->device = value;
     else if (!strcmp(name, "--precision")) a->precision = value;
     else if (!strcmp(name, "--worker")) a->worker = value;
@@ -507,6 +515,16 @@ int cmd_expand(int argc, char **argv) {
                  ? "jsonl"
                  : "tsv";
   if ((rc = corpus_parse_format(format, &po.corpus.format)) < 0) goto fail;
+  if (a.text_columns && po.corpus.format != CORPUS_TSV) {
+    rc = err_set(ERR_ARG, "--text-columns is for --format tsv (this input is %s)", format);
+    goto fail;
+  }
+  if (a.text_fields && po.corpus.format != CORPUS_JSONL) {
+    rc = err_set(ERR_ARG, "--text-fields is for --format jsonl (this input is %s)", format);
+    goto fail;
+  }
+  if (a.text_columns && (rc = corpus_parse_text_columns(a.text_columns, &po.corpus)) < 0) goto fail;
+  if (a.text_fields && (rc = corpus_parse_text_fields(a.text_fields, &po.corpus)) < 0) goto fail;
   if (strcmp(a.worker, "auto") &&
       (rc = cli_parse_worker(a.worker, &po.worker_index, &po.worker_count)) < 0)
     goto fail;
@@ -568,6 +586,8 @@ int cmd_expand(int argc, char **argv) {
   run.top_k = a.top_k;
   run.shard_size = a.shard_size;
   run.stride = a.stride;
+  snprintf(run.text_columns, sizeof run.text_columns, "%s", a.text_columns ? a.text_columns : "");
+  snprintf(run.text_fields, sizeof run.text_fields, "%s", a.text_fields ? a.text_fields : "");
   run.max_windows = a.stride > 0 ? a.max_windows : 0;
   snprintf(run.precision, sizeof run.precision, "%s", cli_precision_name(eo.precision));
 

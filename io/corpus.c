@@ -15,13 +15,17 @@
  *     get a doc number, and is counted; the job reports the count and the first such line at the
  *     end. Never silently dropped.
  *   - TSV: the id is the bytes before the first tab, the text everything after it (later tabs
- *     stay in the text, where the tokenizer treats them as whitespace).
+ *     stay in the text, where the tokenizer treats them as whitespace). With --text-columns the
+ *     text is the asked columns (tab-separated, the id column 1) joined with one space; a line
+ *     with fewer columns than one asked is malformed.
  *   - JSONL: the id is "id", else "_id", else "docid" (else "qid" under topic_keys: query files;
  *     a string, or a number written as in the file); the text is "contents" (Pyserini) when
  *     present, else "text" (else "query" under topic_keys), preceded by "title" and
  *     one space when a "title" key is present -- BEIR's rule (beir/retrieval/models/util.py
  *     extract_corpus_sentences: title + " " + text, else text; its final .strip() changes no
- *     token). A null value counts as absent. Other keys are ignored; a repeated key: the last
+ *     token). With --text-fields the text is those keys' string values, joined with one space
+ *     (absent, null or non-string ones left out; none: malformed). A null value counts as
+ *     absent. Other keys are ignored; a repeated key: the last
  *     one wins (as Python's json). \u escapes are decoded; a lone surrogate becomes U+FFFD.
  *   - Invalid UTF-8 in a text is passed to the tokenizer unchanged: the tokenizer's documented
  *     rule applies. A doc id is stored with each maximal invalid byte sequence (Python's
@@ -125,6 +129,8 @@ struct corpus {
   int64_t pulled;  /* uncompressed bytes gzread has returned */
   int64_t line_no; /* lines read so far */
   corpus_bytes id, text, field_id, field_contents, field_title, field_text, field_query, key;
+  corpus_bytes field_sel[CORPUS_MAX_TEXT_PARTS]; /* --text-fields values of the line */
+  char why[96];                                  /* a bad line's reason when it is formatted */
   corpus_idset ids;
   corpus_stats stats;
 };
@@ -136,7 +142,48 @@ corpus_options corpus_options_default(void) {
   o.count_duplicates = 1;
   o.vocab_size = 0;
   o.topic_keys = 0;
+  o.n_text_columns = 0;
+  o.n_text_fields = 0;
   return o;
+}
+
+int corpus_parse_text_columns(const char *spec, corpus_options *o) {
+  const char *p = spec;
+  o->n_text_columns = 0;
+  for (;;) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (end == p || errno || v < 1 || v > 1000000 || (*end && *end != ','))
+      return err_set(ERR_ARG, "--text-columns '%s': expected column numbers C[,C...] (1-based, "
+                     "the id is column 1)", spec);
+    if (o->n_text_columns == CORPUS_MAX_TEXT_PARTS)
+      return err_set(ERR_ARG, "--text-columns '%s': at most %d columns", spec,
+                     CORPUS_MAX_TEXT_PARTS);
+    o->text_columns[o->n_text_columns++] = (int)v;
+    if (!*end) return 0;
+    p = end + 1;
+  }
+}
+
+int corpus_parse_text_fields(const char *spec, corpus_options *o) {
+  const char *p = spec;
+  o->n_text_fields = 0;
+  for (;;) {
+    size_t n = strcspn(p, ",");
+    if (n == 0 || n >= CORPUS_TEXT_FIELD_MAX)
+      return err_set(ERR_ARG, "--text-fields '%s': expected keys F[,F...] (each 1 to %d bytes)",
+                     spec, CORPUS_TEXT_FIELD_MAX - 1);
+    if (o->n_text_fields == CORPUS_MAX_TEXT_PARTS)
+      return err_set(ERR_ARG, "--text-fields '%s': at most %d keys", spec, CORPUS_MAX_TEXT_PARTS);
+    char *f = o->text_fields[o->n_text_fields++];
+    memcpy(f, p, n);
+    f[n] = '\0';
+    if (!strcmp(f, "id") || !strcmp(f, "_id") || !strcmp(f, "docid"))
+      return err_set(ERR_ARG, "--text-fields '%s': '%s' is an id key", spec, f);
+    if (!p[n]) return 0;
+    p += n + 1;
+  }
 }
 
 int corpus_parse_format(const char *name, corpus_format *out) {
@@ -193,6 +240,7 @@ void corpus_close(corpus *c) {
   free(c->field_title.p);
   free(c->field_text.p);
   free(c->field_query.p);
+  for (int i = 0; i < CORPUS_MAX_TEXT_PARTS; i++) free(c->field_sel[i].p);
   free(c->key.p);
   free(c->ids.slots);
   free(c);
@@ -440,6 +488,7 @@ enum {
 static int parse_json_line(corpus *c, const char *s, size_t n, const char **why) {
   json_cursor j = {s, s + n, NULL};
   int have[9] = {0};
+  int have_sel[CORPUS_MAX_TEXT_PARTS] = {0}; /* --text-fields */
   int id_rank = 0; /* 4 = "id", 3 = "_id", 2 = "docid", 1 = "qid": the best-ranked one wins */
   c->field_id.n = c->field_contents.n = c->field_title.n = c->field_text.n = 0;
   c->field_query.n = 0;
@@ -474,7 +523,26 @@ static int parse_json_line(corpus *c, const char *s, size_t n, const char **why)
       json_ws(&j);
       int field = FIELD_NONE;
       const char *k = c->key.p;
-      if (c->key.n == strlen(k)) {
+      int sel = -1; /* the --text-fields key this is (never an id key) */
+      for (int f = 0; f < c->opt.n_text_fields && c->key.n == strlen(k); f++)
+        if (!strcmp(k, c->opt.text_fields[f])) sel = f;
+      if (sel >= 0) {
+        if (j.p < j.end && *j.p == '"') {
+          rc = json_string(&j, &c->field_sel[sel]);
+          if (rc == ERR_NOMEM) return rc;
+          if (rc < 0) {
+            *why = j.err;
+            return -1;
+          }
+          have_sel[sel] = 1;
+        } else {
+          have_sel[sel] = 0; /* null or not a string: left out (the last one wins) */
+          if (json_skip(&j) < 0) {
+            *why = j.err;
+            return -1;
+          }
+        }
+      } else if (c->key.n == strlen(k)) {
         if (!strcmp(k, "id")) field = FIELD_ID;
         else if (!strcmp(k, "_id")) field = FIELD_UNDERSCORE_ID;
         else if (!strcmp(k, "docid")) field = FIELD_DOCID;
@@ -521,7 +589,7 @@ static int parse_json_line(corpus *c, const char *s, size_t n, const char **why)
           id_rank = rank;
           have[field] = 1;
         }
-      } else {
+      } else if (sel < 0) {
         if (field != FIELD_NONE && j.end - j.p >= 4 && !memcmp(j.p, "null", 4)) have[field] = 0;
         if (json_skip(&j) < 0) {
           *why = j.err;
@@ -561,7 +629,20 @@ static int parse_json_line(corpus *c, const char *s, size_t n, const char **why)
   c->text.n = 0;
   if (bytes_reserve(&c->text, 1) < 0) return ERR_NOMEM;
   c->text.p[0] = '\0';
-  if (have[FIELD_CONTENTS]) {
+  if (c->opt.n_text_fields > 0) { /* --text-fields: the present ones, joined with one space */
+    int any = 0;
+    for (int f = 0; f < c->opt.n_text_fields; f++) {
+      if (!have_sel[f]) continue;
+      if ((any && bytes_append(&c->text, " ", 1) < 0) ||
+          bytes_append(&c->text, c->field_sel[f].p, c->field_sel[f].n) < 0)
+        return ERR_NOMEM;
+      any = 1;
+    }
+    if (!any) {
+      *why = "none of the --text-fields keys has a string value";
+      return -1;
+    }
+  } else if (have[FIELD_CONTENTS]) {
     if (bytes_append(&c->text, c->field_contents.p, c->field_contents.n) < 0) return ERR_NOMEM;
   } else if (have[FIELD_TEXT]) {
     if (have[FIELD_TITLE] && (bytes_append(&c->text, c->field_title.p, c->field_title.n) < 0 ||
@@ -617,6 +698,33 @@ size_t corpus_parse_ids(const char *text, size_t len, int32_t *out, size_t cap) 
   return count;
 }
 
+/* --text-columns: c->text = the asked columns of line[0, n) joined with one space, or *why. */
+static int tsv_columns(corpus *c, const char *line, size_t n, const char **why) {
+  c->text.n = 0;
+  if (bytes_reserve(&c->text, n + 1) < 0) return ERR_NOMEM;
+  int n_cols = 1;
+  for (size_t i = 0; i < n; i++) n_cols += line[i] == '\t';
+  for (int k = 0; k < c->opt.n_text_columns; k++) {
+    int want = c->opt.text_columns[k];
+    if (want > n_cols) {
+      snprintf(c->why, sizeof c->why, "%d column(s), --text-columns asks for column %d", n_cols,
+               want);
+      *why = c->why;
+      return 0;
+    }
+    const char *p = line, *end = line + n;
+    for (int col = 1; col < want; col++) p = (const char *)memchr(p, '\t', (size_t)(end - p)) + 1;
+    const char *q = memchr(p, '\t', (size_t)(end - p));
+    size_t len = q ? (size_t)(q - p) : (size_t)(end - p);
+    if (k > 0) c->text.p[c->text.n++] = ' ';
+    if (bytes_reserve(&c->text, c->text.n + len + 2) < 0) return ERR_NOMEM;
+    memcpy(c->text.p + c->text.n, p, len);
+    c->text.n += len;
+  }
+  c->text.p[c->text.n] = '\0';
+  return 0;
+}
+
 int corpus_next(corpus *c, corpus_record *rec) {
   for (;;) {
     char *line = NULL;
@@ -654,6 +762,12 @@ int corpus_next(corpus *c, corpus_record *rec) {
         c->id.n = corpus_sanitize_utf8(line, id_len, c->id.p);
         rec->text = tab + 1;
         rec->text_len = n - id_len - 1;
+        if (c->opt.format == CORPUS_TSV && c->opt.n_text_columns > 0) {
+          rc = tsv_columns(c, line, n, &why);
+          if (rc < 0) return rc;
+          rec->text = c->text.p;
+          rec->text_len = c->text.n;
+        }
         if (c->opt.format == CORPUS_IDS) why = check_ids(rec->text, rec->text_len, c->opt.vocab_size);
       }
     }

@@ -1,7 +1,8 @@
 /* corpus: streaming readers for the expansion job's input, one record per line.
  *
  * Formats (DESIGN.md sections 3 and 6):
- *   tsv    MS MARCO collection.tsv: `id<TAB>text` (the text is everything after the first tab)
+ *   tsv    MS MARCO collection.tsv: `id<TAB>text` (the text is everything after the first tab,
+ *          or the columns of --text-columns)
  *   jsonl  one JSON object per line: Pyserini `{"id": ..., "contents": ...}`, or BEIR
  *          `{"_id": ..., "title": ..., "text": ...}` whose text is title + " " + text
  *   ids    pre-tokenized: `id<TAB>space-separated token ids` (what `spladex tokenize` prints)
@@ -22,6 +23,9 @@
 
 typedef enum { CORPUS_TSV = 0, CORPUS_JSONL = 1, CORPUS_IDS = 2 } corpus_format;
 
+/* Columns / keys a text may be made of (--text-columns, --text-fields). */
+enum { CORPUS_MAX_TEXT_PARTS = 16, CORPUS_TEXT_FIELD_MAX = 64 };
+
 typedef struct {
   corpus_format format;
   int skip_bad_lines;    /* 1: a malformed line is counted, reported once on stderr, and skipped;
@@ -32,7 +36,24 @@ typedef struct {
   int topic_keys;        /* 1: JSONL also takes the keys of query files, "qid" (the id when there
                             is no "id", "_id" or "docid") and "query" (the text when there is no
                             "contents" or "text"); 0 (default) ignores them (spladex queries) */
+  /* TSV (--text-columns): n_text_columns > 0: the text is these columns (1-based; the id is
+   * column 1), in this order, joined with one space; a line with fewer columns than the largest
+   * one asked is a bad line. 0 (default): everything after the first tab. */
+  int n_text_columns;
+  int text_columns[CORPUS_MAX_TEXT_PARTS];
+  /* JSONL (--text-fields): n_text_fields > 0: the text is the string values of these keys, in
+   * this order, joined with one space; an absent, null or non-string key is left out, and a line
+   * with none of them is a bad line. 0 (default): the rule of contents / title + text. */
+  int n_text_fields;
+  char text_fields[CORPUS_MAX_TEXT_PARTS][CORPUS_TEXT_FIELD_MAX];
 } corpus_options;
+
+/* Parses --text-columns "C[,C...]" (each in [1, 1000000]) into o. Returns 0 or ERR_ARG. */
+int corpus_parse_text_columns(const char *spec, corpus_options *o);
+
+/* Parses --text-fields "F[,F...]" (non-empty keys under CORPUS_TEXT_FIELD_MAX bytes, not one of
+ * the id keys id / _id / docid) into o. Returns 0 or ERR_ARG. */
+int corpus_parse_text_fields(const char *spec, corpus_options *o);
 
 /* Defaults: tsv, bad lines are errors, duplicates counted, ids unchecked, no topic keys. */
 corpus_options corpus_options_default(void);

@@ -125,6 +125,12 @@ static int job_read_windows(const cJSON *root, job_params *out, const char *path
   if (stride > INT32_MAX || max_windows > INT32_MAX)
     return err_set(ERR_FORMAT, "%s: field 'stride' or 'max_windows' is out of range", path);
   out->stride = stride < 0 ? 0 : (int)stride;
+  const cJSON *cols = cJSON_GetObjectItemCaseSensitive(root, "text_columns");
+  const cJSON *fields = cJSON_GetObjectItemCaseSensitive(root, "text_fields");
+  if ((cols && !cJSON_IsString(cols)) || (fields && !cJSON_IsString(fields)))
+    return err_set(ERR_FORMAT, "%s: field 'text_columns' or 'text_fields' is not a string", path);
+  snprintf(out->text_columns, sizeof out->text_columns, "%s", cols ? cols->valuestring : "");
+  snprintf(out->text_fields, sizeof out->text_fields, "%s", fields ? fields->valuestring : "");
   out->max_windows = max_windows < 0 ? 0 : (int)max_windows;
   const cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "windows");
   if (!w || cJSON_IsNull(w)) return 0;
@@ -276,6 +282,10 @@ int job_write(const char *dir, const job_params *p) {
       !cJSON_AddStringToObject(root, "precision", p->precision))
     goto nomem;
   if (p->workers > 0 && !cJSON_AddNumberToObject(root, "workers", p->workers)) goto nomem;
+  if (p->text_columns[0] && !cJSON_AddStringToObject(root, "text_columns", p->text_columns))
+    goto nomem;
+  if (p->text_fields[0] && !cJSON_AddStringToObject(root, "text_fields", p->text_fields))
+    goto nomem;
   if (p->stride > 0 && (!cJSON_AddNumberToObject(root, "stride", p->stride) ||
                         !cJSON_AddNumberToObject(root, "max_windows", p->max_windows)))
     goto nomem;
@@ -368,6 +378,8 @@ int job_compare(const job_params *job, const job_params *run, const char **diffe
   JOB_STRING(input)
   JOB_NUMBER(input_size, "%lld", long long)
   JOB_STRING(format)
+  JOB_STRING(text_columns)
+  JOB_STRING(text_fields)
   JOB_NUMBER(max_length, "%d", int)
   JOB_NUMBER(threshold, "%.9g", double)
   JOB_NUMBER(top_k, "%d", int)

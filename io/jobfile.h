@@ -54,6 +54,10 @@ typedef struct {
    * compared; absent = 0 (truncation, max_windows then irrelevant). */
   int stride;
   int max_windows;
+  /* --text-columns / --text-fields as given ("" = the default text): written when not "" and
+   * compared (absent = ""). */
+  char text_columns[128];
+  char text_fields[1100];
   /* With a stride, the windows of the docs the last process encoded (a result, never compared;
    * written as "windows": {...} when docs > 0): docs, windows total / min / max per doc, docs
    * with more than max_windows windows and the id of the first of them (lowest doc number). */
@@ -108,8 +112,8 @@ int job_read(const char *dir, job_params *out);
 int job_write(const char *dir, const job_params *p);
 
 /* Compares the parameters of an existing job with those of a rerun, in this order: model,
- * model_sha256, input, input_size, format, max_length, threshold, top_k, shard_size, stride,
- * max_windows, precision, version (n_docs_total / n_shards / windows are results, not compared;
+ * model_sha256, input, input_size, format, text_columns, text_fields, max_length, threshold,
+ * top_k, shard_size, stride, max_windows, precision, version (n_docs_total / n_shards / windows are results, not compared;
  * workers is not compared either:
  * the caller checks it first, with its own message). Returns 0 when all agree, else
  * ERR_MISMATCH with a message naming the first differing parameter and both values; *differing

@@ -259,3 +259,62 @@ def test_expand_equals_encode(tmp_path, fmt):
     assert rc == 0, err
     assert "windows/doc   min %d, mean %.2f, max %d (--stride 40, --max-windows 30" % (
         min(n_windows), sum(n_windows) / len(texts), max(n_windows)) in info, info
+
+
+def test_text_columns_and_fields(tmp_path):
+    # --text-columns 3,4 of an MS MARCO documents TSV (docid url title body) and --text-fields
+    # title,body of a JSONL give the vectors of the texts "title body"; a line with fewer columns
+    # is a bad line naming file:line (or skipped and counted); the selection is part of the job.
+    d = model_dir("splade-tiny")
+    docs = [("D%d" % i, "http://x/%d" % i, "Title number %d" % i, TEXTS[2][i * 40:i * 40 + 500])
+            for i in range(6)]
+    docs[2] = ("D2", "http://x/2", "", "body only")
+    plain = tmp_path / "plain.tsv"
+    plain.write_text("".join("%s\t%s %s\n" % (i, t, b) for i, _, t, b in docs))
+    four = tmp_path / "four.tsv"
+    four.write_text("".join("\t".join(x) + "\n" for x in docs))
+    jsonl = tmp_path / "docs.jsonl"
+    jsonl.write_text("".join(json.dumps({"id": i, "url": u, "title": t, "body": b, "text": "x"}) + "\n"
+                             for i, u, t, b in docs))
+    common = ["expand", "--model", d, "--device", "cpu", "--quiet", "--max-length", "64",
+              "--stride", "31", "--threads", "2"]
+    outs = {}
+    for name, extra in (("plain", ["--input", str(plain)]),
+                        ("four", ["--input", str(four), "--text-columns", "3,4"]),
+                        ("jsonl", ["--input", str(jsonl), "--text-fields", "title,body"])):
+        outs[name] = tmp_path / name
+        rc, _, err = run(common + extra + ["--output", str(outs[name])], "")
+        assert rc == 0, err
+    ids, ref = read_shards(str(outs["plain"]))
+    for name in ("four", "jsonl"):
+        got_ids, got = read_shards(str(outs[name]))
+        assert got_ids == ids
+        for k, (a, b) in enumerate(zip(got, ref)):
+            assert set(a) == set(b), "%s doc %d: terms differ" % (name, k)
+            assert max([abs(a[t] - b[t]) for t in a] + [0.0]) <= 1e-5, "%s doc %d" % (name, k)
+    assert json.load(open(outs["four"] / "job.json"))["text_columns"] == "3,4"
+    assert json.load(open(outs["jsonl"] / "job.json"))["text_fields"] == "title,body"
+    # a rerun with another selection is refused, naming it
+    rc, _, err = run(common + ["--input", str(four), "--text-columns", "3", "--output", str(outs["four"])], "")
+    assert rc != 0 and "text_columns" in err, err
+    # fewer columns than asked: file:line, or skipped and counted
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a\tu\tt\tbody\nb\tu\tonly three\nc\tu\tt\tbody\n")
+    rc, _, err = run(common + ["--input", str(bad), "--text-columns", "3,4", "--output", str(tmp_path / "b1")], "")
+    assert rc != 0 and "bad.tsv:2: 3 column(s), --text-columns asks for column 4" in err, err
+    rc, _, err = run(common + ["--input", str(bad), "--text-columns", "3,4", "--skip-bad-lines",
+                               "--output", str(tmp_path / "b2")], "")
+    assert rc == 0 and "1 malformed line(s) skipped" in err, err
+    assert read_shards(str(tmp_path / "b2"))[0] == ["a", "c"]
+    # options checked
+    for extra, msg in ((["--input", str(four), "--text-columns", "3,x"], "--text-columns '3,x'"),
+                       (["--input", str(jsonl), "--text-fields", "id"], "'id' is an id key"),
+                       (["--input", str(four), "--text-fields", "title"], "--text-fields is for --format jsonl"),
+                       (["--input", str(jsonl), "--text-columns", "2"], "--text-columns is for --format tsv")):
+        rc, _, err = run(common + extra + ["--output", str(tmp_path / "x")], "")
+        assert rc != 0 and msg in err, (extra, err)
+    # JSONL: a line with none of the keys is a bad line
+    none = tmp_path / "none.jsonl"
+    none.write_text(json.dumps({"id": "q", "title": None, "text": "t"}) + "\n")
+    rc, _, err = run(common + ["--input", str(none), "--text-fields", "title,body", "--output", str(tmp_path / "n")], "")
+    assert rc != 0 and "none.jsonl:1: none of the --text-fields keys" in err, err
