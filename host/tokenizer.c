@@ -63,7 +63,15 @@ typedef struct {
   char *text;
   size_t len;
   int32_t id;
+  int lstrip, rstrip; /* byte-level BPE: the token swallows the whitespace before / after it */
 } tok_added;
+
+/* Byte-level BPE: a merge of the symbol pair (left, right), ranked, into the vocabulary id merged. */
+typedef struct {
+  uint64_t key; /* left << 32 | right; 0 with merged -1: empty slot */
+  int32_t rank;
+  int32_t merged;
+} tok_merge;
 
 struct tok {
   char *arena;        /* all token strings, NUL-terminated */
@@ -84,6 +92,13 @@ struct tok {
   int n_added;
   uint8_t added_first[256]; /* 1 if some added token starts with this byte */
   uint8_t ascii[128];       /* TOK_ASCII_* class of each ASCII byte */
+  /* byte-level BPE (tokenizer.json model.type "BPE"), else WordPiece */
+  int bpe;
+  int add_prefix_space;     /* ByteLevel pre-tokenizer */
+  int ignore_merges;        /* a word that is a vocabulary token is that token */
+  int32_t byte_id[256];     /* id of each byte's GPT-2 character (bytes_to_unicode), -1 if none */
+  tok_merge *merges;        /* hash table of the merges */
+  size_t merge_mask;
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -480,6 +495,8 @@ static int tok_vocab_txt_settings(const char *vocab_path, tok_normalizer *norm) 
   return tok_config_settings(vocab_path, path, norm, 1);
 }
 
+static int tok_open_bpe(const char *path, const cJSON *root, tok **out);
+
 /* tokenizer.json: model.vocab (token -> id), model.unk_token, max_input_chars_per_word,
  * added_tokens. The normalizer and pre-tokenizer must be the BERT ones this code implements. */
 static int tok_open_tokenizer_json(const char *path, const char *data, size_t size, tok **out) {
@@ -494,6 +511,11 @@ static int tok_open_tokenizer_json(const char *path, const char *data, size_t si
     goto fail;
   }
   const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
+  if (cJSON_IsString(type) && !strcmp(type->valuestring, "BPE")) {
+    rc = tok_open_bpe(path, root, out);
+    cJSON_Delete(root);
+    return rc;
+  }
   if (type && !(cJSON_IsString(type) && !strcmp(type->valuestring, "WordPiece"))) {
     rc = err_set(ERR_FORMAT, "%s: model.type is not WordPiece", path);
     goto fail;
@@ -631,6 +653,7 @@ int tok_open(const char *path, tok **out) {
 
 void tok_free(tok *t) {
   if (!t) return;
+  free(t->merges);
   for (int i = 0; i < t->n_added; i++) free(t->added[i].text);
   free(t->arena);
   free(t->offset);
@@ -1016,6 +1039,466 @@ static void tok_run(tok_state *s, const unsigned char *p, size_t n) {
   if (!s->full) tok_end_word(s);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Byte-level BPE (RoBERTa, GPT-2): HF tokenizers' AddedVocabulary -> ByteLevel pre-tokenizer
+ * (GPT-2's regex 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+,
+ * then each byte as its bytes_to_unicode character) -> BPE (the lowest-ranked adjacent pair
+ * merged first, the leftmost among equals, as tokenizers' Word::merge_all) -> "<s> $A </s>". */
+
+typedef struct {
+  int32_t id;
+  int prev, next; /* linked symbols; -1 at the ends */
+  int alive;
+} tok_sym;
+
+typedef struct {
+  int32_t rank;
+  int pos;
+  int32_t merged;
+} tok_heap_item;
+
+static const tok_merge *tok_merge_find(const tok *t, int32_t left, int32_t right) {
+  uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+  size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & t->merge_mask;
+  for (;;) {
+    const tok_merge *m = &t->merges[i];
+    if (m->merged < 0) return NULL;
+    if (m->key == key) return m;
+    i = (i + 1) & t->merge_mask;
+  }
+}
+
+static int tok_heap_less(const tok_heap_item *a, const tok_heap_item *b) {
+  return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
+}
+
+static void tok_heap_push(tok_heap_item *h, size_t *n, tok_heap_item x) {
+  size_t i = (*n)++;
+  h[i] = x;
+  while (i > 0 && tok_heap_less(&h[i], &h[(i - 1) / 2])) {
+    tok_heap_item tmp = h[i];
+    h[i] = h[(i - 1) / 2];
+    h[(i - 1) / 2] = tmp;
+    i = (i - 1) / 2;
+  }
+}
+
+static tok_heap_item tok_heap_pop(tok_heap_item *h, size_t *n) {
+  tok_heap_item top = h[0];
+  h[0] = h[--(*n)];
+  size_t i = 0;
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < *n && tok_heap_less(&h[l], &h[m])) m = l;
+    if (r < *n && tok_heap_less(&h[r], &h[m])) m = r;
+    if (m == i) break;
+    tok_heap_item tmp = h[i];
+    h[i] = h[m];
+    h[m] = tmp;
+    i = m;
+  }
+  return top;
+}
+
+/* GPT-2's bytes_to_unicode: the printable Latin-1 bytes are themselves, the others 256 + n. */
+static uint32_t tok_byte_char(int b) {
+  if ((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) return (uint32_t)b;
+  uint32_t n = 0;
+  for (int x = 0; x < b; x++)
+    if (!((x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF))) n++;
+  return 256 + n;
+}
+
+/* tok_words: a pre-token as HF's ByteLevel pre-tokenizer shows it (each byte as its character). */
+static void tok_words_append_mapped(tok_state *s, const unsigned char *w, size_t n) {
+  char mapped[8];
+  for (size_t i = 0; i < n && !s->nomem; i++) {
+    size_t k = utf8_encode(tok_byte_char(w[i]), mapped);
+    if (i == 0) {
+      tok_text_append(s, mapped, k);
+      continue;
+    }
+    tok_scratch *sc = s->sc;
+    if (grow(&sc->text, &sc->text_cap, sc->text_len + k + 1, 1)) {
+      s->nomem = 1;
+      s->full = 1;
+      return;
+    }
+    memcpy(sc->text + sc->text_len, mapped, k);
+    sc->text_len += k;
+    sc->text[sc->text_len] = '\0';
+  }
+}
+
+/* BPE of one pre-token, bytes w[0, n): pushes its ids (tok_words: appends it). */
+static void tok_bpe_word(tok_state *s, const unsigned char *w, size_t n) {
+  const tok *t = s->t;
+  if (!n) return;
+  if (s->words_mode) {
+    tok_words_append_mapped(s, w, n);
+    return;
+  }
+  if (t->ignore_merges) {
+    /* the whole word as one token, when the vocabulary has its byte-level spelling */
+    char spelled[4 * 64];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 4 <= sizeof spelled; i++) {
+      int32_t id = t->byte_id[w[i]];
+      if (id < 0) break;
+      memcpy(spelled + k, t->arena + t->offset[id], t->length[id]);
+      k += t->length[id];
+      if (i == n - 1) {
+        int32_t whole = tok_find(t, tok_hash_from(TOK_FNV_OFFSET, spelled, k), spelled, k, 0);
+        if (whole >= 0) {
+          tok_push(s, whole);
+          return;
+        }
+      }
+    }
+  }
+  tok_sym *sym = malloc(n * sizeof *sym);
+  tok_heap_item *heap = malloc(3 * n * sizeof *heap + sizeof *heap); /* m - 1 pairs + 2 a merge */
+  if (!sym || !heap) {
+    free(sym);
+    free(heap);
+    s->nomem = 1;
+    s->full = 1;
+    return;
+  }
+  int m = 0;
+  for (size_t i = 0; i < n; i++) {
+    int32_t id = t->byte_id[w[i]];
+    if (id < 0) continue; /* no unk_token: HF drops a character the vocabulary lacks */
+    sym[m].id = id;
+    sym[m].prev = m - 1;
+    sym[m].next = -1;
+    sym[m].alive = 1;
+    if (m > 0) sym[m - 1].next = m;
+    m++;
+  }
+  size_t hn = 0;
+  for (int i = 0; i + 1 < m; i++) {
+    const tok_merge *mg = tok_merge_find(t, sym[i].id, sym[i + 1].id);
+    if (mg) tok_heap_push(heap, &hn, (tok_heap_item){mg->rank, i, mg->merged});
+  }
+  while (hn > 0) {
+    tok_heap_item top = tok_heap_pop(heap, &hn);
+    tok_sym *cur = &sym[top.pos];
+    if (!cur->alive || cur->next < 0) continue;
+    tok_sym *right = &sym[cur->next];
+    const tok_merge *mg = tok_merge_find(t, cur->id, right->id);
+    if (!mg || mg->merged != top.merged) continue; /* an expired entry */
+    cur->id = top.merged;
+    right->alive = 0;
+    cur->next = right->next;
+    if (right->next >= 0) sym[right->next].prev = top.pos;
+    if (cur->prev >= 0) {
+      mg = tok_merge_find(t, sym[cur->prev].id, cur->id);
+      if (mg) tok_heap_push(heap, &hn, (tok_heap_item){mg->rank, cur->prev, mg->merged});
+    }
+    if (cur->next >= 0) {
+      mg = tok_merge_find(t, cur->id, sym[cur->next].id);
+      if (mg) tok_heap_push(heap, &hn, (tok_heap_item){mg->rank, top.pos, mg->merged});
+    }
+  }
+  for (int i = m > 0 ? 0 : -1; i >= 0; i = sym[i].next) {
+    if (tok_push(s, sym[i].id) < 0) break;
+    tok_check_limit(s);
+    if (s->full) break;
+  }
+  free(sym);
+  free(heap);
+}
+
+static int tok_is_letter(uint32_t c) {
+  if (c < 0x80) return (c | 32) >= 'a' && (c | 32) <= 'z';
+  utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
+  return k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO;
+}
+
+static int tok_is_number(uint32_t c) {
+  if (c < 0x80) return c >= '0' && c <= '9';
+  utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
+  return k >= UTF8PROC_CATEGORY_ND && k <= UTF8PROC_CATEGORY_NO;
+}
+
+/* 0 whitespace, 1 letter, 2 number, 3 anything else (the regex's classes) */
+static int tok_bpe_class(uint32_t c) {
+  if (tok_is_whitespace(c)) return 0;
+  if (tok_is_letter(c)) return 1;
+  if (tok_is_number(c)) return 2;
+  return 3;
+}
+
+/* ByteLevel pre-tokenization + BPE of one segment between added tokens: text (bytes, valid UTF-8
+ * after invalid sequences became U+FFFD) of n code points cps[], byte offsets at[] (n + 1). */
+static void tok_bpe_segment(tok_state *s, const unsigned char *text, const uint32_t *cps, const size_t *at,
+                            size_t n) {
+  size_t i = 0;
+  while (i < n && !s->full) {
+    uint32_t c = cps[i];
+    size_t j = i;
+    if (c == '\'' && i + 1 < n) {
+      uint32_t a = cps[i + 1], b = i + 2 < n ? cps[i + 2] : 0;
+      if (a == 's' || a == 't' || a == 'm' || a == 'd')
+        j = i + 2;
+      else if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
+        j = i + 3;
+    }
+    if (j == i) {
+      size_t k = (c == ' ' && i + 1 < n) ? i + 1 : i; /* " ?" then one class, greedily */
+      int cls = tok_bpe_class(cps[k]);
+      if (cls != 0) {
+        j = k + 1;
+        while (j < n && tok_bpe_class(cps[j]) == cls) j++;
+      } else {
+        size_t e = i; /* \s+(?!\S) | \s+ */
+        while (e < n && tok_bpe_class(cps[e]) == 0) e++;
+        j = e == n || e - i == 1 ? e : e - 1;
+      }
+    }
+    tok_bpe_word(s, text + at[i], at[j] - at[i]);
+    i = j;
+  }
+}
+
+/* The input text[0, n) as HF gets it (invalid UTF-8 as U+FFFD), split at added tokens. */
+static void tok_run_bpe(tok_state *s, const unsigned char *p, size_t n) {
+  const tok *t = s->t;
+  /* one pass: the cleaned bytes, their code points and offsets (bytes <= 3 per input byte) */
+  unsigned char *text = malloc(3 * n + 2);
+  uint32_t *cps = malloc((n + 2) * sizeof *cps);
+  size_t *at = malloc((n + 2) * sizeof *at);
+  int32_t *added = malloc((n + 2) * sizeof *added);   /* added token starting at code point i, -1 */
+  size_t *added_end = malloc((n + 2) * sizeof *added_end);
+  if (!text || !cps || !at || !added || !added_end) {
+    s->nomem = 1;
+    s->full = 1;
+    goto done;
+  }
+  size_t nb = 0, nc = 0;
+  for (size_t i = 0; i < n;) {
+    uint32_t c;
+    /* an added token on the raw bytes (leftmost-longest), as HF's AddedVocabulary */
+    int32_t id = -1;
+    size_t m = t->added_first[p[i]] ? tok_match_added(t, p + i, n - i, &id) : 0;
+    if (m) {
+      at[nc] = nb;
+      cps[nc] = 0;
+      added[nc] = id;
+      added_end[nc] = m;
+      nc++;
+      i += m;
+      continue;
+    }
+    i += utf8_decode((const char *)p + i, n - i, &c);
+    if (c == UTF8_INVALID) c = UTF8_REPLACEMENT;
+    at[nc] = nb;
+    cps[nc] = c;
+    added[nc] = -1;
+    nc++;
+    nb += utf8_encode(c, (char *)text + nb);
+  }
+  at[nc] = nb;
+  size_t seg = 0;
+  for (size_t i = 0; i <= nc && !s->full; i++) {
+    if (i < nc && added[i] < 0) continue;
+    size_t end = i;
+    const tok_added *a = NULL;
+    for (int k = 0; i < nc && k < t->n_added; k++)
+      if (t->added[k].id == added[i]) a = &t->added[k];
+    if (a && a->lstrip)
+      while (end > seg && tok_is_whitespace(cps[end - 1])) end--;
+    if (end > seg) tok_bpe_segment(s, text, cps + seg, at + seg, end - seg);
+    if (i == nc || s->full) break;
+    if (s->words_mode)
+      tok_text_append(s, t->arena + t->offset[added[i]], t->length[added[i]]);
+    else
+      tok_push(s, added[i]);
+    tok_check_limit(s);
+    seg = i + 1;
+    if (a && a->rstrip)
+      while (seg < nc && added[seg] < 0 && tok_is_whitespace(cps[seg])) seg++;
+  }
+done:
+  free(text);
+  free(cps);
+  free(at);
+  free(added);
+  free(added_end);
+}
+
+static const char *tok_json_type(const cJSON *obj) {
+  const cJSON *type = obj ? cJSON_GetObjectItemCaseSensitive(obj, "type") : NULL;
+  return cJSON_IsString(type) ? type->valuestring : "null";
+}
+
+/* A tokenizer.json whose model is BPE: byte-level BPE as RoBERTa's (see tok_run_bpe); every
+ * other setting refused, naming it. */
+static int tok_open_bpe(const char *path, const cJSON *root, tok **out) {
+  int rc = 0;
+  tok *t = NULL;
+  const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+  const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+  const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+  const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
+  const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+  const cJSON *post = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
+  const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+  const cJSON *item;
+  *out = NULL;
+  if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges))
+    return err_set(ERR_FORMAT, "%s: a BPE model needs model.vocab and model.merges", path);
+  if (norm && !cJSON_IsNull(norm))
+    return err_set(ERR_FORMAT, "%s: a BPE tokenizer with normalizer %s is not supported (byte-level BPE has none)",
+                   path, tok_json_type(norm));
+  if (strcmp(tok_json_type(pre), "ByteLevel") != 0 || !tok_json_bool(pre, "use_regex", 1) ||
+      tok_json_bool(pre, "add_prefix_space", 0))
+    return err_set(ERR_FORMAT, "%s: pre_tokenizer %s%s is not supported (ByteLevel, use_regex, no add_prefix_space)",
+                   path, tok_json_type(pre), strcmp(tok_json_type(pre), "ByteLevel") ? "" : " with these settings");
+  if (strcmp(tok_json_type(post), "RobertaProcessing") != 0)
+    return err_set(ERR_FORMAT, "%s: post_processor %s is not supported (RobertaProcessing: <s> text </s>)", path,
+                   tok_json_type(post));
+  const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
+  const cJSON *prefix = cJSON_GetObjectItemCaseSensitive(model, "continuing_subword_prefix");
+  const cJSON *suffix = cJSON_GetObjectItemCaseSensitive(model, "end_of_word_suffix");
+  if ((dropout && !cJSON_IsNull(dropout)) || (cJSON_IsString(prefix) && prefix->valuestring[0]) ||
+      (cJSON_IsString(suffix) && suffix->valuestring[0]) || tok_json_bool(model, "byte_fallback", 0))
+    return err_set(ERR_FORMAT, "%s: BPE dropout, continuing_subword_prefix, end_of_word_suffix and byte_fallback "
+                   "are not supported", path);
+  int max_id = -1;
+  size_t arena_bytes = 0;
+  cJSON_ArrayForEach(item, vocab) {
+    if (!cJSON_IsNumber(item) || item->valuedouble < 0 || item->valuedouble > 1e8 ||
+        item->valuedouble != (double)(int)item->valuedouble)
+      return err_set(ERR_FORMAT, "%s: model.vocab[\"%s\"] is not an id", path, item->string);
+    if (item->valueint > max_id) max_id = item->valueint;
+    arena_bytes += strlen(item->string) + 1;
+  }
+  cJSON_ArrayForEach(item, added) {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "id");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(item, "content");
+    if (!cJSON_IsNumber(id) || id->valueint < 0 || id->valuedouble > 1e8 || !cJSON_IsString(content))
+      return err_set(ERR_FORMAT, "%s: an added_tokens entry lacks id or content", path);
+    if (id->valueint > max_id) max_id = id->valueint;
+    arena_bytes += strlen(content->valuestring) + 1;
+  }
+  if (max_id < 0) return err_set(ERR_FORMAT, "%s: empty model.vocab", path);
+  t = tok_alloc(max_id + 1, arena_bytes);
+  if (!t) return err_set(ERR_NOMEM, "%s: out of memory", path);
+  t->bpe = 1;
+  t->ignore_merges = tok_json_bool(model, "ignore_merges", 0);
+  size_t arena = 0;
+  cJSON_ArrayForEach(item, vocab) {
+    int id = item->valueint;
+    size_t n = strlen(item->string);
+    if (t->offset[id] != UINT32_MAX) {
+      rc = err_set(ERR_FORMAT, "%s: model.vocab gives id %d to two tokens", path, id);
+      goto fail;
+    }
+    memcpy(t->arena + arena, item->string, n + 1);
+    t->offset[id] = (uint32_t)arena;
+    t->length[id] = (uint32_t)n;
+    arena += n + 1;
+  }
+  if ((rc = tok_build_index(t)) < 0) goto fail;
+  for (int b = 0; b < 256; b++) {
+    char ch[4];
+    size_t n = utf8_encode(tok_byte_char(b), ch);
+    t->byte_id[b] = tok_find(t, tok_hash_from(TOK_FNV_OFFSET, ch, n), ch, n, 0);
+  }
+  size_t n_merges = (size_t)cJSON_GetArraySize(merges), cap = 16;
+  while (cap < 2 * n_merges) cap *= 2;
+  t->merges = malloc(cap * sizeof *t->merges);
+  if (!t->merges) {
+    rc = err_set(ERR_NOMEM, "%s: out of memory", path);
+    goto fail;
+  }
+  for (size_t i = 0; i < cap; i++) t->merges[i] = (tok_merge){0, 0, -1};
+  t->merge_mask = cap - 1;
+  int32_t rank = 0;
+  cJSON_ArrayForEach(item, merges) {
+    char left[512], right[512];
+    int ok = 0;
+    if (cJSON_IsString(item)) {
+      const char *sp = strchr(item->valuestring, ' ');
+      ok = sp && (size_t)(sp - item->valuestring) < sizeof left && strlen(sp + 1) < sizeof right &&
+           !strchr(sp + 1, ' ');
+      if (ok) {
+        snprintf(left, sizeof left, "%.*s", (int)(sp - item->valuestring), item->valuestring);
+        snprintf(right, sizeof right, "%s", sp + 1);
+      }
+    } else if (cJSON_IsArray(item) && cJSON_GetArraySize(item) == 2 && cJSON_IsString(cJSON_GetArrayItem(item, 0)) &&
+               cJSON_IsString(cJSON_GetArrayItem(item, 1))) {
+      const char *a = cJSON_GetArrayItem(item, 0)->valuestring, *b = cJSON_GetArrayItem(item, 1)->valuestring;
+      ok = strlen(a) < sizeof left && strlen(b) < sizeof right;
+      if (ok) {
+        snprintf(left, sizeof left, "%s", a);
+        snprintf(right, sizeof right, "%s", b);
+      }
+    }
+    char both[1024];
+    size_t nl = ok ? strlen(left) : 0, nr = ok ? strlen(right) : 0;
+    if (ok) {
+      memcpy(both, left, nl);
+      memcpy(both + nl, right, nr);
+    }
+    int32_t a = ok ? tok_find(t, tok_hash_from(TOK_FNV_OFFSET, left, nl), left, nl, 0) : -1;
+    int32_t b = ok ? tok_find(t, tok_hash_from(TOK_FNV_OFFSET, right, nr), right, nr, 0) : -1;
+    int32_t ab = ok ? tok_find(t, tok_hash_from(TOK_FNV_OFFSET, both, nl + nr), both, nl + nr, 0) : -1;
+    if (a < 0 || b < 0 || ab < 0) {
+      rc = err_set(ERR_FORMAT, "%s: merge %d is not a pair of vocabulary tokens whose concatenation is one", path,
+                   (int)rank);
+      goto fail;
+    }
+    uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+    size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & t->merge_mask;
+    while (t->merges[i].merged >= 0 && t->merges[i].key != key) i = (i + 1) & t->merge_mask;
+    t->merges[i] = (tok_merge){key, rank, ab}; /* a repeated pair: the later one, as HF's map */
+    rank++;
+  }
+  cJSON_ArrayForEach(item, added) {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "id");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(item, "content");
+    if (tok_json_bool(item, "single_word", 0)) {
+      rc = err_set(ERR_FORMAT, "%s: added token '%s' uses single_word, which is not supported", path,
+                   content->valuestring);
+      goto fail;
+    }
+    if (t->offset[id->valueint] == UINT32_MAX) {
+      size_t n = strlen(content->valuestring);
+      memcpy(t->arena + arena, content->valuestring, n + 1);
+      t->offset[id->valueint] = (uint32_t)arena;
+      t->length[id->valueint] = (uint32_t)n;
+      arena += n + 1;
+    }
+    if ((rc = tok_add_added(t, content->valuestring, id->valueint, path)) < 0) goto fail;
+    t->added[t->n_added - 1].lstrip = tok_json_bool(item, "lstrip", 0);
+    t->added[t->n_added - 1].rstrip = tok_json_bool(item, "rstrip", 0);
+  }
+  const cJSON *cls = cJSON_GetObjectItemCaseSensitive(post, "cls");
+  const cJSON *sep = cJSON_GetObjectItemCaseSensitive(post, "sep");
+  if (!cJSON_IsArray(cls) || !cJSON_IsNumber(cJSON_GetArrayItem(cls, 1)) || !cJSON_IsArray(sep) ||
+      !cJSON_IsNumber(cJSON_GetArrayItem(sep, 1))) {
+    rc = err_set(ERR_FORMAT, "%s: post_processor.cls / sep are not [token, id]", path);
+    goto fail;
+  }
+  t->cls = cJSON_GetArrayItem(cls, 1)->valueint;
+  t->sep = cJSON_GetArrayItem(sep, 1)->valueint;
+  const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+  t->unk = cJSON_IsString(unk) ? tok_lookup(t, unk->valuestring) : -1;
+  if (t->cls < 0 || t->cls > max_id || t->sep < 0 || t->sep > max_id) {
+    rc = err_set(ERR_FORMAT, "%s: post_processor's cls / sep ids are outside the vocabulary", path);
+    goto fail;
+  }
+  t->norm = (tok_normalizer){0, 0, 0, 0};
+  *out = t;
+  return 0;
+fail:
+  tok_free(t);
+  return rc;
+}
+
 int tok_encode(const tok *t, const char *text, size_t len, int max_length, tok_buffer *buf) {
   tok_scratch *sc;
   SPX_ASSERT(max_length == 0 || max_length >= 2);
@@ -1027,7 +1510,10 @@ int tok_encode(const tok *t, const char *text, size_t len, int max_length, tok_b
   s.sc = sc;
   s.limit = max_length ? (size_t)max_length - 1 : SIZE_MAX;
   tok_push(&s, t->cls);
-  tok_run(&s, (const unsigned char *)text, len);
+  if (t->bpe)
+    tok_run_bpe(&s, (const unsigned char *)text, len);
+  else
+    tok_run(&s, (const unsigned char *)text, len);
   tok_push(&s, t->sep);
   if (s.nomem) return err_set(ERR_NOMEM, "tokenizer: out of memory");
   return 0;
@@ -1051,7 +1537,10 @@ int tok_words(const tok *t, const char *text, size_t len, tok_buffer *buf, const
   s.sc = sc;
   s.limit = SIZE_MAX;
   s.words_mode = 1;
-  tok_run(&s, (const unsigned char *)text, len);
+  if (t->bpe)
+    tok_run_bpe(&s, (const unsigned char *)text, len);
+  else
+    tok_run(&s, (const unsigned char *)text, len);
   if (s.nomem) return err_set(ERR_NOMEM, "tokenizer: out of memory");
   *words = sc->text;
   *words_len = sc->text_len;

@@ -8,6 +8,9 @@
  * Model: greedy longest-match WordPiece with "##" continuations; a word longer than 100
  * characters, or one that cannot be split, becomes [UNK].
  * Output: [CLS] pieces [SEP], truncated to max_length (the last id is always [SEP]).
+ * A tokenizer.json whose model is BPE is RoBERTa's byte-level BPE instead (tokenizers'
+ * ByteLevel pre-tokenizer with GPT-2's regex, no prefix space; merges by rank; added tokens with
+ * lstrip / rstrip; <s> pieces </s> from its RobertaProcessing), identical to HF tokenizers.
  * Invalid UTF-8 is handled as documented in tokenizer.c and the README (deterministic).
  * A tok is immutable after tok_open and may be shared by threads; each thread passes its own
  * tok_buffer.
@@ -87,7 +90,8 @@ int32_t tok_sep_id(const tok *t);
 /* For checking against HF (spladex tokenize --words): the normalized, pre-tokenized words of
  * text[0, len) -- what WordPiece sees, before [CLS]/[SEP] and truncation -- separated by single
  * spaces; an added token such as [MASK] appears as itself, a word longer than
- * max_input_chars_per_word as [UNK]. *words is NUL-terminated and borrowed from buf (valid until
+ * max_input_chars_per_word as [UNK]; for a byte-level BPE tokenizer, the ByteLevel pre-tokens, each
+ * byte as its GPT-2 character ("Ġworld"). *words is NUL-terminated and borrowed from buf (valid until
  * buf's next use). Returns 0 or ERR_NOMEM. */
 int tok_words(const tok *t, const char *text, size_t len, tok_buffer *buf, const char **words,
               size_t *words_len);
