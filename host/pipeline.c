@@ -562,6 +562,20 @@ static int encoder_collect_one(pipe_encoder_ctx *x) {
   return 0;
 }
 
+/* Waits for a free flight slot (collecting the oldest batch while ENC_MAX_IN_FLIGHT are in
+ * flight) and points ids / lengths at its arrays. Returns the slot, or a negative ERR_ code. */
+static int flight_slot(pipe_encoder_ctx *x, const int32_t ***ids, int **lengths) {
+  while (x->in_flight == ENC_MAX_IN_FLIGHT) {
+    int rc = encoder_collect_one(x);
+    if (rc < 0) return rc;
+  }
+  const int slot = (x->head + x->in_flight) % ENC_MAX_IN_FLIGHT;
+  const size_t B = (size_t)x->s->opt->max_batch_docs;
+  *ids = x->ids + (size_t)slot * B;
+  *lengths = x->lengths + (size_t)slot * B;
+  return slot;
+}
+
 /* Records doc pos of window w, of `count` windows before --max-windows, in the stride stats. */
 static void window_stats(pipe_state *s, const pipe_window *w, int pos, int64_t count) {
   const int64_t N = s->opt->max_windows, used = count < N ? count : N;
@@ -593,14 +607,10 @@ static int window_submit_strided(pipe_encoder_ctx *x, int wi) {
   int64_t count = 0;   /* its windows to encode */
   while (at < w->n) {
     if (should_stop(s)) return 0;
-    if (x->in_flight == ENC_MAX_IN_FLIGHT) {
-      int rc = encoder_collect_one(x);
-      if (rc < 0) return rc;
-      continue;
-    }
-    const int slot = (x->head + x->in_flight) % ENC_MAX_IN_FLIGHT;
-    const int32_t **ids = x->ids + (size_t)slot * o->max_batch_docs;
-    int *lengths = x->lengths + (size_t)slot * o->max_batch_docs;
+    const int32_t **ids;
+    int *lengths;
+    const int slot = flight_slot(x, &ids, &lengths);
+    if (slot < 0) return slot;
     int *row_seqs = x->row_seqs + (size_t)slot * o->max_batch_docs;
     int32_t *seq = x->seq_ids + (size_t)slot * o->batch_tokens;
     const int first = at, continues = k > 0;
@@ -658,14 +668,10 @@ static int window_submit(pipe_encoder_ctx *x, int wi) {
   if (o->stride > 0) return window_submit_strided(x, wi);
   for (int at = 0; at < w->n;) {
     if (should_stop(s)) return 0;
-    if (x->in_flight == ENC_MAX_IN_FLIGHT) {
-      int rc = encoder_collect_one(x);
-      if (rc < 0) return rc;
-      continue;
-    }
-    const int slot = (x->head + x->in_flight) % ENC_MAX_IN_FLIGHT;
-    const int32_t **ids = x->ids + (size_t)slot * o->max_batch_docs;
-    int *lengths = x->lengths + (size_t)slot * o->max_batch_docs;
+    const int32_t **ids;
+    int *lengths;
+    const int slot = flight_slot(x, &ids, &lengths);
+    if (slot < 0) return slot;
     int longest = order[at].len, b = 0;
     int64_t batch_tokens = 0;
     while (at + b < w->n && b < o->max_batch_docs &&

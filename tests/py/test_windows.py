@@ -22,9 +22,8 @@ import pytest
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "windows")
-GENERATED = os.path.join(ROOT, "tests", "fixtures", "generated")
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-import make_random_model  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_encoder_parity as tep  # noqa: E402
 
 TOL = 1e-4
 SET_CUT = 1e-3
@@ -32,48 +31,17 @@ MANIFEST = json.load(open(os.path.join(FIXTURES, "windows.json")))
 CASES = MANIFEST["cases"]
 
 
-def spladex_bin():
-    b = os.environ.get("SPLADEX_BIN")
-    if not b:
-        b = os.path.join(ROOT, "build", "spladex")
-        if not os.path.exists(b):
-            pytest.fail("set SPLADEX_BIN to the spladex binary")
-    return b
-
-
-_models = {}
+spladex_bin = tep.spladex_bin
 
 
 def model_dir(name):
-    if name in _models:
-        return _models[name]
-    entry = MANIFEST["models"][name]
-    if name == "splade-tiny":
-        d = os.environ.get("SPLADEX_MODEL_TINY", os.path.join(ROOT, "models", "splade-tiny"))
-        if not os.path.isfile(os.path.join(d, "config.json")):
-            pytest.fail("%s is missing: run scripts/fetch_model.sh (or set SPLADEX_MODEL_TINY)" % d)
-        sha = make_random_model.sha256_file(os.path.join(d, "model.safetensors"))
-    else:
-        d = os.path.join(GENERATED, name)
-        st = os.path.join(d, "model.safetensors")
-        sha = make_random_model.sha256_file(st) if os.path.exists(st) else None
-        if sha != entry["sha256"]:
-            sha = make_random_model.make_model(entry["preset"], d, seed=entry["seed"])
-    assert sha == entry["sha256"], "%s is not the model the fixture was made from" % d
-    _models[name] = d
-    return d
+    """test_encoder_parity's models (the same sha256: gen_window_fixtures.py takes them from
+    tests/fixtures/encoder/encoder.json), rebuilt or found there."""
+    assert MANIFEST["models"][name]["sha256"] == tep.MANIFEST["fixtures"][name]["model"]["sha256"]
+    return tep.model_dir(name)
 
 
-def vocab_of(d):
-    p = os.path.join(d, "vocab.txt")
-    if os.path.exists(p):
-        with open(p, encoding="utf-8") as f:
-            return [line.rstrip("\n") for line in f]
-    v = json.load(open(os.path.join(d, "tokenizer.json"), encoding="utf-8"))["model"]["vocab"]
-    out = [None] * len(v)
-    for t, i in v.items():
-        out[i] = t
-    return out
+vocab_of = tep.vocab_of
 
 
 def run(args, stdin):
