@@ -34,7 +34,8 @@
  * Models: the committed fixtures tests/fixtures/models/{distilbert-st,bert-untied-st,bert-bin}
  * (vocab 1000), and when present tests/fixtures/generated/{tiny-distilbert,tiny-bert} and
  * models/splade-tiny (vocab 30522) and tests/fixtures/generated/tiny-bert-v105879 (vocab 105879,
- * above 65535 and not a multiple of the decoder tiles). Exits 77 (ctest: Not Run) without CUDA or a device.
+ * above 65535 and not a multiple of the decoder tiles), tests/fixtures/generated/tiny-roberta
+ * (RobertaForMaskedLM: positions after padding_idx + 1, vocab 50265). Exits 77 (ctest: Not Run) without CUDA or a device.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -64,6 +65,87 @@ static int encode_cuda(const model *m, const enc_options *opt, const ecmp_corpus
     printf("test_encoder_gpu: fp32 runs on the chunked route (the fused route is fp16/bf16 only)\n");
   }
   return rc;
+}
+
+/* ---- long documents: several sequences (windows) per output row, rows split over batches ---- */
+
+enum { WIN_SEQS = 60 }; /* the corpus's first 60 sequences, grouped into documents */
+
+/* Encodes the first WIN_SEQS sequences of c as documents of 1, 3, 2, 6, 1, 4, ... sequences
+ * (enc_rows) into dense rows (*n_rows, V): batches of at most 8 sequences or opt's token budget,
+ * cut wherever they fill, so that documents span batches (unfinished / continues). Returns 0 or
+ * the encoder's error. */
+static int windows_dense(const model *m, const enc_options *opt, const ecmp_corpus *c,
+                         float *dense, int *n_rows) {
+  static const int pattern[] = {1, 3, 2, 6, 1, 4, 5, 2, 7, 1};
+  int doc_of[WIN_SEQS], n_docs = 0; /* the document of each sequence */
+  for (int q = 0, k = 0; q < WIN_SEQS; k++, n_docs++)
+    for (int j = 0; j < pattern[k % 10] && q < WIN_SEQS; j++) doc_of[q++] = n_docs;
+  encoder *e = NULL;
+  int rc = enc_open(m, opt, &e);
+  if (rc < 0) return rc;
+  const int V = m->cfg.vocab;
+  memset(dense, 0, sizeof(float) * (size_t)n_docs * V);
+  int out_row = 0, carried = 0;
+  for (int q0 = 0; q0 < WIN_SEQS && rc == 0;) {
+    int n = 0, tokens = 0;
+    while (q0 + n < WIN_SEQS && n < 8 && tokens + c->lengths[q0 + n] <= opt->max_batch_tokens)
+      tokens += c->lengths[q0 + n++];
+    int row_seqs[8], R = 0;
+    for (int i = 0; i < n; i++) {
+      if (i > 0 && doc_of[q0 + i] == doc_of[q0 + i - 1]) row_seqs[R - 1]++;
+      else row_seqs[R++] = 1;
+    }
+    const int last = q0 + n - 1;
+    enc_rows rows = {R, row_seqs, carried, last + 1 < WIN_SEQS && doc_of[last + 1] == doc_of[last]};
+    enc_batch b = {n, (const int32_t *const *)(c->ids + q0), c->lengths + q0};
+    enc_result r;
+    if ((rc = enc_run_rows(e, &b, &rows, &r)) < 0) break;
+    CHECK(r.n_docs == R - rows.unfinished);
+    for (int i = 0; i < r.n_docs; i++, out_row++)
+      for (int64_t k = r.indptr[i]; k < r.indptr[i + 1]; k++)
+        dense[(size_t)out_row * V + r.indices[k]] = r.values[k];
+    carried = rows.unfinished;
+    q0 += n;
+  }
+  enc_close(e);
+  *n_rows = out_row;
+  return rc;
+}
+
+/* The CUDA encoder's windowed documents against the CPU encoder's, in each precision, with the
+ * rule of canary.h (fp32: 1e-4 absolute; fp16 / bf16: the relative bounds and top-64 sets). */
+static void check_windows(const char *dir, const model *m, const ecmp_corpus *c,
+                          const enc_options *o, float *cpu, float *gpu) {
+  int n_cpu = 0, n_gpu = 0;
+  if (windows_dense(m, o, c, cpu, &n_cpu) < 0) {
+    fprintf(stderr, "test_encoder_gpu: CPU windows on %s: %s\n", dir, err_msg());
+    CHECK(!"cpu windows");
+    return;
+  }
+  for (int p = ENC_FP32; p <= ENC_BF16; p++) {
+    enc_options g = *o;
+    g.backend = ENC_CUDA;
+    g.precision = (enc_precision)p;
+    const char *route = getenv("SPLADEX_CUDA_DECODER");
+    const int fused_fp32 = route && !strcmp(route, "fused") && p == ENC_FP32;
+    if (fused_fp32) unsetenv("SPLADEX_CUDA_DECODER");
+    int rc = windows_dense(m, &g, c, gpu, &n_gpu);
+    if (fused_fp32) setenv("SPLADEX_CUDA_DECODER", "fused", 1);
+    if (rc < 0) {
+      fprintf(stderr, "test_encoder_gpu: CUDA windows on %s: %s\n", dir, err_msg());
+      CHECK(!"cuda windows");
+      continue;
+    }
+    CHECK(n_gpu == n_cpu);
+    const canary_rule rule = canary_rule_for((enc_precision)p, 0.0f, 0);
+    canary_stats st;
+    CHECK(canary_compare(cpu, gpu, n_cpu, m->cfg.vocab, &rule, &st) == 0);
+    printf("%-40s windows (%d documents of 1-7 sequences, split over batches) %s: max abs %.3g, "
+           "max rel %.3g, top-%d same %.1f%%\n", dir, n_cpu, p == ENC_FP32 ? "fp32" : p == ENC_FP16 ? "fp16" : "bf16",
+           st.max_abs, st.max_rel, TOP, 100.0 * st.same_top_fraction);
+    CHECK(st.ok);
+  }
 }
 
 static void check_model(const char *dir, uint64_t *rng) {
@@ -124,6 +206,7 @@ static void check_model(const char *dir, uint64_t *rng) {
       CHECK(st.max_rel <= rel_bound);
     }
   }
+  check_windows(dir, m, &c, &o, cpu, gpu);
   /* top-k and threshold applied on the device */
   {
     enc_options k = o;
