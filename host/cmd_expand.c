@@ -104,7 +104,7 @@ typedef struct {
   int workers; /* --workers N (0: not given) */
   float threshold;
   int64_t shard_size;
-  int overwrite, skip_bad_lines, quiet, help, no_lock;
+  int overwrite, skip_bad_lines, quiet, help, no_lock, worker_given;
 } expand_args;
 
 static int parse_args(int argc, char **argv, expand_args *a) {
@@ -150,7 +150,10 @@ static int parse_args(int argc, char **argv, expand_args *a) {
     else if (!strcmp(name, "--text-fields")) a->text_fields = value;
     else if (!strcmp(name, "--device")) a->device = value;
     else if (!strcmp(name, "--precision")) a->precision = value;
-    else if (!strcmp(name, "--worker")) a->worker = value;
+    else if (!strcmp(name, "--worker")) {
+      a->worker = value;
+      a->worker_given = 1;
+    }
     else if (!strcmp(name, "--max-length"))
       rc = cli_parse_int(name, value, 2, 100000, &a->max_length);
     else if (!strcmp(name, "--top-k")) rc = cli_parse_int(name, value, 0, INT_MAX, &a->top_k);
@@ -415,7 +418,8 @@ static int expand_resolve_worker(const expand_args *a, const job_params *job, in
       return err_set(ERR_ARG, "--workers goes with --worker auto (--worker %s names N already)",
                      a->worker);
     if ((rc = cli_parse_worker(a->worker, &i, &n)) < 0) return rc;
-    snprintf(asked, sizeof asked, "--worker %s", a->worker);
+    snprintf(asked, sizeof asked, "--worker %s%s", a->worker,
+             a->worker_given ? "" : ", the default");
   } else {
     long id = 0, slurm_count = 0, slurm_min = 0, slurm_max = 0;
     const char *from = NULL, *env = getenv("SPLADEX_WORKER");
