@@ -2,7 +2,9 @@
  *
  * Layout, readable by h5py + scipy and anndata's read_elem without custom code:
  *   /            attrs format="spladex-shard", format_version=1, model, max_length, threshold,
- *                top_k, first_doc, n_docs, input_start, input_end
+ *                top_k, first_doc, n_docs, input_start, input_end; with --stride also
+ *                windows_total, windows_min, windows_max, windows_capped, first_capped_doc
+ *                (int64, this shard's docs: see shard_writer_set_windows)
  *   /vectors     group, attrs encoding-type="csr_matrix", encoding-version="0.1.0",
  *                shape=[n_docs, vocab_size] (int64)
  *   /vectors/data float32 (nnz), /vectors/indices int32 (nnz) ascending per row,
@@ -38,6 +40,13 @@ typedef struct {
                               The caller picks N (`spladex expand`: pipe_shard_threads) */
 } shard_meta;
 
+/* Windows per document (`expand --stride`) of one shard's docs: total windows encoded, min / max
+ * per doc, docs that had more than --max-windows, and the global doc number of the first of them
+ * (-1 when none). */
+typedef struct {
+  int64_t total, min, max, capped, first_capped;
+} shard_windows;
+
 typedef struct shard_writer shard_writer;
 
 /* Creates path + ".tmp" (replacing a leftover one). Returns 0 and *out, or ERR_IO naming the file
@@ -63,6 +72,12 @@ int shard_writer_append(shard_writer *w, const char *doc_id, const int32_t *indi
  * or ERR_IO. */
 int shard_writer_set_input_range(shard_writer *w, int64_t input_start, int64_t input_end);
 
+/* Records win as the root attrs windows_total, windows_min, windows_max, windows_capped,
+ * first_capped_doc, written at finish (a writer never given windows writes none of them, as
+ * before: a shard without them has unknown windows, e.g. --stride 0 or an older spladex). Call
+ * any time before finish. Returns 0. */
+int shard_writer_set_windows(shard_writer *w, const shard_windows *win);
+
 /* Writes n_docs, closes, fsyncs the file and its directory, renames PATH.tmp -> PATH, frees w.
  * Returns 0 or ERR_IO (w is freed and the .tmp removed either way). */
 int shard_writer_finish(shard_writer *w);
@@ -84,6 +99,8 @@ typedef struct {
   int64_t input_start, input_end;
   int vocab_size;
   int value_bits;          /* stored dtype of /vectors/data: 32 (float32), 16 (float16) or 64 */
+  int has_windows;         /* 1: the windows_* attrs are present and read into windows */
+  shard_windows windows;   /* (has_windows) see shard_writer_set_windows */
 } shard_info;
 
 /* Opens a complete shard read-only and checks its structure (format attr, dataset shapes,

@@ -233,6 +233,28 @@ static int shard_open_structure(const char *path, shard_handles *h, shard_info *
     rc = err_set(ERR_FORMAT, "%s: negative n_docs or first_doc attribute", path);
     goto fail;
   }
+  htri_t has_windows = H5Aexists(h->file, "windows_total"); /* absent: unknown (shard.h) */
+  if (has_windows < 0) H5Eclear2(H5E_DEFAULT);
+  if (has_windows > 0) {
+    shard_windows *w = &info->windows;
+    if ((rc = shard_read_attr_numbers(h->file, "/", "windows_total", H5T_NATIVE_INT64, &w->total,
+                                      0, path)) < 0 ||
+        (rc = shard_read_attr_numbers(h->file, "/", "windows_min", H5T_NATIVE_INT64, &w->min, 0,
+                                      path)) < 0 ||
+        (rc = shard_read_attr_numbers(h->file, "/", "windows_max", H5T_NATIVE_INT64, &w->max, 0,
+                                      path)) < 0 ||
+        (rc = shard_read_attr_numbers(h->file, "/", "windows_capped", H5T_NATIVE_INT64,
+                                      &w->capped, 0, path)) < 0 ||
+        (rc = shard_read_attr_numbers(h->file, "/", "first_capped_doc", H5T_NATIVE_INT64,
+                                      &w->first_capped, 0, path)) < 0)
+      goto fail;
+    if (w->total < 0 || w->min < 0 || w->max < w->min || w->capped < 0 || w->capped > info->n_docs ||
+        (w->capped > 0) != (w->first_capped >= 0)) {
+      rc = err_set(ERR_FORMAT, "%s: inconsistent windows_* attributes", path);
+      goto fail;
+    }
+    info->has_windows = 1;
+  }
 
   if (H5Lexists(h->file, "vectors", H5P_DEFAULT) <= 0) {
     H5Eclear2(H5E_DEFAULT);

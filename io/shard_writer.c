@@ -140,6 +140,8 @@ struct shard_writer {
   hid_t string_type, half_type;
   int vocab_size, float16;
   int64_t input_start, input_end; /* written at finish (set_input_range may change them) */
+  int has_windows;            /* set_windows was called: windows is written at finish */
+  shard_windows windows;
   int failed;                 /* an append failed: finish refuses */
   int64_t n_docs, nnz;        /* rows and entries appended so far (buffered included) */
   int64_t entries_written, indptr_written, ids_written; /* in the file (entries: or queued) */
@@ -632,6 +634,12 @@ int shard_writer_set_input_range(shard_writer *w, int64_t input_start, int64_t i
   return 0;
 }
 
+int shard_writer_set_windows(shard_writer *w, const shard_windows *win) {
+  w->windows = *win;
+  w->has_windows = 1;
+  return 0;
+}
+
 int shard_writer_finish(shard_writer *w) {
   shard_quiet();
   int rc = 0;
@@ -646,7 +654,13 @@ int shard_writer_finish(shard_writer *w) {
   if (shard_attr_i64(w->file, "n_docs", w->n_docs) < 0 ||
       shard_attr_i64(w->file, "input_start", w->input_start) < 0 ||
       shard_attr_i64(w->file, "input_end", w->input_end) < 0 ||
-      shard_attr_numbers(w->vectors, "shape", H5T_STD_I64LE, H5T_NATIVE_INT64, shape, 2) < 0) {
+      shard_attr_numbers(w->vectors, "shape", H5T_STD_I64LE, H5T_NATIVE_INT64, shape, 2) < 0 ||
+      (w->has_windows &&
+       (shard_attr_i64(w->file, "windows_total", w->windows.total) < 0 ||
+        shard_attr_i64(w->file, "windows_min", w->windows.min) < 0 ||
+        shard_attr_i64(w->file, "windows_max", w->windows.max) < 0 ||
+        shard_attr_i64(w->file, "windows_capped", w->windows.capped) < 0 ||
+        shard_attr_i64(w->file, "first_capped_doc", w->windows.first_capped) < 0))) {
     rc = shard_h5_error(ERR_IO, w->tmp_path, "cannot write the shard attributes");
     goto fail;
   }
