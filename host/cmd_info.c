@@ -3,7 +3,9 @@
  * Streams every row once through shard_reader_rows in windows; memory is one df counter per
  * vocabulary term plus the reader's window, whatever the number of documents. Reports docs,
  * empty docs, nnz, terms per doc (min / mean / max), the FLOPS figure sum_v (df_v / N)^2
- * (DESIGN.md section 1) and the top terms by document frequency.
+ * (DESIGN.md section 1), the top terms by document frequency, and with `expand --stride` the
+ * windows per document summed over the shards' windows_* attrs (shard.h): the whole job's,
+ * whatever runs and workers wrote the shards (job.json's "windows" is its last run's only).
  */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -91,6 +93,10 @@ int cmd_info(int argc, char **argv) {
   }
 
   int64_t docs = 0, nnz = 0, empty = 0, min_terms = INT64_MAX, max_terms = 0;
+  /* the shards' windows_* attrs summed: docs of the shards that have them, shards without */
+  int64_t win_docs = 0, win_shards = 0, win_total = 0, win_min = 0, win_max = 0, win_capped = 0;
+  int64_t first_capped = -1;
+  char first_capped_id[256] = "";
   int vocab_size = 0;
   const char *first_path = listing.n_shards ? listing.shards[0].path : path;
   for (int64_t s = 0; s < n_shards; s++) {
@@ -116,6 +122,14 @@ int cmd_info(int argc, char **argv) {
       const float *values;
       if ((rc = shard_reader_rows(reader, row, n, &ids, &indptr, &indices, &values)) < 0)
         goto fail;
+      const int64_t capped_row = meta->has_windows && meta->windows.first_capped >= 0
+                                     ? meta->windows.first_capped - meta->first_doc - row
+                                     : -1;
+      if (capped_row >= 0 && capped_row < n &&
+          (first_capped < 0 || meta->windows.first_capped < first_capped)) {
+        first_capped = meta->windows.first_capped;
+        snprintf(first_capped_id, sizeof first_capped_id, "%s", ids[capped_row]);
+      }
       for (int64_t d = 0; d < n; d++) {
         int64_t terms = indptr[d + 1] - indptr[d];
         if (terms < min_terms) min_terms = terms;
@@ -126,6 +140,15 @@ int cmd_info(int argc, char **argv) {
       nnz += indptr[n];
     }
     docs += meta->n_docs;
+    if (meta->has_windows && meta->n_docs > 0) {
+      const shard_windows *w = &meta->windows;
+      if (win_docs == 0 || w->min < win_min) win_min = w->min;
+      if (w->max > win_max) win_max = w->max;
+      win_docs += meta->n_docs;
+      win_shards++;
+      win_total += w->total;
+      win_capped += w->capped;
+    }
     if (s == 0) {
       first = reader; /* kept open for the terms */
     } else {
@@ -175,18 +198,21 @@ int cmd_info(int argc, char **argv) {
         !(top_terms = cJSON_AddArrayToObject(root, "top_terms")))
       goto nomem;
     if (workers > 0 && !cJSON_AddNumberToObject(root, "workers", workers)) goto nomem;
-    if (have_job && job.stride > 0) {
+    if ((have_job && job.stride > 0) || win_shards > 0) {
       cJSON *w = cJSON_AddObjectToObject(root, "windows");
-      if (!w || !cJSON_AddNumberToObject(w, "stride", job.stride) ||
-          !cJSON_AddNumberToObject(w, "max_windows", job.max_windows))
+      if (!w || (have_job && (!cJSON_AddNumberToObject(w, "stride", job.stride) ||
+                              !cJSON_AddNumberToObject(w, "max_windows", job.max_windows))) ||
+          !cJSON_AddNumberToObject(w, "shards_without", (double)(n_shards - win_shards)))
         goto nomem;
-      if (job.windows.docs > 0 &&
-          (!cJSON_AddNumberToObject(w, "docs", (double)job.windows.docs) ||
-           !cJSON_AddNumberToObject(w, "min", (double)job.windows.min) ||
-           !cJSON_AddNumberToObject(w, "mean", (double)job.windows.total / (double)job.windows.docs) ||
-           !cJSON_AddNumberToObject(w, "max", (double)job.windows.max) ||
-           !cJSON_AddNumberToObject(w, "capped", (double)job.windows.capped) ||
-           !cJSON_AddStringToObject(w, "first_capped", job.windows.first_capped)))
+      if (win_docs > 0 &&
+          (!cJSON_AddNumberToObject(w, "docs", (double)win_docs) ||
+           !cJSON_AddNumberToObject(w, "total", (double)win_total) ||
+           !cJSON_AddNumberToObject(w, "min", (double)win_min) ||
+           !cJSON_AddNumberToObject(w, "mean", (double)win_total / (double)win_docs) ||
+           !cJSON_AddNumberToObject(w, "max", (double)win_max) ||
+           !cJSON_AddNumberToObject(w, "capped", (double)win_capped) ||
+           !cJSON_AddNumberToObject(w, "first_capped_doc", (double)first_capped) ||
+           !cJSON_AddStringToObject(w, "first_capped", first_capped_id)))
         goto nomem;
     }
     for (int i = 0; i < top; i++) {
@@ -214,15 +240,23 @@ int cmd_info(int argc, char **argv) {
     printf("vocab         %d terms, %d used\n", vocab_size, distinct);
     printf("model         %s (max_length %d, threshold %g, top_k %d)\n", meta->model,
            meta->max_length, (double)meta->threshold, meta->top_k);
-    if (have_job && job.stride > 0 && job.windows.docs > 0)
-      printf("windows/doc   min %lld, mean %.2f, max %lld (--stride %d, --max-windows %d; the %lld "
-             "docs of job.json's last run); %lld hit --max-windows%s%s\n",
-             (long long)job.windows.min, (double)job.windows.total / (double)job.windows.docs,
-             (long long)job.windows.max, job.stride, job.max_windows, (long long)job.windows.docs,
-             (long long)job.windows.capped, job.windows.capped ? ", first: " : "",
-             job.windows.first_capped);
-    else if (have_job && job.stride > 0)
-      printf("windows       --stride %d, --max-windows %d\n", job.stride, job.max_windows);
+    char params[64] = "";
+    if (have_job && job.stride > 0)
+      snprintf(params, sizeof params, " (--stride %d, --max-windows %d)", job.stride,
+               job.max_windows);
+    if (win_docs > 0) {
+      printf("windows/doc   min %lld, mean %.2f, max %lld%s; %lld hit --max-windows",
+             (long long)win_min, (double)win_total / (double)win_docs, (long long)win_max, params,
+             (long long)win_capped);
+      if (first_capped >= 0) printf(", first: %s (doc %lld)", first_capped_id, (long long)first_capped);
+      if (win_shards < n_shards)
+        printf("; %lld of %lld shards record no windows (the figures are the other shards')",
+               (long long)(n_shards - win_shards), (long long)n_shards);
+      printf("\n");
+    } else if (params[0]) {
+      printf("windows       --stride %d, --max-windows %d (the shards record no windows)\n",
+             job.stride, job.max_windows);
+    }
     if (top > 0) {
       printf("top terms by document frequency:\n");
       printf("  %12s  %8s  %s\n", "df", "df/docs", "term");

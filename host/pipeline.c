@@ -770,12 +770,15 @@ typedef struct {
   int vocab_size;
   shard_writer *w;
   int64_t shard, n, input_start, input_end;
+  shard_windows windows; /* with a stride: the open shard's docs' windows (its windows_* attrs) */
   int64_t shards_written, docs_written, tokens;
 } pipe_writer;
 
 static int writer_finish(pipe_writer *pw) {
   int rc = shard_writer_set_input_range(pw->w, pw->input_start, pw->input_end);
   if (rc < 0) return rc;
+  if (pw->s->opt->stride > 0 && (rc = shard_writer_set_windows(pw->w, &pw->windows)) < 0)
+    return rc;
   kill_point(pw->s, "finish");
   shard_writer *w = pw->w;
   pw->w = NULL;
@@ -809,6 +812,7 @@ static int writer_row(pipe_writer *pw, const pipe_window *win, int i) {
     pw->shard = shard;
     pw->n = 0;
     pw->input_start = win->byte_start[i];
+    pw->windows = (shard_windows){0, 0, 0, 0, -1};
   }
   SPX_ASSERT(shard == pw->shard && doc == shard * o->shard_size + pw->n);
   rc = shard_writer_append(pw->w, win->id_bytes + win->id_off[i], win->indices + win->row_off[i],
@@ -819,6 +823,15 @@ static int writer_row(pipe_writer *pw, const pipe_window *win, int i) {
   pw->docs_written++;
   pw->tokens += win->len[i];
   pw->input_end = win->byte_end[i];
+  if (o->stride > 0) { /* the count window_stats saw: the doc's ids are [CLS] t [SEP] */
+    const int64_t all = enc_window_count(win->len[i] - 2, o->max_length, o->stride);
+    const int64_t used = all < o->max_windows ? all : o->max_windows;
+    shard_windows *sw = &pw->windows;
+    if (pw->n == 1 || used < sw->min) sw->min = used;
+    if (used > sw->max) sw->max = used;
+    sw->total += used;
+    if (all > o->max_windows && sw->capped++ == 0) sw->first_capped = doc;
+  }
   if (pw->n == o->shard_size) return writer_finish(pw);
   return 0;
 }

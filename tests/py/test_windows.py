@@ -227,6 +227,17 @@ def test_expand_equals_encode(tmp_path, fmt):
     assert rc == 0, err
     assert "windows/doc   min %d, mean %.2f, max %d (--stride 40, --max-windows 30" % (
         min(n_windows), sum(n_windows) / len(texts), max(n_windows)) in info, info
+    assert "%d hit --max-windows, first: d%d (doc %d)" % (capped, first, first) in info, info
+    # each shard records its own docs' windows as root attrs (h5py reads them as numbers)
+    import h5py
+    for k in range(0, len(texts), 5):
+        with h5py.File(out / ("shard-%05d.h5" % (k // 5)), "r") as f:
+            mine = n_windows[k:k + 5]
+            hit = [k + j for j, n in enumerate(mine) if n == 30]
+            assert (int(f.attrs["windows_total"]), int(f.attrs["windows_min"]),
+                    int(f.attrs["windows_max"]), int(f.attrs["windows_capped"]),
+                    int(f.attrs["first_capped_doc"])) == (
+                sum(mine), min(mine), max(mine), len(hit), hit[0] if hit else -1)
 
 
 def test_text_columns_and_fields(tmp_path):
@@ -286,3 +297,59 @@ def test_text_columns_and_fields(tmp_path):
     none.write_text(json.dumps({"id": "q", "title": None, "text": "t"}) + "\n")
     rc, _, err = run(common + ["--input", str(none), "--text-fields", "title,body", "--output", str(tmp_path / "n")], "")
     assert rc != 0 and "none.jsonl:1: none of the --text-fields keys" in err, err
+
+
+def test_info_windows_of_the_job(tmp_path):
+    # `spladex info` reports the windows of the whole job, summed over the shards' windows_*
+    # attrs: after a kill -9 and a resume (the rerun writes only the missing shards) and with two
+    # --worker processes, the same figures as one uninterrupted run (job.json's "windows" holds
+    # the last process's docs only). A --stride 0 job's shards record none.
+    d = model_dir("splade-tiny")
+    texts = [TEXTS[2] * k for k in (1, 3, 0, 1, 6, 2)] + ["short one", TEXTS[2][:300], ""] * 4
+    corpus = tmp_path / "c.tsv"
+    corpus.write_text("".join("d%d\t%s\n" % (i, t) for i, t in enumerate(texts)))
+    common = ["expand", "--model", d, "--input", str(corpus), "--device", "cpu", "--quiet",
+              "--max-length", "64", "--stride", "40", "--max-windows", "30", "--threads", "2",
+              "--batch-tokens", "192", "--shard-size", "3"]
+
+    def info(out):
+        rc, text, err = run(["info", str(out), "--json", "--top", "0"], "")
+        assert rc == 0, err
+        w = json.loads(text)["windows"]
+        return tuple(w.get(k) for k in ("docs", "min", "mean", "max", "capped", "first_capped",
+                                         "total", "first_capped_doc", "shards_without"))
+
+    ref = tmp_path / "ref"
+    rc, _, err = run(common + ["--output", str(ref)], "")
+    assert rc == 0, err
+    want = info(ref)
+    docs, wmin, mean, wmax, capped, first, total, first_doc, without = want
+    assert docs == len(texts) and (wmin, wmax) == (1, 30) and capped >= 2
+
+    # killed after 4 shards' worth of rows, then resumed
+    out = tmp_path / "resumed"
+    env = dict(os.environ, SPLADEX_TEST_KILL_POINT="append:13")
+    p = subprocess.run([spladex_bin()] + common + ["--output", str(out)], env=env,
+                       capture_output=True, text=True)
+    assert p.returncode in (-9, 137), p.stderr
+    rc, _, err = run(common + ["--output", str(out)], "")
+    assert rc == 0, err
+    job = json.load(open(out / "job.json"))
+    assert job["windows"]["docs"] < len(texts)  # the rerun's docs only
+    assert info(out)[:6] == want[:6]
+    assert first == "d%d" % first_doc and total == round(mean * docs) > docs and without == 0
+    assert info(out) == want
+
+    # two workers into one directory
+    out = tmp_path / "workers"
+    for k in range(2):
+        rc, _, err = run(common + ["--output", str(out), "--worker", "%d/2" % k], "")
+        assert rc == 0, err
+    assert info(out) == want
+
+    # --stride 0: no windows attrs, info says nothing of windows
+    out = tmp_path / "plain"
+    rc, _, err = run([x for x in common if x not in ("--stride", "40")] + ["--output", str(out)], "")
+    assert rc == 0, err
+    rc, text, err = run(["info", str(out), "--json", "--top", "0"], "")
+    assert rc == 0 and "windows" not in json.loads(text), text
