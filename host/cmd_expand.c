@@ -744,8 +744,9 @@ int cmd_expand(int argc, char **argv) {
             (long long)ps.shards_written, (long long)ps.docs_encoded,
             (long long)ps.tokens_encoded, ps.seconds, (long long)ps.shards_skipped);
   if (!a.quiet && a.stride > 0 && ps.docs_encoded > 0)
-    fprintf(stderr, "spladex expand: windows per document: min %lld, mean %.2f, max %lld "
-            "(--max-length %d --stride %d); %lld document(s) hit --max-windows %d\n",
+    fprintf(stderr, "spladex expand: windows per document this process encoded: min %lld, "
+            "mean %.2f, max %lld (--max-length %d --stride %d); %lld document(s) hit "
+            "--max-windows %d (the whole job's: spladex info)\n",
             (long long)ps.windows_min, (double)ps.windows_encoded / (double)ps.docs_encoded,
             (long long)ps.windows_max, a.max_length, a.stride, (long long)ps.docs_capped,
             a.max_windows);

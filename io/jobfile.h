@@ -58,7 +58,8 @@ typedef struct {
    * compared (absent = ""). */
   char text_columns[128];
   char text_fields[1100];
-  /* With a stride, the windows of the docs the last process encoded (a result, never compared;
+  /* With a stride, the windows of the docs the last process encoded (a result, never compared
+   * nor summed over runs or workers: the job's figures are the shards' windows_* attrs, shard.h;
    * written as "windows": {...} when docs > 0): docs, windows total / min / max per doc, docs
    * with more than max_windows windows and the id of the first of them (lowest doc number). */
   struct {
