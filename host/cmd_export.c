@@ -141,7 +141,7 @@ static int export_transposer_pick(export_transposer *t, const export_options *o,
   if (rc == 0) return 0;
   t->session = NULL;
   snprintf(t->name, sizeof t->name, "cpu");
-  if (cli_device_fallback(&o->device, rc, "export", "transposing on the CPU")) return 0;
+  if (cli_device_fallback(&o->device, rc, "spladex export", "transposing on the CPU")) return 0;
   if (rc == ERR_DEVICE) return err_wrap(rc, "--device %s: no usable CUDA device", o->device.text);
   return err_wrap(rc, "--device %s", o->device.text);
 }
