@@ -113,18 +113,22 @@ static int model_parse_config(const char *path, const cJSON *root, model *m) {
     c->arch = MODEL_DISTILBERT;
   } else if (type && strcmp(type, "bert") == 0) {
     c->arch = MODEL_BERT;
+  } else if (type && strcmp(type, "roberta") == 0) {
+    c->arch = MODEL_ROBERTA;
   } else if (!type && arch0 && strcmp(arch0, "DistilBertForMaskedLM") == 0) {
     c->arch = MODEL_DISTILBERT;
   } else if (!type && arch0 && strcmp(arch0, "BertForMaskedLM") == 0) {
     c->arch = MODEL_BERT;
   } else {
     return err_set(ERR_FORMAT, "%s: unsupported architecture (model_type '%s', architectures[0] '%s'); spladex "
-                   "runs model_type distilbert (DistilBertForMaskedLM) and bert (BertForMaskedLM)",
+                   "runs model_type distilbert (DistilBertForMaskedLM), bert (BertForMaskedLM) and roberta "
+                   "(RobertaForMaskedLM)",
                    path, type ? type : "(none)", arch0 ? arch0 : "(none)");
   }
-  if (arch0 && strcmp(arch0, "DistilBertForMaskedLM") != 0 && strcmp(arch0, "BertForMaskedLM") != 0)
-    return err_set(ERR_FORMAT, "%s: architectures[0] is '%s'; spladex needs a masked-LM head "
-                   "(DistilBertForMaskedLM or BertForMaskedLM)", path, arch0);
+  static const char *const heads[] = {"DistilBertForMaskedLM", "BertForMaskedLM", "RobertaForMaskedLM"};
+  if (arch0 && strcmp(arch0, heads[c->arch]) != 0)
+    return err_set(ERR_FORMAT, "%s: architectures[0] is '%s'; spladex needs the masked-LM head of model_type "
+                   "'%s' (%s)", path, arch0, type ? type : "?", heads[c->arch]);
   int rc = 0;
   const char *act = NULL;
   if (c->arch == MODEL_DISTILBERT) {
@@ -153,7 +157,7 @@ static int model_parse_config(const char *path, const cJSON *root, model *m) {
     if (cJSON_GetObjectItemCaseSensitive(root, "type_vocab_size")) {
       if ((rc = model_config_int(path, root, "type_vocab_size", 1 << 16, &c->type_vocab))) return rc;
     } else {
-      c->type_vocab = 2; /* BertConfig's default */
+      c->type_vocab = c->arch == MODEL_ROBERTA ? 1 : 2; /* the configs' defaults */
     }
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
     if (eps && (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0) || eps->valuedouble > 1))
@@ -176,7 +180,15 @@ static int model_parse_config(const char *path, const cJSON *root, model *m) {
       (!cJSON_IsNumber(pad) || !(pad->valuedouble >= 0 && pad->valuedouble < c->vocab) ||
        pad->valuedouble != (double)(int)pad->valuedouble))
     return err_set(ERR_FORMAT, "%s: 'pad_token_id' must be an integer in [0, %d)", path, c->vocab);
-  c->pad_id = cJSON_IsNumber(pad) ? (int)pad->valuedouble : 0;
+  c->pad_id = cJSON_IsNumber(pad) ? (int)pad->valuedouble : c->arch == MODEL_ROBERTA ? 1 : 0;
+  if (c->arch == MODEL_ROBERTA) {
+    /* HF numbers positions from padding_idx + 1 (create_position_ids_from_input_ids) */
+    c->position_offset = c->pad_id + 1;
+    if (c->max_positions <= c->position_offset)
+      return err_set(ERR_FORMAT, "%s: max_position_embeddings %d leaves no position after padding_idx %d", path,
+                     c->max_positions, c->pad_id);
+    c->max_positions -= c->position_offset;
+  }
   c->tie_embeddings = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings"));
   c->unk_id = 100;
   c->cls_id = 101;
@@ -217,7 +229,7 @@ static size_t model_entries(model *m, model_entry *e, int with_decoder_w) {
   if (c->arch == MODEL_DISTILBERT) {
     const char *p = "distilbert.";
     model_add(e, &n, &m->word_emb, V, H, "%sembeddings.word_embeddings.weight", p);
-    model_add(e, &n, &m->pos_emb, P, H, "%sembeddings.position_embeddings.weight", p);
+    model_add(e, &n, &m->pos_table, P, H, "%sembeddings.position_embeddings.weight", p);
     model_add(e, &n, &m->emb_ln_g, H, 0, "%sembeddings.LayerNorm.weight", p);
     model_add(e, &n, &m->emb_ln_b, H, 0, "%sembeddings.LayerNorm.bias", p);
     for (int i = 0; i < c->n_layers; i++) {
@@ -247,15 +259,16 @@ static size_t model_entries(model *m, model_entry *e, int with_decoder_w) {
     model_add(e, &n, &m->decoder_b, V, 0, "vocab_projector.bias");
     if (with_decoder_w) model_add(e, &n, &m->decoder_w, V, H, "vocab_projector.weight");
   } else {
-    const char *p = "bert.";
+    const int roberta = c->arch == MODEL_ROBERTA;
+    const char *p = roberta ? "roberta." : "bert.";
     model_add(e, &n, &m->word_emb, V, H, "%sembeddings.word_embeddings.weight", p);
-    model_add(e, &n, &m->pos_emb, P, H, "%sembeddings.position_embeddings.weight", p);
+    model_add(e, &n, &m->pos_table, P + c->position_offset, H, "%sembeddings.position_embeddings.weight", p);
     model_add(e, &n, &m->type_emb, Y, H, "%sembeddings.token_type_embeddings.weight", p);
     model_add(e, &n, &m->emb_ln_g, H, 0, "%sembeddings.LayerNorm.weight", p);
     model_add(e, &n, &m->emb_ln_b, H, 0, "%sembeddings.LayerNorm.bias", p);
     for (int i = 0; i < c->n_layers; i++) {
       model_layer *l = &m->layers[i];
-      const char *a = "bert.encoder.layer.";
+      const char *a = roberta ? "roberta.encoder.layer." : "bert.encoder.layer.";
       model_add(e, &n, &l->q_w, H, H, "%s%d.attention.self.query.weight", a, i);
       model_add(e, &n, &l->q_b, H, 0, "%s%d.attention.self.query.bias", a, i);
       model_add(e, &n, &l->k_w, H, H, "%s%d.attention.self.key.weight", a, i);
@@ -272,6 +285,15 @@ static size_t model_entries(model *m, model_entry *e, int with_decoder_w) {
       model_add(e, &n, &l->ffn2_b, H, 0, "%s%d.output.dense.bias", a, i);
       model_add(e, &n, &l->out_ln_g, H, 0, "%s%d.output.LayerNorm.weight", a, i);
       model_add(e, &n, &l->out_ln_b, H, 0, "%s%d.output.LayerNorm.bias", a, i);
+    }
+    if (roberta) {
+      model_add(e, &n, &m->head_w, H, H, "lm_head.dense.weight");
+      model_add(e, &n, &m->head_b, H, 0, "lm_head.dense.bias");
+      model_add(e, &n, &m->head_ln_g, H, 0, "lm_head.layer_norm.weight");
+      model_add(e, &n, &m->head_ln_b, H, 0, "lm_head.layer_norm.bias");
+      model_add(e, &n, &m->decoder_b, V, 0, "lm_head.bias");
+      if (with_decoder_w) model_add(e, &n, &m->decoder_w, V, H, "lm_head.decoder.weight");
+      return n;
     }
     model_add(e, &n, &m->head_w, H, H, "cls.predictions.transform.dense.weight");
     model_add(e, &n, &m->head_b, H, 0, "cls.predictions.transform.dense.bias");
@@ -292,11 +314,14 @@ static const tensor_ref *model_find(const tensor_file *f, const char *canonical)
   const char *dot = NULL;
   if (strncmp(canonical, "distilbert.", 11) == 0) dot = canonical + 11;
   if (strncmp(canonical, "bert.", 5) == 0) dot = canonical + 5;
+  if (strncmp(canonical, "roberta.", 8) == 0) dot = canonical + 8;
   if (dot) snprintf(candidates[n++], sizeof candidates[0], "%s", dot);
   if (strcmp(canonical, "cls.predictions.bias") == 0)
     snprintf(candidates[n++], sizeof candidates[0], "cls.predictions.decoder.bias");
   if (strcmp(canonical, "cls.predictions.decoder.bias") == 0)
     snprintf(candidates[n++], sizeof candidates[0], "cls.predictions.bias");
+  if (strcmp(canonical, "lm_head.bias") == 0)
+    snprintf(candidates[n++], sizeof candidates[0], "lm_head.decoder.bias");
   size_t plain = n;
   if (strstr(canonical, "LayerNorm.") || strstr(canonical, "layer_norm.")) {
     for (size_t i = 0; i < plain; i++) {
@@ -651,6 +676,7 @@ int model_load(const char *dir, model **out) {
     offset += (count + MODEL_ALIGN_FLOATS - 1) / MODEL_ALIGN_FLOATS * MODEL_ALIGN_FLOATS;
   }
   if (m->decoder_tied) m->decoder_w = m->word_emb;
+  m->pos_emb = m->pos_table + (size_t)m->cfg.position_offset * (size_t)m->cfg.hidden;
 
   tf_close(tf);
   tf = NULL;
@@ -680,7 +706,8 @@ const float *model_tensor(const model *m, const char *name, size_t *count) {
   const char *alias = m->cfg.arch == MODEL_BERT && m->cfg.tie_embeddings &&
                               strcmp(name, "cls.predictions.decoder.bias") == 0
                           ? "cls.predictions.bias"
-                          : name;
+                      : m->cfg.arch == MODEL_ROBERTA && strcmp(name, "lm_head.decoder.bias") == 0 ? "lm_head.bias"
+                                                                                                 : name;
   for (size_t i = 0; i < n; i++) {
     if (strcmp(entries[i].name, alias) != 0) continue;
     found = *entries[i].slot;

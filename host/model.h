@@ -22,6 +22,9 @@
  *   decoder_b    vocab_projector.bias                         | cls.predictions.bias (or decoder.bias;
  *                                                                decoder.bias first when untied)
  * The "distilbert."/"bert." prefix may be absent (bare encoder checkpoints).
+ * RobertaForMaskedLM: BERT's names under "roberta.", the head lm_head.{dense, layer_norm,
+ * decoder.weight (tied), bias}; its position table has padding_idx + 1 = pad_token_id + 1 rows
+ * before position 0 (HF numbers a sequence's positions from there), which pos_emb skips.
  */
 #ifndef SPLADEX_MODEL_H
 #define SPLADEX_MODEL_H
@@ -29,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { MODEL_DISTILBERT = 0, MODEL_BERT = 1 } model_arch;
+typedef enum { MODEL_DISTILBERT = 0, MODEL_BERT = 1, MODEL_ROBERTA = 2 } model_arch;
 
 /* How token weights become the document's (sentence-transformers' SpladePooling config;
  * naver/splade's max and relu when the directory is not a SparseEncoder):
@@ -46,7 +49,8 @@ typedef struct {
   int n_heads;
   int ffn;           /* F */
   int vocab;         /* V */
-  int max_positions; /* P */
+  int max_positions; /* P: positions a sequence may use (RoBERTa: its table's rows - position_offset) */
+  int position_offset; /* RoBERTa: pad_token_id + 1, the table rows before position 0; else 0 */
   int type_vocab;    /* Y (BERT; 0 for DistilBERT) */
   float ln_eps;      /* layer_norm_eps (BERT) or 1e-12 (DistilBERT) */
   int pad_id, unk_id, cls_id, sep_id, mask_id;
@@ -80,7 +84,8 @@ typedef struct {
   float *arena;        /* one allocation holding every tensor below */
   size_t arena_floats;
   float *word_emb;     /* (V, H) */
-  float *pos_emb;      /* (P, H) */
+  float *pos_emb;      /* (P, H): row t is position t's (RoBERTa: pos_table + offset rows) */
+  float *pos_table;    /* (P + position_offset, H) the checkpoint's position table */
   float *type_emb;     /* (Y, H), NULL for DistilBERT; only row 0 is used */
   float *emb_ln_g;     /* (H) */
   float *emb_ln_b;     /* (H) */

@@ -169,10 +169,14 @@ RANDOM_LENGTHS = {
     "tiny-bert": {256: [1, 2, 3, 9, 33, 130, 256, 290], 512: [3, 512, 530]},
     "efficient-splade": {256: [1, 2, 3, 12, 75, 256, 320], 512: [200, 512]},
     "tiny-bert-v105879": {256: [1, 2, 3, 9, 33, 130, 256, 290], 512: [530]},
+    "tiny-roberta": {},  # RoBERTa: no WordPiece text, ids only (below)
 }
 # Documents of ids drawn uniformly from the whole vocabulary (the text above only reaches
 # bert-base-uncased's 30,522 pieces): (max_length, length) per fixture.
-RANDOM_ID_DOCS = {"tiny-bert-v105879": [(256, 64), (256, 200)]}
+RANDOM_ID_DOCS = {"tiny-bert-v105879": [(256, 64), (256, 200)],
+                  # lengths 1 and 2 are <s> alone and <s></s>; 512 reaches the position table's end
+                  "tiny-roberta": [(256, 1), (256, 2), (256, 3), (256, 17), (256, 100), (256, 255), (256, 256),
+                                   (512, 300), (512, 511), (512, 512)]}
 
 
 def main():
@@ -220,8 +224,10 @@ def main():
             g, s = doc_ids_for_length(t, L, tok, rs, texts)
             given.append(g), seen.append(s), max_lengths.append(L)
         V = make_random_model.PRESETS[name]["vocab_size"] if name in RANDOM_LENGTHS else None
+        roberta = name in RANDOM_LENGTHS and make_random_model.PRESETS[name]["model_type"] == "roberta"
+        cls, sep, low = (0, 2, 3) if roberta else (CLS, SEP, 0)  # RoBERTa: <s> </s>, never <pad> (1)
         for L, t in RANDOM_ID_DOCS.get(name, []):
-            ids = [CLS] + [int(x) for x in rs.randint(0, V, t - 2)] + [SEP]
+            ids = ([cls] + [int(x) for x in rs.randint(low, V, max(t - 2, 0))] + [sep])[:t]
             given.append(ids), seen.append(ids), max_lengths.append(L)
         if name == "splade-tiny":
             # >= 200 real passages at the default max length, tokenized as the CLI would.

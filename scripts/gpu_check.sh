@@ -215,7 +215,7 @@ model=$work/efficient-splade
 
 step "models" 90 bash -c "
   set -e
-  for p in tiny-distilbert tiny-bert tiny-bert-v105879; do
+  for p in tiny-distilbert tiny-bert tiny-bert-v105879 tiny-roberta; do
     [ -f tests/fixtures/generated/\$p/model.safetensors ] || '$py' scripts/make_random_model.py \$p tests/fixtures/generated/\$p
   done
   [ -f '$model/model.safetensors' ] || '$py' scripts/make_random_model.py efficient-splade '$model'

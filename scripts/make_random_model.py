@@ -27,6 +27,8 @@ Presets:
                     terms (the reference vectors stay small)
   tiny-bert-cased   the same with V = 6000, for the cased vocabulary of
                     tests/fixtures/tokenizer/kinds/cased (the SparseEncoder fixtures)
+  tiny-roberta      RobertaForMaskedLM, V = 50265 (roberta-base's), hidden 32, 2 layers, 514 positions
+                    (padding_idx 1: positions start at row 2), type vocabulary 1, tied, bias shifted
 
 usage: make_random_model.py PRESET OUT_DIR [--seed N] [--vocab PATH]
 """
@@ -81,9 +83,13 @@ PRESETS = {
 }
 
 PRESETS["tiny-bert-cased"] = dict(PRESETS["tiny-bert-v105879"], vocab_size=6000)
+PRESETS["tiny-roberta"] = dict(PRESETS["tiny-bert-v105879"], architectures=["RobertaForMaskedLM"],
+                               model_type="roberta", vocab_size=50265, max_position_embeddings=514,
+                               type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                               layer_norm_eps=1e-5)
 
 # Added to the decoder bias of a preset (sparser vectors: smaller reference fixtures).
-DECODER_BIAS_SHIFT = {"tiny-bert-v105879": -0.42, "tiny-bert-cased": -0.42}
+DECODER_BIAS_SHIFT = {"tiny-bert-v105879": -0.42, "tiny-bert-cased": -0.42, "tiny-roberta": -0.42}
 
 
 def tensor_plan(cfg):
@@ -113,13 +119,14 @@ def tensor_plan(cfg):
     else:
         H, F, L, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
         P, Y = cfg["max_position_embeddings"], cfg["type_vocab_size"]
-        e = "bert.embeddings."
+        pre = "roberta." if cfg["model_type"] == "roberta" else "bert."
+        e = pre + "embeddings."
         plan += [(e + "word_embeddings.weight", (V, H), "matrix"),
                  (e + "position_embeddings.weight", (P, H), "matrix"),
                  (e + "token_type_embeddings.weight", (Y, H), "matrix"),
                  (e + "LayerNorm.weight", (H,), "gamma"), (e + "LayerNorm.bias", (H,), "beta")]
         for i in range(L):
-            p = "bert.encoder.layer.%d." % i
+            p = pre + "encoder.layer.%d." % i
             for lin in ("self.query", "self.key", "self.value", "output.dense"):
                 plan += [(p + "attention.%s.weight" % lin, (H, H), "matrix"),
                          (p + "attention.%s.bias" % lin, (H,), "bias")]
@@ -129,6 +136,10 @@ def tensor_plan(cfg):
                      (p + "intermediate.dense.bias", (F,), "bias"),
                      (p + "output.dense.weight", (H, F), "matrix"), (p + "output.dense.bias", (H,), "bias"),
                      (p + "output.LayerNorm.weight", (H,), "gamma"), (p + "output.LayerNorm.bias", (H,), "beta")]
+        if pre == "roberta.":
+            return plan + [("lm_head.dense.weight", (H, H), "matrix"), ("lm_head.dense.bias", (H,), "bias"),
+                           ("lm_head.layer_norm.weight", (H,), "gamma"), ("lm_head.layer_norm.bias", (H,), "beta"),
+                           ("lm_head.bias", (V,), "bias")]
         plan += [("cls.predictions.transform.dense.weight", (H, H), "matrix"),
                  ("cls.predictions.transform.dense.bias", (H,), "bias"),
                  ("cls.predictions.transform.LayerNorm.weight", (H,), "gamma"),
@@ -152,7 +163,7 @@ def make_weights(cfg, seed, bias_shift=0.0):
             a = 0.1 * z
         else:
             a = 0.02 * z
-        if name in ("cls.predictions.bias", "vocab_projector.bias"):
+        if name in ("cls.predictions.bias", "vocab_projector.bias", "lm_head.bias"):
             a = a + bias_shift
         out[name] = np.ascontiguousarray(a.astype("<f4"))
     if "cls.predictions.bias" in out:

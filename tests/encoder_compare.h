@@ -54,18 +54,18 @@ static inline double ecmp_rel_bound(enc_precision p) {
 
 /* ---- the models ---- */
 
-enum { ECMP_N_MODELS = 7 };
+enum { ECMP_N_MODELS = 8 };
 
 /* The i-th model (i in [0, ECMP_N_MODELS)) both tests run, in this order, as a directory relative
  * to the repository root: the committed fixtures (vocab 1000) first, then the optional ones
- * (vocab 30522, and 105879 last: scripts/make_random_model.py, scripts/fetch_model.sh), for which *optional is set
+ * (vocab 30522, then 105879 and RoBERTa's 50265: scripts/make_random_model.py, scripts/fetch_model.sh), for which *optional is set
  * to 1: a test skips them when absent. Static string. */
 static inline const char *ecmp_model(int i, int *optional) {
   static const char *const dirs[ECMP_N_MODELS] = {
       "tests/fixtures/models/distilbert-st",     "tests/fixtures/models/bert-untied-st",
       "tests/fixtures/models/bert-bin",          "tests/fixtures/generated/tiny-distilbert",
       "tests/fixtures/generated/tiny-bert",      "models/splade-tiny",
-      "tests/fixtures/generated/tiny-bert-v105879"};
+      "tests/fixtures/generated/tiny-bert-v105879", "tests/fixtures/generated/tiny-roberta"};
   *optional = i >= 3;
   return dirs[i];
 }

@@ -28,7 +28,7 @@ import make_random_model  # noqa: E402
 TOL = 1e-4
 SET_CUT = 1e-3
 MANIFEST = json.load(open(os.path.join(FIXTURES, "encoder.json")))
-RANDOM = ["tiny-distilbert", "tiny-bert", "efficient-splade", "tiny-bert-v105879"]
+RANDOM = ["tiny-distilbert", "tiny-bert", "efficient-splade", "tiny-bert-v105879", "tiny-roberta"]
 
 
 def spladex_bin():
