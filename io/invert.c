@@ -60,7 +60,8 @@ int32_t inv_quantize(float w, float scale) {
 }
 
 int inv_is_special_term(const char *term) {
-  static const char *const special[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+  static const char *const special[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", /* BERT */
+                                        "<s>",   "<pad>", "</s>",  "<unk>", "<mask>"}; /* RoBERTa */
   for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
     if (!strcmp(term, special[i])) return 1;
   return 0;

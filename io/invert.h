@@ -33,9 +33,9 @@
  * below 0.5, negative or NaN; INT32_MAX for products that do not fit an int32. */
 int32_t inv_quantize(float w, float scale);
 
-/* 1 when term is one of the BERT vocabulary's special tokens -- [PAD] [UNK] [CLS] [SEP] [MASK],
- * the five that bert-base-uncased's tokenizer_config.json (and every SPLADE model built on it)
- * declares -- else 0. `--drop-special` of `spladex export` and `spladex queries` leaves these
+/* 1 when term is one of the special tokens of the vocabularies spladex reads -- BERT's [PAD]
+ * [UNK] [CLS] [SEP] [MASK] (bert-base-uncased's tokenizer_config.json and every SPLADE model
+ * built on it) and RoBERTa's <s> <pad> </s> <unk> <mask> -- else 0. `--drop-special` of `spladex export` and `spladex queries` leaves these
  * terms out, by their vocabulary strings, so that both sides drop the same ids. */
 int inv_is_special_term(const char *term);
 

@@ -36,6 +36,10 @@ static void test_varint(void) {
 
 static void test_quantize(void) {
   /* Ties go to even, like np.rint; the product is rounded to float32 first. */
+  /* --drop-special: BERT's and RoBERTa's special tokens, nothing else */
+  CHECK(inv_is_special_term("[CLS]") && inv_is_special_term("[MASK]"));
+  CHECK(inv_is_special_term("<s>") && inv_is_special_term("</s>") && inv_is_special_term("<mask>"));
+  CHECK(!inv_is_special_term("s") && !inv_is_special_term("[unused0]") && !inv_is_special_term("<S>"));
   CHECK(inv_quantize(0.125f, 100) == 12);
   CHECK(inv_quantize(0.375f, 100) == 38);
   CHECK(inv_quantize(0.625f, 100) == 62);
