@@ -497,6 +497,66 @@ static int tok_vocab_txt_settings(const char *vocab_path, tok_normalizer *norm) 
 
 static int tok_open_bpe(const char *path, const cJSON *root, tok **out);
 
+/* The vocabulary of a tokenizer.json (WordPiece or BPE): checks every id of model.vocab (an
+ * integer in [0, 1e8], none given twice) and of added_tokens (an entry with id and content),
+ * allocates a tok for the largest id with room for every string, and copies model.vocab's strings
+ * in; *arena is the arena's bytes used, *max_id the largest id. An added token that model.vocab
+ * lacks gets its string from tok_json_name_added. 0 and *out, or ERR_FORMAT / ERR_NOMEM naming
+ * path (*out is then freed and NULL). */
+static int tok_json_vocab(const char *path, const cJSON *vocab, const cJSON *added, tok **out,
+                          size_t *arena, int *max_id) {
+  int top = -1;
+  size_t arena_bytes = 0;
+  const cJSON *item;
+  *out = NULL;
+  cJSON_ArrayForEach(item, vocab) {
+    if (!cJSON_IsNumber(item) || item->valuedouble < 0 || item->valuedouble > 1e8 ||
+        item->valuedouble != (double)(int)item->valuedouble)
+      return err_set(ERR_FORMAT, "%s: model.vocab[\"%s\"] is not an id", path, item->string);
+    if (item->valueint > top) top = item->valueint;
+    arena_bytes += strlen(item->string) + 1;
+  }
+  cJSON_ArrayForEach(item, added) {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "id");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(item, "content");
+    if (!cJSON_IsNumber(id) || id->valueint < 0 || id->valuedouble > 1e8 || !cJSON_IsString(content))
+      return err_set(ERR_FORMAT, "%s: an added_tokens entry lacks id or content", path);
+    if (id->valueint > top) top = id->valueint;
+    arena_bytes += strlen(content->valuestring) + 1;
+  }
+  if (top < 0) return err_set(ERR_FORMAT, "%s: empty model.vocab", path);
+  tok *t = tok_alloc(top + 1, arena_bytes);
+  if (!t) return err_set(ERR_NOMEM, "%s: out of memory", path);
+  size_t used = 0;
+  cJSON_ArrayForEach(item, vocab) {
+    int id = item->valueint;
+    size_t n = strlen(item->string);
+    if (t->offset[id] != UINT32_MAX) {
+      tok_free(t);
+      return err_set(ERR_FORMAT, "%s: model.vocab gives id %d to two tokens", path, id);
+    }
+    memcpy(t->arena + used, item->string, n + 1);
+    t->offset[id] = (uint32_t)used;
+    t->length[id] = (uint32_t)n;
+    used += n + 1;
+  }
+  *out = t;
+  *arena = used;
+  *max_id = top;
+  return 0;
+}
+
+/* An added token outside model.vocab still has a string for tok_token(): content goes into the
+ * arena (sized by tok_json_vocab) at *arena for id, unless the id has one. */
+static void tok_json_name_added(tok *t, const char *content, int id, size_t *arena) {
+  if (t->offset[id] != UINT32_MAX) return;
+  size_t n = strlen(content);
+  memcpy(t->arena + *arena, content, n + 1);
+  t->offset[id] = (uint32_t)*arena;
+  t->length[id] = (uint32_t)n;
+  *arena += n + 1;
+}
+
 /* tokenizer.json: model.vocab (token -> id), model.unk_token, max_input_chars_per_word,
  * added_tokens. The normalizer and pre-tokenizer must be the BERT ones this code implements. */
 static int tok_open_tokenizer_json(const char *path, const char *data, size_t size, tok **out) {
@@ -527,52 +587,11 @@ static int tok_open_tokenizer_json(const char *path, const char *data, size_t si
   }
   tok_normalizer norm;
   if ((rc = tok_json_settings(path, root, &norm)) < 0) goto fail;
-  /* sizes */
-  int max_id = -1;
-  size_t arena_bytes = 0;
   const cJSON *item;
-  cJSON_ArrayForEach(item, vocab) {
-    if (!cJSON_IsNumber(item) || item->valuedouble < 0 || item->valuedouble > 1e8 ||
-        item->valuedouble != (double)(int)item->valuedouble) {
-      rc = err_set(ERR_FORMAT, "%s: model.vocab[\"%s\"] is not an id", path, item->string);
-      goto fail;
-    }
-    if (item->valueint > max_id) max_id = item->valueint;
-    arena_bytes += strlen(item->string) + 1;
-  }
   const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
-  cJSON_ArrayForEach(item, added) {
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "id");
-    const cJSON *content = cJSON_GetObjectItemCaseSensitive(item, "content");
-    if (!cJSON_IsNumber(id) || id->valueint < 0 || id->valuedouble > 1e8 || !cJSON_IsString(content)) {
-      rc = err_set(ERR_FORMAT, "%s: an added_tokens entry lacks id or content", path);
-      goto fail;
-    }
-    if (id->valueint > max_id) max_id = id->valueint;
-    arena_bytes += strlen(content->valuestring) + 1;
-  }
-  if (max_id < 0) {
-    rc = err_set(ERR_FORMAT, "%s: empty model.vocab", path);
-    goto fail;
-  }
-  t = tok_alloc(max_id + 1, arena_bytes);
-  if (!t) {
-    rc = err_set(ERR_NOMEM, "%s: out of memory", path);
-    goto fail;
-  }
   size_t arena = 0;
-  cJSON_ArrayForEach(item, vocab) {
-    int id = item->valueint;
-    size_t n = strlen(item->string);
-    if (t->offset[id] != UINT32_MAX) {
-      rc = err_set(ERR_FORMAT, "%s: model.vocab gives id %d to two tokens", path, id);
-      goto fail;
-    }
-    memcpy(t->arena + arena, item->string, n + 1);
-    t->offset[id] = (uint32_t)arena;
-    t->length[id] = (uint32_t)n;
-    arena += n + 1;
-  }
+  int max_id = -1;
+  if ((rc = tok_json_vocab(path, vocab, added, &t, &arena, &max_id)) < 0) goto fail;
   const cJSON *mc = cJSON_GetObjectItemCaseSensitive(model, "max_input_chars_per_word");
   if (cJSON_IsNumber(mc)) {
     if (mc->valueint < 1 || mc->valueint > 100000) {
@@ -595,14 +614,7 @@ static int tok_open_tokenizer_json(const char *path, const char *data, size_t si
                    path, content->valuestring);
       goto fail;
     }
-    /* An added token outside model.vocab still has a string for tok_token(). */
-    if (t->offset[id->valueint] == UINT32_MAX) {
-      size_t n = strlen(content->valuestring);
-      memcpy(t->arena + arena, content->valuestring, n + 1);
-      t->offset[id->valueint] = (uint32_t)arena;
-      t->length[id->valueint] = (uint32_t)n;
-      arena += n + 1;
-    }
+    tok_json_name_added(t, content->valuestring, id->valueint, &arena);
     if ((rc = tok_add_added(t, content->valuestring, id->valueint, path)) < 0) goto fail;
   }
   if ((rc = tok_special_ids(t, path, unk_token)) < 0) goto fail;
@@ -1366,41 +1378,11 @@ static int tok_open_bpe(const char *path, const cJSON *root, tok **out) {
       (cJSON_IsString(suffix) && suffix->valuestring[0]) || tok_json_bool(model, "byte_fallback", 0))
     return err_set(ERR_FORMAT, "%s: BPE dropout, continuing_subword_prefix, end_of_word_suffix and byte_fallback "
                    "are not supported", path);
+  size_t arena = 0;
   int max_id = -1;
-  size_t arena_bytes = 0;
-  cJSON_ArrayForEach(item, vocab) {
-    if (!cJSON_IsNumber(item) || item->valuedouble < 0 || item->valuedouble > 1e8 ||
-        item->valuedouble != (double)(int)item->valuedouble)
-      return err_set(ERR_FORMAT, "%s: model.vocab[\"%s\"] is not an id", path, item->string);
-    if (item->valueint > max_id) max_id = item->valueint;
-    arena_bytes += strlen(item->string) + 1;
-  }
-  cJSON_ArrayForEach(item, added) {
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "id");
-    const cJSON *content = cJSON_GetObjectItemCaseSensitive(item, "content");
-    if (!cJSON_IsNumber(id) || id->valueint < 0 || id->valuedouble > 1e8 || !cJSON_IsString(content))
-      return err_set(ERR_FORMAT, "%s: an added_tokens entry lacks id or content", path);
-    if (id->valueint > max_id) max_id = id->valueint;
-    arena_bytes += strlen(content->valuestring) + 1;
-  }
-  if (max_id < 0) return err_set(ERR_FORMAT, "%s: empty model.vocab", path);
-  t = tok_alloc(max_id + 1, arena_bytes);
-  if (!t) return err_set(ERR_NOMEM, "%s: out of memory", path);
+  if ((rc = tok_json_vocab(path, vocab, added, &t, &arena, &max_id)) < 0) goto fail;
   t->bpe = 1;
   t->ignore_merges = tok_json_bool(model, "ignore_merges", 0);
-  size_t arena = 0;
-  cJSON_ArrayForEach(item, vocab) {
-    int id = item->valueint;
-    size_t n = strlen(item->string);
-    if (t->offset[id] != UINT32_MAX) {
-      rc = err_set(ERR_FORMAT, "%s: model.vocab gives id %d to two tokens", path, id);
-      goto fail;
-    }
-    memcpy(t->arena + arena, item->string, n + 1);
-    t->offset[id] = (uint32_t)arena;
-    t->length[id] = (uint32_t)n;
-    arena += n + 1;
-  }
   if ((rc = tok_build_index(t)) < 0) goto fail;
   for (int b = 0; b < 256; b++) {
     char ch[4];
@@ -1465,13 +1447,7 @@ static int tok_open_bpe(const char *path, const cJSON *root, tok **out) {
                    content->valuestring);
       goto fail;
     }
-    if (t->offset[id->valueint] == UINT32_MAX) {
-      size_t n = strlen(content->valuestring);
-      memcpy(t->arena + arena, content->valuestring, n + 1);
-      t->offset[id->valueint] = (uint32_t)arena;
-      t->length[id->valueint] = (uint32_t)n;
-      arena += n + 1;
-    }
+    tok_json_name_added(t, content->valuestring, id->valueint, &arena);
     if ((rc = tok_add_added(t, content->valuestring, id->valueint, path)) < 0) goto fail;
     t->added[t->n_added - 1].lstrip = tok_json_bool(item, "lstrip", 0);
     t->added[t->n_added - 1].rstrip = tok_json_bool(item, "rstrip", 0);
