@@ -2,7 +2,7 @@
 # fuzz.sh: builds one libFuzzer harness (tests/fuzz/fuzz_TARGET.c) with clang and
 # -fsanitize=fuzzer,address,undefined into build-fuzz/, then fuzzes it for SECONDS at the lowest
 # CPU priority. Usage: scripts/fuzz.sh TARGET SECONDS [extra libFuzzer flags...]
-#   TARGET: safetensors | torchbin | config | shard | tokenizer | corpus | all (builds only)
+#   TARGET: safetensors | torchbin | config | shard | tokenizer | tokenizer_bpe | corpus | all (builds only)
 # Seeds: tests/fuzz/corpus/TARGET (read-only); the growing corpus: build-fuzz/corpus/TARGET;
 # crashes, leaks and timeouts: build-fuzz/artifacts/TARGET/; the log: build-fuzz/logs/TARGET.log.
 # A crashing input is reproduced with build-fuzz/fuzz_TARGET FILE; once fixed, commit it under
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 target=${1:-}
 seconds=${2:-}
 if [ -z "$target" ] || [ -z "$seconds" ] && [ "$target" != all ]; then
-  echo "usage: scripts/fuzz.sh safetensors|torchbin|config|shard|tokenizer|corpus|all SECONDS [libFuzzer flags]" >&2
+  echo "usage: scripts/fuzz.sh safetensors|torchbin|config|shard|tokenizer|tokenizer_bpe|corpus|all SECONDS [libFuzzer flags]" >&2
   exit 2
 fi
 shift 2 || shift $#
@@ -26,12 +26,14 @@ sources[torchbin]="io/safetensors.c io/torchbin.c io/tensorfile.c host/err.c"
 sources[config]="host/model.c io/safetensors.c io/torchbin.c io/tensorfile.c io/sha256.c host/err.c"
 sources[shard]="io/shard_reader.c io/shard_format.c cuda/cu_dtype.c host/err.c"
 sources[tokenizer]="host/tokenizer.c io/utf8.c host/err.c"
+sources[tokenizer_bpe]="host/tokenizer.c io/utf8.c host/err.c"
 sources[corpus]="io/corpus.c io/utf8.c host/err.c"
 max_len[safetensors]=65536
 max_len[torchbin]=32768
 max_len[config]=8192
 max_len[shard]=65536
 max_len[tokenizer]=4096
+max_len[tokenizer_bpe]=8192 # text, or a tokenizer.json (the json-tiny seed is 4 KB)
 max_len[corpus]=16384
 # Extra libFuzzer flags per target. shard: libhdf5 1.10.8 (a system library) loops forever on
 # some corrupted global heaps and reads out of bounds on some corrupted object headers
@@ -69,7 +71,7 @@ build() {
 }
 
 if [ "$target" = all ]; then
-  for t in safetensors torchbin config shard tokenizer corpus; do build "$t"; done
+  for t in safetensors torchbin config shard tokenizer tokenizer_bpe corpus; do build "$t"; done
   exit 0
 fi
 build "$target"

@@ -12,6 +12,7 @@
 #include "fuzz/fuzz_safetensors.c"
 #include "fuzz/fuzz_shard.c"
 #include "fuzz/fuzz_tokenizer.c"
+#include "fuzz/fuzz_tokenizer_bpe.c"
 #include "fuzz/fuzz_torchbin.c"
 
 #include <dirent.h>
@@ -27,6 +28,7 @@ typedef struct {
 static const replay_target replay_targets[] = {
     {"safetensors", fuzz_safetensors}, {"torchbin", fuzz_torchbin}, {"config", fuzz_config},
     {"shard", fuzz_shard},             {"tokenizer", fuzz_tokenizer}, {"corpus", fuzz_corpus},
+    {"tokenizer_bpe", fuzz_tokenizer_bpe},
 };
 
 static int replay_read(const char *path, uint8_t **data, size_t *size) {
