@@ -88,7 +88,7 @@ struct enc_cuda {
   char *d_weights;
   size_t weights_bytes;
   float *word_emb;  /* (V, H) fp32 */
-  float *pos_emb;   /* (P, H) fp32 */
+  float *pos_emb;   /* (m->pos_rows, H) fp32: the rows model_positions indexes */
   float *type_row;  /* (H) fp32 or NULL */
   float *emb_ln_g, *emb_ln_b; /* (H) */
   dev_layer *layers;          /* [L] host array of device pointers */
@@ -146,7 +146,7 @@ struct enc_cuda {
 static void layout_weights(enc_cuda *e, bump *b) {
   const model_config *c = &e->m->cfg;
   const size_t H = (size_t)c->hidden, F = (size_t)c->ffn, V = (size_t)c->vocab;
-  const size_t P = (size_t)c->max_positions, es = e->esz;
+  const size_t P = (size_t)e->m->pos_rows, es = e->esz;
   e->word_emb = (float *)take(b, V * H * 4);
   e->pos_emb = (float *)take(b, P * H * 4);
   e->type_row = e->m->type_emb ? (float *)take(b, H * 4) : NULL;
@@ -230,7 +230,7 @@ static int upload_weights(enc_cuda *e) {
   const model *m = e->m;
   const model_config *c = &m->cfg;
   const size_t H = (size_t)c->hidden, F = (size_t)c->ffn, V = (size_t)c->vocab;
-  const size_t P = (size_t)c->max_positions, es = e->esz;
+  const size_t P = (size_t)m->pos_rows, es = e->esz;
   size_t biggest = V * H > F * H ? V * H : F * H;
   void *staging = malloc(biggest * es);
   if (!staging) return err_set(ERR_NOMEM, "out of host memory staging %zu weights", biggest);
@@ -476,7 +476,7 @@ extern "C" int enc_cuda_submit(enc_cuda *e, const enc_batch *batch, const enc_ro
     const int len = batch->lengths[b];
     SPX_ASSERT(len >= 1 && (size_t)N + (size_t)len <= Nmax); /* encoder.c checked this */
     memcpy(h_ids + N, batch->ids[b], sizeof(int32_t) * (size_t)len);
-    for (int t = 0; t < len; t++) h_pos[N + t] = t;
+    model_positions(e->m, batch->ids[b], len, h_pos + N);
     N += len;
     h_off[b + 1] = N;
     max_len = len > max_len ? len : max_len;

@@ -310,7 +310,7 @@ int enc_cpu_run(enc_cpu *e, const enc_batch *batch, const enc_rows *rows, enc_re
   for (int b = 0; b < B; b++) {
     int len = batch->lengths[b];
     memcpy(e->ids + N, batch->ids[b], sizeof(int32_t) * (size_t)len);
-    for (int t = 0; t < len; t++) e->positions[N + t] = t;
+    model_positions(m, batch->ids[b], len, e->positions + N);
     N += len;
     e->offsets[b + 1] = N;
   }

@@ -676,7 +676,9 @@ int model_load(const char *dir, model **out) {
     offset += (count + MODEL_ALIGN_FLOATS - 1) / MODEL_ALIGN_FLOATS * MODEL_ALIGN_FLOATS;
   }
   if (m->decoder_tied) m->decoder_w = m->word_emb;
-  m->pos_emb = m->pos_table + (size_t)m->cfg.position_offset * (size_t)m->cfg.hidden;
+  /* RoBERTa: from the padding_idx row (position_offset - 1), so a <pad> token has row 0 */
+  m->pos_rows = m->cfg.max_positions + (m->cfg.position_offset > 0);
+  m->pos_emb = m->pos_table + (size_t)(m->cfg.position_offset - (m->cfg.position_offset > 0)) * (size_t)m->cfg.hidden;
 
   tf_close(tf);
   tf = NULL;
@@ -716,6 +718,15 @@ const float *model_tensor(const model *m, const char *name, size_t *count) {
   }
   free(entries);
   return found;
+}
+
+void model_positions(const model *m, const int32_t *ids, int len, int32_t *rows) {
+  if (m->cfg.position_offset == 0) {
+    for (int t = 0; t < len; t++) rows[t] = t;
+    return;
+  }
+  int32_t next = 1;
+  for (int t = 0; t < len; t++) rows[t] = ids[t] == m->cfg.pad_id ? 0 : next++;
 }
 
 void model_free(model *m) {

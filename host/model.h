@@ -24,7 +24,8 @@
  * The "distilbert."/"bert." prefix may be absent (bare encoder checkpoints).
  * RobertaForMaskedLM: BERT's names under "roberta.", the head lm_head.{dense, layer_norm,
  * decoder.weight (tied), bias}; its position table has padding_idx + 1 = pad_token_id + 1 rows
- * before position 0 (HF numbers a sequence's positions from there), which pos_emb skips.
+ * before position 0 (HF numbers a sequence's positions from there): pos_emb starts at the
+ * padding_idx row, which HF gives a <pad> token inside the text (model_positions).
  */
 #ifndef SPLADEX_MODEL_H
 #define SPLADEX_MODEL_H
@@ -84,7 +85,9 @@ typedef struct {
   float *arena;        /* one allocation holding every tensor below */
   size_t arena_floats;
   float *word_emb;     /* (V, H) */
-  float *pos_emb;      /* (P, H): row t is position t's (RoBERTa: pos_table + offset rows) */
+  float *pos_emb;      /* (pos_rows, H): the rows model_positions indexes (BERT: the table;
+                        * RoBERTa: pos_table from its padding_idx row) */
+  int pos_rows;        /* BERT: P; RoBERTa: P + 1 */
   float *pos_table;    /* (P + position_offset, H) the checkpoint's position table */
   float *type_emb;     /* (Y, H), NULL for DistilBERT; only row 0 is used */
   float *emb_ln_g;     /* (H) */
@@ -130,6 +133,13 @@ int model_resolve_dir(const char *dir, char *out, size_t cap);
  * word_emb when tied, "cls.predictions.decoder.bias" = decoder_b), or NULL for a name spladex
  * does not map. *count (if count is not NULL) gets its element count. Borrowed from m. */
 const float *model_tensor(const model *m, const char *name, size_t *count);
+
+/* Writes the pos_emb row of each of the len tokens ids (one sequence) to rows, as HF numbers
+ * positions: BERT and DistilBERT t for token t; RoBERTa (create_position_ids_from_input_ids)
+ * 1 + the count of non-<pad> tokens before token t, and row 0 (the padding_idx row) for a
+ * <pad> token, which a text can hold literally. Every row is in [0, m->pos_rows) when
+ * len <= cfg.max_positions. */
+void model_positions(const model *m, const int32_t *ids, int len, int32_t *rows);
 
 /* Frees the arena and the struct. model_free(NULL) is a no-op. */
 void model_free(model *m);

@@ -177,6 +177,10 @@ RANDOM_ID_DOCS = {"tiny-bert-v105879": [(256, 64), (256, 200)],
                   # lengths 1 and 2 are <s> alone and <s></s>; 512 reaches the position table's end
                   "tiny-roberta": [(256, 1), (256, 2), (256, 3), (256, 17), (256, 100), (256, 255), (256, 256),
                                    (512, 300), (512, 511), (512, 512)]}
+# RoBERTa documents holding <pad> (id 1) as a text can ("<pad>" is an added special token): HF
+# gives such a token the padding_idx position and does not count it, (max_length, length, the
+# indices set to <pad>) per fixture.
+RANDOM_PAD_DOCS = {"tiny-roberta": [(256, 9, [1]), (256, 40, [5, 6, 20]), (256, 30, [28]), (512, 512, [3, 300])]}
 
 
 def main():
@@ -228,6 +232,11 @@ def main():
         cls, sep, low = (0, 2, 3) if roberta else (CLS, SEP, 0)  # RoBERTa: <s> </s>, never <pad> (1)
         for L, t in RANDOM_ID_DOCS.get(name, []):
             ids = ([cls] + [int(x) for x in rs.randint(low, V, max(t - 2, 0))] + [sep])[:t]
+            given.append(ids), seen.append(ids), max_lengths.append(L)
+        for L, t, pads in RANDOM_PAD_DOCS.get(name, []):
+            ids = [cls] + [int(x) for x in rs.randint(low, V, t - 2)] + [sep]
+            for i in pads:
+                ids[i] = 1  # RoBERTa's <pad> (pad_token_id 1, make_random_model.py)
             given.append(ids), seen.append(ids), max_lengths.append(L)
         if name == "splade-tiny":
             # >= 200 real passages at the default max length, tokenized as the CLI would.

@@ -204,7 +204,7 @@ static void emu_encode_batch(const model *m, const emu_weights *w, cu_dtype t,
   ws->offsets[0] = 0;
   for (int b = 0; b < n_docs; b++) {
     memcpy(ws->ids + N, ids[b], sizeof(int32_t) * (size_t)lengths[b]);
-    for (int i = 0; i < lengths[b]; i++) ws->positions[N + i] = i;
+    model_positions(m, ids[b], lengths[b], ws->positions + N);
     N += lengths[b];
     ws->offsets[b + 1] = N;
   }
