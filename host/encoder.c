@@ -49,6 +49,7 @@ struct encoder {
   int head;                             /* the oldest in flight: queue[head] (run backends) */
   enc_batch queue[ENC_MAX_IN_FLIGHT];   /* borrowed batches of a run backend */
   enc_rows queue_rows[ENC_MAX_IN_FLIGHT]; /* their rows (row_seqs NULL: one row per sequence) */
+  enc_backend_ops custom;               /* enc_open_custom's backend (ops points here) */
 };
 
 static int cpu_run(void *s, const enc_batch *b, const enc_rows *r, enc_result *o) {
@@ -125,8 +126,8 @@ enc_options enc_options_default(void) {
   return o;
 }
 
-int enc_open(const model *m, const enc_options *opt, encoder **out) {
-  *out = NULL;
+/* The checks of enc_open on the options against the model. */
+static int enc_check_options(const model *m, const enc_options *opt) {
   if (!m) return err_set(ERR_ARG, "enc_open: no model");
   const model_config *c = &m->cfg;
   if (opt->max_length < 1 || opt->max_length > c->max_positions)
@@ -140,12 +141,37 @@ int enc_open(const model *m, const enc_options *opt, encoder **out) {
     return err_set(ERR_ARG, "threshold %g must be >= 0", (double)opt->threshold);
   if (opt->top_k < 0) return err_set(ERR_ARG, "top-k %d must be >= 0", opt->top_k);
   if (opt->threads < 0) return err_set(ERR_ARG, "threads %d must be >= 0", opt->threads);
+  return 0;
+}
+
+int enc_open_custom(const model *m, const enc_options *opt, const enc_custom_backend *b,
+                    void *state, encoder **out) {
+  *out = NULL;
+  int rc = enc_check_options(m, opt);
+  encoder *e = rc < 0 ? NULL : calloc(1, sizeof *e);
+  if (rc == 0 && !e) rc = err_set(ERR_NOMEM, "out of memory for the encoder");
+  if (rc < 0) {
+    b->close(state);
+    return rc;
+  }
+  e->m = m;
+  e->opt = *opt;
+  e->custom = (enc_backend_ops){"custom", b->run, NULL, NULL, b->describe, b->close};
+  e->ops = &e->custom;
+  e->state = state;
+  *out = e;
+  return 0;
+}
+
+int enc_open(const model *m, const enc_options *opt, encoder **out) {
+  *out = NULL;
+  int rc = enc_check_options(m, opt);
+  if (rc < 0) return rc;
 
   encoder *e = calloc(1, sizeof *e);
   if (!e) return err_set(ERR_NOMEM, "out of memory for the encoder");
   e->m = m;
   e->opt = *opt;
-  int rc = 0;
   switch (opt->backend) {
     case ENC_CPU: {
       enc_cpu *s = NULL;

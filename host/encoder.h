@@ -125,6 +125,25 @@ const char *enc_describe(const encoder *e);
 /* Frees everything. enc_close(NULL) is a no-op. */
 void enc_close(encoder *e);
 
+/* ---- a test / benchmark hook: a backend defined outside the library ----
+ * benchmarks/bench_pipeline.c drives the real `expand` pipeline (pipeline.h) with a synthetic
+ * encoder that returns rows instantly, to measure the host's own ceiling. No CLI option reaches
+ * this: spladex itself only opens the CPU and CUDA backends through enc_open. The backend is
+ * synchronous like the CPU one: run is called from enc_collect (and enc_run) on a batch that
+ * passed every check of enc_submit_rows, and fills *out (its arrays owned by state, valid until
+ * the next run or close). */
+typedef struct {
+  int (*run)(void *state, const enc_batch *batch, const enc_rows *rows, enc_result *out);
+  const char *(*describe)(const void *state);
+  void (*close)(void *state); /* frees state; called by enc_close, or by a failed enc_open_custom */
+} enc_custom_backend;
+
+/* enc_open with the backend b (copied) on state (owned from now on: enc_close closes it); the
+ * options and m are checked as enc_open checks them (opt->backend is ignored). Returns 0 and
+ * *out, or ERR_ARG / ERR_NOMEM with a message (state closed). */
+int enc_open_custom(const model *m, const enc_options *opt, const enc_custom_backend *b,
+                    void *state, encoder **out);
+
 /* 1 when the CUDA backend can be tried: spladex was built with it, its module libspladex_cuda.so
  * loads (see encoder.c for where it is looked for) and at least one CUDA device exists; else 0.
  * Records no error. For `--device auto`. The first call loads the CUDA libraries (slow: ~0.5 s);

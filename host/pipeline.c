@@ -103,6 +103,9 @@ typedef struct {
   /* with a stride (the encoder thread's, read after it ended): see pipe_stats */
   int64_t windows_encoded, windows_min, windows_max, docs_capped, first_capped;
   char first_capped_id[256];
+  /* where the time went (pipe_stats), under the mutex */
+  double cpu_reader, cpu_tokenizer, cpu_encoder;
+  double wait_reader, wait_encoder, wait_writer;
   pipe_complete *complete; /* this worker's shards already complete, ascending */
   size_t n_complete;
   /* test-only kill point */
@@ -183,6 +186,21 @@ static int pipe_fail(pipe_state *s, int code) {
   return code;
 }
 
+static double mono_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Adds the calling thread's CPU time to *stage (a pipe_state field), under the mutex. */
+static void stage_cpu(pipe_state *s, double *stage) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  pthread_mutex_lock(&s->mu);
+  *stage += (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+  pthread_mutex_unlock(&s->mu);
+}
+
 /* Waits on the condition for at most 100 ms; the caller holds the mutex and rechecks. */
 static void timed_wait(pipe_state *s) {
   struct timespec ts;
@@ -193,6 +211,13 @@ static void timed_wait(pipe_state *s) {
     ts.tv_nsec -= 1000000000L;
   }
   pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+}
+
+/* timed_wait, adding the wall time waited to *waited (a pipe_state field). */
+static void timed_wait_counted(pipe_state *s, double *waited) {
+  const double t0 = mono_now();
+  timed_wait(s);
+  *waited += mono_now() - t0;
 }
 
 static void kill_point(pipe_state *s, const char *name) {
@@ -243,7 +268,7 @@ static int chunk_add(pipe_chunk *ch, const corpus_record *r) {
 static pipe_chunk *chunk_acquire(pipe_state *s) {
   pthread_mutex_lock(&s->mu);
   pipe_chunk *ch = &s->chunks[s->next_fill % s->n_chunks];
-  while (ch->state != CHUNK_FREE && !should_stop(s)) timed_wait(s);
+  while (ch->state != CHUNK_FREE && !should_stop(s)) timed_wait_counted(s, &s->wait_reader);
   pthread_mutex_unlock(&s->mu);
   if (should_stop(s)) return NULL;
   ch->n = 0;
@@ -275,8 +300,7 @@ static int check_skipped(const pipe_state *s, const pipe_complete *c, int64_t se
   return 0;
 }
 
-static void *reader_main(void *arg) {
-  pipe_state *s = arg;
+static void reader_run(pipe_state *s) {
   const pipe_options *o = s->opt;
   corpus *c = NULL;
   pipe_chunk *ch = NULL;
@@ -337,11 +361,17 @@ static void *reader_main(void *arg) {
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
   corpus_close(c);
-  return NULL;
+  return;
 fail:
   pipe_fail(s, rc);
 stopped:
   corpus_close(c);
+}
+
+static void *reader_main(void *arg) {
+  pipe_state *s = arg;
+  reader_run(s);
+  stage_cpu(s, &s->cpu_reader);
   return NULL;
 }
 
@@ -394,8 +424,7 @@ static int tokenize_untruncated(corpus_format format, const tok *t, const char *
   return (int)n;
 }
 
-static void *tokenizer_main(void *arg) {
-  pipe_state *s = arg;
+static void tokenizer_run(pipe_state *s) {
   const pipe_options *o = s->opt;
   tok_buffer buf = {0};
   pthread_mutex_lock(&s->mu);
@@ -423,7 +452,7 @@ static void *tokenizer_main(void *arg) {
         err_wrap(rc, "%s:%lld", o->input, (long long)ch->line[i]);
         pipe_fail(s, rc);
         tok_buffer_free(&buf);
-        return NULL;
+        return;
       }
       ch->len[i] = rc;
     }
@@ -433,6 +462,12 @@ static void *tokenizer_main(void *arg) {
   }
   pthread_mutex_unlock(&s->mu);
   tok_buffer_free(&buf);
+}
+
+static void *tokenizer_main(void *arg) {
+  pipe_state *s = arg;
+  tokenizer_run(s);
+  stage_cpu(s, &s->cpu_tokenizer);
   return NULL;
 }
 
@@ -693,8 +728,7 @@ static int window_submit(pipe_encoder_ctx *x, int wi) {
   return 0;
 }
 
-static void *encoder_main(void *arg) {
-  pipe_encoder_ctx *x = arg;
+static void encoder_run(pipe_encoder_ctx *x) {
   pipe_state *s = x->s;
   const pipe_options *o = s->opt;
   int rc = 0;
@@ -708,7 +742,7 @@ static void *encoder_main(void *arg) {
     while (x->pending[wi] > 0 && !should_stop(s))
       if ((rc = encoder_collect_one(x)) < 0) goto fail;
     pthread_mutex_lock(&s->mu);
-    while (w->state != WINDOW_FREE && !should_stop(s)) timed_wait(s);
+    while (w->state != WINDOW_FREE && !should_stop(s)) timed_wait_counted(s, &s->wait_encoder);
     w->n = 0;
     w->id_n = 0;
     w->ids_n = 0;
@@ -720,7 +754,7 @@ static void *encoder_main(void *arg) {
         break;
       }
       if (!ready) {
-        timed_wait(s);
+        timed_wait_counted(s, &s->wait_encoder);
         continue;
       }
       if (w->n + ch->n > o->window_docs) break;
@@ -735,22 +769,28 @@ static void *encoder_main(void *arg) {
     int stop = should_stop(s);
     pthread_mutex_unlock(&s->mu);
     if (rc < 0) goto fail;
-    if (stop) return NULL;
+    if (stop) return;
     w->last = end; /* read by the writer only after the window is READY (under the mutex) */
     if ((rc = window_submit(x, wi)) < 0) goto fail;
-    if (should_stop(s)) return NULL;
+    if (should_stop(s)) return;
     if (end || w->n == 0) {
       /* The input ended (or, defensively, nothing came): collect everything, which publishes
        * the windows still waiting; an empty window has no batch to publish it. */
       while (x->in_flight > 0 && !should_stop(s))
         if ((rc = encoder_collect_one(x)) < 0) goto fail;
-      if (should_stop(s)) return NULL;
+      if (should_stop(s)) return;
       if (w->n == 0) window_publish(s, w);
-      if (end) return NULL;
+      if (end) return;
     }
   }
 fail:
   pipe_fail(s, rc);
+}
+
+static void *encoder_main(void *arg) {
+  pipe_encoder_ctx *x = arg;
+  encoder_run(x);
+  stage_cpu(x->s, &x->s->cpu_encoder);
   return NULL;
 }
 
@@ -936,6 +976,9 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
   if (o.window_docs < PIPE_CHUNK_DOCS) o.window_docs = PIPE_CHUNK_DOCS;
   if (o.tokenizer_threads > 64) o.tokenizer_threads = 64;
 
+  struct timespec cpu0;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
+  const double writer_cpu0 = (double)cpu0.tv_sec + 1e-9 * (double)cpu0.tv_nsec;
   pipe_state s;
   memset(&s, 0, sizeof s);
   s.opt = &o;
@@ -1024,7 +1067,7 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
     pipe_window *w = &s.win[k % 2];
     pthread_mutex_lock(&s.mu);
     while (w->state != WINDOW_READY && !should_stop(&s)) {
-      timed_wait(&s);
+      timed_wait_counted(&s, &s.wait_writer);
       int64_t docs = s.docs_encoded, tokens = s.tokens_encoded, bytes = progress_bytes(&s);
       pthread_mutex_unlock(&s.mu);
       progress_update(prog, docs, tokens, bytes, pw.shards_written);
@@ -1113,6 +1156,15 @@ done:
     stats->first_capped = s.first_capped;
     snprintf(stats->first_capped_id, sizeof stats->first_capped_id, "%s", s.first_capped_id);
     stats->seconds = progress_elapsed(prog);
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    stats->cpu_writer = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec - writer_cpu0;
+    stats->cpu_reader = s.cpu_reader;
+    stats->cpu_tokenizer = s.cpu_tokenizer;
+    stats->cpu_encoder = s.cpu_encoder;
+    stats->wait_reader = s.wait_reader;
+    stats->wait_encoder = s.wait_encoder;
+    stats->wait_writer = s.wait_writer;
   }
   progress_free(prog);
   free(x.order[0]);

@@ -89,6 +89,13 @@ typedef struct {
   int64_t first_capped;     /* the lowest global doc number among them, -1 when none */
   char first_capped_id[256]; /* its id (truncated), "" when none */
   double seconds;
+  /* where the time went (benchmarks/bench_pipeline.c): CPU seconds of each stage's threads
+   * (tokenizer: all of them together; writer: the calling thread, without the shard writer's
+   * compression threads) and wall seconds each stage spent waiting for its input (the reader:
+   * for a free chunk; the encoder: for tokenized chunks or a free window; the writer: for a
+   * finished window) */
+  double cpu_reader, cpu_tokenizer, cpu_encoder, cpu_writer;
+  double wait_reader, wait_encoder, wait_writer;
 } pipe_stats;
 
 /* The shard writer's compression threads for `spladex expand`, from the value of the environment
