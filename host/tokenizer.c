@@ -33,6 +33,7 @@
 #include "tokenizer.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,7 @@ struct tok {
   int32_t byte_id[256];     /* id of each byte's GPT-2 character (bytes_to_unicode), -1 if none */
   tok_merge *merges;        /* hash table of the merges */
   size_t merge_mask;
+  uint64_t serial;          /* unique per loaded BPE tok (> 0): the key of the tok_buffer word caches */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -702,7 +704,39 @@ int32_t tok_sep_id(const tok *t) { return t->sep; }
 /* ---------------------------------------------------------------------------------------- */
 /* Encoding                                                                                  */
 
-/* Every array holds word_cap = max_word_chars * 4 + 8 entries, allocated once per buffer. */
+/* Byte-level BPE: one symbol of a word being merged, and a candidate merge. */
+typedef struct {
+  int32_t id;
+  int prev, next; /* linked symbols; -1 at the ends */
+  int alive;
+} tok_sym;
+
+typedef struct {
+  int32_t rank;
+  int pos;
+  int32_t merged;
+} tok_heap_item;
+
+/* Byte-level BPE's word cache (per tok_buffer, so per thread; HF tokenizers keeps one too): a
+ * pre-token of at most TOK_CACHE_MAX_WORD bytes -> its ids. Open addressing over
+ * TOK_CACHE_SLOTS slots, at most TOK_CACHE_WORDS words; when full (or its pools are), it is
+ * emptied and refills. Valid for the tok whose serial it holds. */
+#define TOK_CACHE_SLOTS 32768
+#define TOK_CACHE_WORDS 16384
+#define TOK_CACHE_MAX_WORD 64
+#define TOK_CACHE_BYTES (TOK_CACHE_WORDS * 24)
+#define TOK_CACHE_IDS (TOK_CACHE_WORDS * 6)
+
+typedef struct {
+  uint64_t hash;
+  uint32_t word_at;  /* offset in cache_bytes */
+  uint32_t ids_at;   /* offset in cache_ids */
+  uint16_t word_len; /* 0: empty slot */
+  uint16_t n_ids;
+} tok_cache_slot;
+
+/* Every array holds word_cap = max_word_chars * 4 + 8 entries, allocated once per buffer; the
+ * BPE arrays grow with the longest text / word seen. */
 typedef struct {
   char *word;       /* (word_cap) UTF-8 bytes of the current normalized word */
   size_t word_cap;
@@ -712,6 +746,21 @@ typedef struct {
   size_t *ends;     /* (word_cap) WordPiece: end of each candidate piece */
   char *text;       /* tok_words output */
   size_t text_len, text_cap;
+  /* byte-level BPE */
+  unsigned char *bpe_text; /* (3 n + 2) the text as HF sees it, invalid UTF-8 as U+FFFD */
+  uint32_t *bpe_cps;       /* (n + 2) its code points (0 at an added token) */
+  size_t *bpe_at;          /* (n + 2) their byte offsets in bpe_text */
+  int32_t *bpe_added;      /* (n + 2) the added token starting at each, or -1 */
+  size_t bpe_text_cap, bpe_cps_cap, bpe_at_cap, bpe_added_cap;
+  tok_sym *sym;            /* (word bytes) */
+  tok_heap_item *heap;     /* (3 word bytes + 1) */
+  int32_t *word_ids;       /* (word bytes) the ids of the word being merged */
+  size_t sym_cap, heap_cap, word_ids_cap;
+  tok_cache_slot *cache;   /* (TOK_CACHE_SLOTS) */
+  char *cache_bytes;       /* (TOK_CACHE_BYTES) */
+  int32_t *cache_ids;      /* (TOK_CACHE_IDS) */
+  size_t cache_words, cache_bytes_len, cache_ids_len;
+  uint64_t cache_serial;   /* tok.serial of the cached words, 0: none */
 } tok_scratch;
 
 typedef struct {
@@ -1057,18 +1106,6 @@ static void tok_run(tok_state *s, const unsigned char *p, size_t n) {
  * then each byte as its bytes_to_unicode character) -> BPE (the lowest-ranked adjacent pair
  * merged first, the leftmost among equals, as tokenizers' Word::merge_all) -> "<s> $A </s>". */
 
-typedef struct {
-  int32_t id;
-  int prev, next; /* linked symbols; -1 at the ends */
-  int alive;
-} tok_sym;
-
-typedef struct {
-  int32_t rank;
-  int pos;
-  int32_t merged;
-} tok_heap_item;
-
 static const tok_merge *tok_merge_find(const tok *t, int32_t left, int32_t right) {
   uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
   size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & t->merge_mask;
@@ -1142,14 +1179,9 @@ static void tok_words_append_mapped(tok_state *s, const unsigned char *w, size_t
   }
 }
 
-/* BPE of one pre-token, bytes w[0, n): pushes its ids (tok_words: appends it). */
-static void tok_bpe_word(tok_state *s, const unsigned char *w, size_t n) {
-  const tok *t = s->t;
-  if (!n) return;
-  if (s->words_mode) {
-    tok_words_append_mapped(s, w, n);
-    return;
-  }
+/* The ids of pre-token w[0, n) (n > 0) by merging its bytes' symbols, lowest rank first: into
+ * sc->word_ids, returns their count, or -1 when out of memory. */
+static int tok_bpe_merge(const tok *t, tok_scratch *sc, const unsigned char *w, size_t n) {
   if (t->ignore_merges) {
     /* the whole word as one token, when the vocabulary has its byte-level spelling */
     char spelled[4 * 64];
@@ -1162,21 +1194,19 @@ static void tok_bpe_word(tok_state *s, const unsigned char *w, size_t n) {
       if (i == n - 1) {
         int32_t whole = tok_find(t, tok_hash_from(TOK_FNV_OFFSET, spelled, k), spelled, k, 0);
         if (whole >= 0) {
-          tok_push(s, whole);
-          return;
+          if (grow(&sc->word_ids, &sc->word_ids_cap, 1, sizeof *sc->word_ids)) return -1;
+          sc->word_ids[0] = whole;
+          return 1;
         }
       }
     }
   }
-  tok_sym *sym = malloc(n * sizeof *sym);
-  tok_heap_item *heap = malloc(3 * n * sizeof *heap + sizeof *heap); /* m - 1 pairs + 2 a merge */
-  if (!sym || !heap) {
-    free(sym);
-    free(heap);
-    s->nomem = 1;
-    s->full = 1;
-    return;
-  }
+  if (grow(&sc->sym, &sc->sym_cap, n, sizeof *sc->sym) ||
+      grow(&sc->heap, &sc->heap_cap, 3 * n + 1, sizeof *sc->heap) || /* m - 1 pairs + 2 a merge */
+      grow(&sc->word_ids, &sc->word_ids_cap, n, sizeof *sc->word_ids))
+    return -1;
+  tok_sym *sym = sc->sym;
+  tok_heap_item *heap = sc->heap;
   int m = 0;
   for (size_t i = 0; i < n; i++) {
     int32_t id = t->byte_id[w[i]];
@@ -1213,13 +1243,90 @@ static void tok_bpe_word(tok_state *s, const unsigned char *w, size_t n) {
       if (mg) tok_heap_push(heap, &hn, (tok_heap_item){mg->rank, top.pos, mg->merged});
     }
   }
-  for (int i = m > 0 ? 0 : -1; i >= 0; i = sym[i].next) {
-    if (tok_push(s, sym[i].id) < 0) break;
-    tok_check_limit(s);
-    if (s->full) break;
+  int count = 0;
+  for (int i = m > 0 ? 0 : -1; i >= 0; i = sym[i].next) sc->word_ids[count++] = sym[i].id;
+  return count;
+}
+
+/* The cached ids of w[0, n) with hash h (in *ids, *count), or 0 when not cached. */
+static int tok_cache_get(const tok *t, const tok_scratch *sc, uint64_t h, const unsigned char *w, size_t n,
+                         const int32_t **ids, size_t *count) {
+  if (!sc->cache || sc->cache_serial != t->serial) return 0;
+  for (size_t i = (size_t)h & (TOK_CACHE_SLOTS - 1);; i = (i + 1) & (TOK_CACHE_SLOTS - 1)) {
+    const tok_cache_slot *e = &sc->cache[i];
+    if (!e->word_len) return 0;
+    if (e->hash == h && e->word_len == n && !memcmp(sc->cache_bytes + e->word_at, w, n)) {
+      *ids = sc->cache_ids + e->ids_at;
+      *count = e->n_ids;
+      return 1;
+    }
   }
-  free(sym);
-  free(heap);
+}
+
+/* Caches ids[0, count) as the ids of w[0, n) (n <= TOK_CACHE_MAX_WORD, count <= n), emptying
+ * the cache first when it is full or holds another tok's words; allocates it on first use.
+ * Out of memory: nothing is cached. */
+static void tok_cache_put(const tok *t, tok_scratch *sc, uint64_t h, const unsigned char *w, size_t n,
+                          const int32_t *ids, size_t count) {
+  if (!sc->cache) {
+    sc->cache = malloc(TOK_CACHE_SLOTS * sizeof *sc->cache);
+    sc->cache_bytes = malloc(TOK_CACHE_BYTES);
+    sc->cache_ids = malloc(TOK_CACHE_IDS * sizeof *sc->cache_ids);
+    if (!sc->cache || !sc->cache_bytes || !sc->cache_ids) {
+      free(sc->cache);
+      free(sc->cache_bytes);
+      free(sc->cache_ids);
+      sc->cache = NULL;
+      sc->cache_bytes = NULL;
+      sc->cache_ids = NULL;
+      return;
+    }
+    sc->cache_serial = 0;
+  }
+  if (sc->cache_serial != t->serial || sc->cache_words == TOK_CACHE_WORDS ||
+      sc->cache_bytes_len + n > TOK_CACHE_BYTES || sc->cache_ids_len + count > TOK_CACHE_IDS) {
+    memset(sc->cache, 0, TOK_CACHE_SLOTS * sizeof *sc->cache);
+    sc->cache_words = sc->cache_bytes_len = sc->cache_ids_len = 0;
+    sc->cache_serial = t->serial;
+  }
+  size_t i = (size_t)h & (TOK_CACHE_SLOTS - 1);
+  while (sc->cache[i].word_len) i = (i + 1) & (TOK_CACHE_SLOTS - 1);
+  memcpy(sc->cache_bytes + sc->cache_bytes_len, w, n);
+  memcpy(sc->cache_ids + sc->cache_ids_len, ids, count * sizeof *ids);
+  sc->cache[i] = (tok_cache_slot){h, (uint32_t)sc->cache_bytes_len, (uint32_t)sc->cache_ids_len, (uint16_t)n,
+                                  (uint16_t)count};
+  sc->cache_bytes_len += n;
+  sc->cache_ids_len += count;
+  sc->cache_words++;
+}
+
+/* BPE of one pre-token, bytes w[0, n): pushes its ids (tok_words: appends it). */
+static void tok_bpe_word(tok_state *s, const unsigned char *w, size_t n) {
+  const tok *t = s->t;
+  tok_scratch *sc = s->sc;
+  if (!n) return;
+  if (s->words_mode) {
+    tok_words_append_mapped(s, w, n);
+    return;
+  }
+  const int32_t *ids;
+  size_t count;
+  uint64_t h = n <= TOK_CACHE_MAX_WORD ? tok_hash_from(TOK_FNV_OFFSET, (const char *)w, n) : 0;
+  if (n > TOK_CACHE_MAX_WORD || !tok_cache_get(t, sc, h, w, n, &ids, &count)) {
+    int got = tok_bpe_merge(t, sc, w, n);
+    if (got < 0) {
+      s->nomem = 1;
+      s->full = 1;
+      return;
+    }
+    ids = sc->word_ids;
+    count = (size_t)got;
+    if (n <= TOK_CACHE_MAX_WORD) tok_cache_put(t, sc, h, w, n, ids, count);
+  }
+  for (size_t i = 0; i < count && !s->full; i++) {
+    if (tok_push(s, ids[i]) < 0) break;
+    tok_check_limit(s);
+  }
 }
 
 static int tok_is_letter(uint32_t c) {
@@ -1277,17 +1384,20 @@ static void tok_bpe_segment(tok_state *s, const unsigned char *text, const uint3
 /* The input text[0, n) as HF gets it (invalid UTF-8 as U+FFFD), split at added tokens. */
 static void tok_run_bpe(tok_state *s, const unsigned char *p, size_t n) {
   const tok *t = s->t;
+  tok_scratch *sc = s->sc;
   /* one pass: the cleaned bytes, their code points and offsets (bytes <= 3 per input byte) */
-  unsigned char *text = malloc(3 * n + 2);
-  uint32_t *cps = malloc((n + 2) * sizeof *cps);
-  size_t *at = malloc((n + 2) * sizeof *at);
-  int32_t *added = malloc((n + 2) * sizeof *added);   /* added token starting at code point i, -1 */
-  size_t *added_end = malloc((n + 2) * sizeof *added_end);
-  if (!text || !cps || !at || !added || !added_end) {
+  if (grow(&sc->bpe_text, &sc->bpe_text_cap, 3 * n + 2, 1) ||
+      grow(&sc->bpe_cps, &sc->bpe_cps_cap, n + 2, sizeof *sc->bpe_cps) ||
+      grow(&sc->bpe_at, &sc->bpe_at_cap, n + 2, sizeof *sc->bpe_at) ||
+      grow(&sc->bpe_added, &sc->bpe_added_cap, n + 2, sizeof *sc->bpe_added)) {
     s->nomem = 1;
     s->full = 1;
-    goto done;
+    return;
   }
+  unsigned char *text = sc->bpe_text;
+  uint32_t *cps = sc->bpe_cps;
+  size_t *at = sc->bpe_at;
+  int32_t *added = sc->bpe_added; /* added token starting at code point i, -1 */
   size_t nb = 0, nc = 0;
   for (size_t i = 0; i < n;) {
     uint32_t c;
@@ -1298,9 +1408,16 @@ static void tok_run_bpe(tok_state *s, const unsigned char *p, size_t n) {
       at[nc] = nb;
       cps[nc] = 0;
       added[nc] = id;
-      added_end[nc] = m;
       nc++;
       i += m;
+      continue;
+    }
+    if (p[i] < 0x80) { /* ASCII: itself */
+      at[nc] = nb;
+      cps[nc] = p[i];
+      added[nc] = -1;
+      nc++;
+      text[nb++] = p[i++];
       continue;
     }
     i += utf8_decode((const char *)p + i, n - i, &c);
@@ -1332,12 +1449,6 @@ static void tok_run_bpe(tok_state *s, const unsigned char *p, size_t n) {
     if (a && a->rstrip)
       while (seg < nc && added[seg] < 0 && tok_is_whitespace(cps[seg])) seg++;
   }
-done:
-  free(text);
-  free(cps);
-  free(at);
-  free(added);
-  free(added_end);
 }
 
 static const char *tok_json_type(const cJSON *obj) {
@@ -1381,7 +1492,9 @@ static int tok_open_bpe(const char *path, const cJSON *root, tok **out) {
   size_t arena = 0;
   int max_id = -1;
   if ((rc = tok_json_vocab(path, vocab, added, &t, &arena, &max_id)) < 0) goto fail;
+  static atomic_uint_fast64_t serials;
   t->bpe = 1;
+  t->serial = (uint64_t)atomic_fetch_add(&serials, 1) + 1;
   t->ignore_merges = tok_json_bool(model, "ignore_merges", 0);
   if ((rc = tok_build_index(t)) < 0) goto fail;
   for (int b = 0; b < 256; b++) {
@@ -1533,6 +1646,16 @@ void tok_buffer_free(tok_buffer *buf) {
     free(sc->hashes);
     free(sc->ends);
     free(sc->text);
+    free(sc->bpe_text);
+    free(sc->bpe_cps);
+    free(sc->bpe_at);
+    free(sc->bpe_added);
+    free(sc->sym);
+    free(sc->heap);
+    free(sc->word_ids);
+    free(sc->cache);
+    free(sc->cache_bytes);
+    free(sc->cache_ids);
     free(sc);
   }
   free(buf->ids);

@@ -33,7 +33,9 @@ typedef struct {
 } tok_normalizer;
 
 /* Per-thread scratch and output of tok_encode; zero-initialize ({0}) before first use,
- * free with tok_buffer_free(). Grows as needed, never shrinks. */
+ * free with tok_buffer_free(). Grows as needed, never shrinks. With a byte-level BPE tok it
+ * also holds a cache of the words it merged (about 1.6 MB, allocated on first use; a buffer
+ * may move between toks: the cache is for the last one used). */
 typedef struct {
   int32_t *ids;   /* (n) the encoded ids */
   size_t n;
