@@ -8,12 +8,16 @@ Text: the Python standard library's docstrings (scripts/gen_tokenizer_fixture.py
                          formatting ids to stdout (/dev/null)
   HF encode_batch        tokenizers.Tokenizer(tokenizer.json).encode_batch, RAYON_NUM_THREADS=1
   HF encode per line     Tokenizer.encode in a Python loop
+The tokenizer: --model's (default models/splade-tiny, WordPiece), or --tokenizer, a directory
+or tokenizer.json of any kind spladex loads, e.g. the RoBERTa-size byte-level BPE (50,265
+tokens) that `scripts/gen_tokenizer_bpe.py bench` trains into benchmarks/out/roberta-bpe.
 Repeats are interleaved (spladex, HF, spladex, HF, ...) and the best time of each is kept, so a
-busy machine slows both alike. Ids are checked identical (count and checksum) before timing.
-MB/s = input bytes / s, tokens/s = ids produced ([CLS] and [SEP] included) / s.
+busy machine slows both alike. Ids are checked identical before timing: every line's ids from
+`spladex tokenize` equal to HF's, and bench_tokenizer's count and checksum equal to HF's.
+MB/s = input bytes / s, tokens/s = ids produced ([CLS] and [SEP], or <s> and </s>, included) / s.
 
-    python3 benchmarks/bench_tokenizer.py [--model models/splade-tiny] [--max-length 0]
-        [--repeats 5] [--copies 1] [--build build]
+    python3 benchmarks/bench_tokenizer.py [--model models/splade-tiny | --tokenizer PATH]
+        [--max-length 0] [--repeats 5] [--copies 1] [--build build]
 Prints a table and a Markdown block for benchmarks/RESULTS.md.
 """
 import argparse
@@ -56,11 +60,14 @@ def cpu_name():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "splade-tiny"))
+    ap.add_argument("--tokenizer", help="a tokenizer directory or tokenizer.json instead of --model's")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--max-length", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--copies", type=int, default=1)
     args = ap.parse_args()
+    if args.tokenizer:
+        args.model = args.tokenizer
     import tokenizers
 
     bench_bin = os.path.join(args.build, "bench_tokenizer")
@@ -81,6 +88,13 @@ def main():
         tk.enable_truncation(args.max_length)
     ref = [e.ids for e in tk.encode_batch(texts)]
     ref_ids, ref_sum = sum(len(r) for r in ref), checksum(ref)
+    with open(tmp.name, "rb") as fin:
+        got = subprocess.run([cli_bin, "tokenize", "--model", args.model, "--max-length", str(args.max_length)],
+                             stdin=fin, capture_output=True, check=True).stdout.decode().split("\n")[:-1]
+    got = [[int(x) for x in line.split()] for line in got]
+    if got != ref:
+        bad = next((i for i, (a, b) in enumerate(zip(got, ref)) if a != b), min(len(got), len(ref)))
+        sys.exit(f"spladex tokenize differs from HF at line {bad + 1} ({len(got)} lines, HF {len(ref)})")
 
     best = {"c": 1e30, "cli": 1e30, "hf_batch": 1e30, "hf_line": 1e30}
     c_result = None
@@ -130,6 +144,8 @@ def main():
     print(f"Run {now} on {cpu_name()}, {os.cpu_count()} cores (load average {load:.1f} at the "
           f"end), tokenizers {tokenizers.__version__}, Python {platform.python_version()}.  ")
     print(f"Command: `{cmd}`  ")
+    print(f"Tokenizer: {os.path.relpath(args.model, ROOT)} ({type(tk.model).__name__}, "
+          f"{tk.get_vocab_size():,} tokens).  ")
     print(f"Text: {len(lines)} lines, {nbytes / 1e6:.2f} MB of stdlib docstrings, "
           f"{ref_ids} ids, max_length {args.max_length}; best of {args.repeats} interleaved "
           f"repeats.\n")
