@@ -10,7 +10,7 @@
  * The writer deflates the data / indices chunks on threads of its own (io/shard_writer.c,
  * shard_meta.compress_threads); the environment variable SPLADEX_SHARD_THREADS=N sets how many,
  * resolved as `spladex expand` does (host/pipeline.h, pipe_shard_threads: default
- * min(4, cores - 1), at least 1; 0 = HDF5's filters on the writer's thread).
+ * min(4, cores - 1), at least 1; 0 = the writer's thread compresses).
  * Usage: bench_shard_write [DOCS=200000] [NNZ=128] [SHARD=100000] [DIR=/tmp] [REPEATS=3]
  */
 #include <math.h>

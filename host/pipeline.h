@@ -63,7 +63,8 @@ typedef struct {
   int tokenizer_threads;    /* >= 1 */
   int float16;              /* store /vectors/data as float16 */
   int shard_threads;        /* compression threads of the shard writer (shard_meta.compress_threads):
-                               0 = none; pipe_shard_threads() gives the usual value */
+                               0 = none (the writer thread compresses); pipe_shard_threads() gives
+                               the usual value */
   atomic_int *stop;         /* set to non-zero to stop (a signal handler may: atomic_int is
                                lock-free, so the store is async-signal-safe); may be NULL */
   int quiet;                /* no progress output */
@@ -100,7 +101,7 @@ typedef struct {
 
 /* The shard writer's compression threads for `spladex expand`, from the value of the environment
  * variable SPLADEX_SHARD_THREADS (the caller passes getenv's result, NULL when unset): N in 0..16
- * as given (0 = none, HDF5's filters on the writer thread), or, unset or empty, min(4, online
+ * as given (0 = none, the writer thread compresses), or, unset or empty, min(4, online
  * cores - 1) and at least 1. Returns 0 and *threads, or ERR_ARG naming the variable. */
 int pipe_shard_threads(const char *env_value, int *threads);
 

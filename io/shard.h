@@ -35,8 +35,10 @@ typedef struct {
   int float16;             /* 1: store /vectors/data as IEEE float16 (round to nearest even;
                               readers get float32 back); 0 (default): float32 */
   int compress_threads;    /* threads of the writer's own that compress the data / indices
-                              chunks: N > 0 = N (at most 16); 0 or less = none, HDF5's filters
-                              on the calling thread (the file holds the same bytes either way).
+                              chunks: N > 0 = N (at most 16); 0 = none, the calling thread
+                              compresses them (the file holds the same bytes for every N >= 0);
+                              less than 0: HDF5's own filters on the calling thread (the same
+                              rows, other compressed bytes; also what a big-endian host gets).
                               The caller picks N (`spladex expand`: pipe_shard_threads) */
 } shard_meta;
 
@@ -55,7 +57,9 @@ typedef struct shard_writer shard_writer;
  * (shard_meta.compress_threads), each 64k-entry chunk of /vectors/data and /vectors/indices is
  * shuffled and deflated by the writer's own threads (started at the first chunk, joined by finish
  * / abort; they make no HDF5 call) and written by the calling thread, in order, with
- * H5Dwrite_chunk: same format, same stored bytes as HDF5's filters give. At most
+ * H5Dwrite_chunk: same format (shuffle + deflate 4 in the dataset's filter pipeline, any HDF5
+ * reader decodes it), each byte plane of the shuffled chunk deflated in the zlib mode that suits
+ * it (shard_writer.c), so the stored bytes differ from HDF5's own filters'. At most
  * 2 * (threads + 1) chunks (768 KiB each) are in flight. Call a writer's functions from one thread
  * at a time (HDF5 is not thread-safe). */
 int shard_writer_open(const char *path, const shard_meta *meta, shard_writer **out);

@@ -5,19 +5,29 @@
  *
  * Compression is the writer's bottleneck (shuffle + deflate of /vectors/data and /indices: ~3/4
  * of its time), and the writer is the one thread every row of `spladex expand` goes through. So
- * the writer compresses full chunks of those two datasets on a few threads of its own: the
- * calling thread copies a chunk into a job, a pool thread shuffles it (by element size) and
- * deflates it with zlib's compress2 at SHARD_DEFLATE_LEVEL (exactly what HDF5's shuffle and
- * deflate filters do, so readers decode it through the pipeline recorded in the dataset), and the
+ * the writer compresses full chunks of those two datasets itself, on a few threads of its own:
+ * the calling thread copies a chunk into a job, a pool thread shuffles it (by element size) and
+ * deflates it into one zlib stream (what HDF5's shuffle and deflate filters store, so readers
+ * decode it through the pipeline recorded in the dataset: shuffle, deflate level 4), and the
  * calling thread writes the jobs in order with H5Dwrite_chunk after extending the dataset: HDF5
  * is not thread-safe and only the calling thread ever touches it. The last, partial chunk goes
  * the same way, zero-padded to the full chunk (HDF5 pads an edge chunk the same way; the extent
  * limits what readers see). While the calling thread would wait for a job, it compresses a
- * queued one itself. Jobs are a ring of 2 * (threads + 1): memory stays bounded.
+ * queued one itself; with no pool thread it compresses every job. Jobs are a ring of
+ * 2 * (threads + 1): memory stays bounded.
+ *
+ * The stream is deflated byte plane by byte plane (shard_deflate_planes), each with the zlib mode
+ * that suits it, switched with deflateParams inside the one stream (any inflater reads it):
+ * SPLADE rows shuffle into planes of near-random bytes (the low mantissa bytes of the weights, the
+ * low byte of the term ids), planes of few symbols without order (the weights' exponents), and
+ * planes of runs (the term ids' high bytes, zeros). Level 4's match search on all of them was
+ * ~60% of a whole `expand` pipeline's CPU time (benchmarks/RESULTS.md, issue 18 item 4): stored
+ * blocks, Huffman coding alone and level 3 respectively give about the same size 3-5x faster.
  * Legend: E stored entries (nnz).
  */
 #include <errno.h>
 #include <hdf5.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -149,8 +159,9 @@ struct shard_writer {
   int32_t *indices_buffer;    /* (SHARD_ENTRY_BUFFER) */
   float *values_buffer;       /* (SHARD_ENTRY_BUFFER) */
   uint16_t *half_buffer;      /* (SHARD_ENTRY_BUFFER), float16 only */
-  /* parallel compression (threads > 0): see shard_submit_chunk */
-  int threads;                /* pool threads wanted; 0 = HDF5's filters on the calling thread */
+  /* the writer's own compression (threads >= 0): see shard_submit_chunk */
+  int threads;                /* pool threads wanted (0: the calling thread compresses); -1 =
+                                 HDF5's filters on the calling thread */
   int threads_started;        /* pool threads running (joined by shard_pool_stop) */
   int pool_ready;             /* lock, conditions and jobs set up */
   pthread_t pool[SHARD_MAX_THREADS];
@@ -171,8 +182,60 @@ struct shard_writer {
 
 /* ---- parallel compression of the data / indices chunks ---- */
 
-/* What HDF5's shuffle filter and then its deflate filter do to a full chunk (H5Zshuffle.c,
- * H5Zdeflate.c): byte k of every element together, then one zlib stream of the whole chunk. */
+/* The zlib level and strategy for one shuffled byte plane p[0..n), from its byte histogram:
+ * near 8 bits of entropy per byte, nothing to gain: stored (level 0); runs (a byte equal to the
+ * one before clearly more often than independent draws from the histogram would be, or a plane
+ * of almost one value): LZ77 matching at level 3; else symbols without order: Huffman coding
+ * only (the match search finds little there and costs most). */
+static void shard_plane_mode(const unsigned char *p, size_t n, int *level, int *strategy) {
+  size_t hist[256] = {0}, repeats = 0;
+  hist[p[0]]++;
+  for (size_t i = 1; i < n; i++) {
+    hist[p[i]]++;
+    repeats += p[i] == p[i - 1];
+  }
+  double entropy = 0, collisions = 0; /* bits per byte; P(two independent draws are equal) */
+  for (int k = 0; k < 256; k++) {
+    if (!hist[k]) continue;
+    const double q = (double)hist[k] / (double)n;
+    entropy -= q * log2(q);
+    collisions += q * q;
+  }
+  *level = 3;
+  *strategy = Z_DEFAULT_STRATEGY;
+  if (entropy >= 7.9)
+    *level = 0;
+  else if (entropy >= 0.5 && (double)repeats / (double)(n - 1) < collisions + 0.1)
+    *strategy = Z_HUFFMAN_ONLY;
+}
+
+/* Deflates the planes of in (size planes of n bytes, back to back) into one zlib stream in
+ * out[0..cap), each plane with shard_plane_mode's level and strategy. Returns the stream's bytes,
+ * or 0 when zlib refused (the caller falls back to compress2). */
+static size_t shard_deflate_planes(const unsigned char *in, size_t n, size_t size,
+                                   unsigned char *out, size_t cap) {
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  if (deflateInit(&z, SHARD_DEFLATE_LEVEL) != Z_OK) return 0;
+  z.next_out = out;
+  z.avail_out = (uInt)cap;
+  int status = Z_OK;
+  for (size_t k = 0; k < size && status == Z_OK; k++) {
+    int level, strategy;
+    shard_plane_mode(in + k * n, n, &level, &strategy);
+    if (deflateParams(&z, level, strategy) != Z_OK) status = Z_BUF_ERROR;
+    z.next_in = (unsigned char *)(uintptr_t)(in + k * n); /* zlib does not write it */
+    z.avail_in = (uInt)n;
+    if (status == Z_OK) status = deflate(&z, k + 1 == size ? Z_FINISH : Z_NO_FLUSH);
+  }
+  const size_t bytes = status == Z_STREAM_END ? (size_t)z.total_out : 0;
+  deflateEnd(&z);
+  return bytes;
+}
+
+/* What HDF5's shuffle filter and then its deflate filter store for a full chunk (H5Zshuffle.c,
+ * H5Zdeflate.c): byte k of every element together, then one zlib stream of the whole chunk
+ * (shard_deflate_planes; compress2 at SHARD_DEFLATE_LEVEL if zlib refused that). */
 static void shard_compress_job(shard_chunk_job *job) {
   const size_t n = SHARD_ENTRY_BUFFER, size = job->element_size;
   for (size_t k = 0; k < size; k++) {
@@ -180,10 +243,14 @@ static void shard_compress_job(shard_chunk_job *job) {
     const unsigned char *src = job->raw + k;
     for (size_t i = 0; i < n; i++) dst[i] = src[i * size];
   }
-  uLongf out_bytes = (uLongf)job->out_cap;
-  job->zlib_status =
-      compress2(job->out, &out_bytes, job->shuffled, (uLong)(n * size), SHARD_DEFLATE_LEVEL);
-  job->out_bytes = (size_t)out_bytes;
+  job->out_bytes = shard_deflate_planes(job->shuffled, n, size, job->out, job->out_cap);
+  job->zlib_status = Z_OK;
+  if (job->out_bytes == 0) {
+    uLongf out_bytes = (uLongf)job->out_cap;
+    job->zlib_status =
+        compress2(job->out, &out_bytes, job->shuffled, (uLong)(n * size), SHARD_DEFLATE_LEVEL);
+    job->out_bytes = (size_t)out_bytes;
+  }
 }
 
 /* Takes the oldest queued job that nobody compresses yet (lock held), or NULL. */
@@ -232,7 +299,7 @@ static int shard_pool_start(shard_writer *w) {
   }
   for (int j = 0; j < w->job_cap; j++) {
     shard_chunk_job *job = &w->jobs[j];
-    job->out_cap = (size_t)compressBound((uLong)chunk_bytes);
+    job->out_cap = (size_t)compressBound((uLong)chunk_bytes) + 1024; /* + block headers */
     job->raw = malloc(chunk_bytes);
     job->shuffled = malloc(chunk_bytes);
     job->out = malloc(job->out_cap);
@@ -408,7 +475,7 @@ static int shard_flush_entries(shard_writer *w) {
     values = w->half_buffer;
     value_type = w->half_type;
   }
-  if (w->threads > 0) {
+  if (w->threads >= 0) {
     int rc = shard_submit_chunk(w, SHARD_DATA, w->entries_written, values, n, w->float16 ? 2 : 4);
     if (rc < 0 || (rc = shard_submit_chunk(w, SHARD_INDICES, w->entries_written,
                                            w->indices_buffer, n, 4)) < 0)
@@ -457,14 +524,15 @@ static int shard_push_indptr(shard_writer *w, int64_t value) {
   return 0;
 }
 
-/* The compression threads for meta into *threads: meta->compress_threads, at most
- * SHARD_MAX_THREADS; none for 0 or less, and none on a big-endian host (the jobs hold the entries
- * as they are in memory, and the file's types are little-endian). */
+/* The compression threads for meta: meta->compress_threads, at most SHARD_MAX_THREADS (0: the
+ * calling thread compresses the jobs); -1 (HDF5's filters) for less than 0, and on a big-endian
+ * host (the jobs hold the entries as they are in memory, and the file's types are
+ * little-endian). */
 static int shard_compress_threads(const shard_meta *meta) {
   const uint16_t one = 1;
   unsigned char first_byte;
   memcpy(&first_byte, &one, 1);
-  if (meta->compress_threads <= 0 || first_byte != 1) return 0;
+  if (meta->compress_threads < 0 || first_byte != 1) return -1;
   return meta->compress_threads < SHARD_MAX_THREADS ? meta->compress_threads : SHARD_MAX_THREADS;
 }
 
