@@ -812,6 +812,7 @@ typedef struct {
   int64_t shard, n, input_start, input_end;
   shard_windows windows; /* with a stride: the open shard's docs' windows (its windows_* attrs) */
   int64_t shards_written, docs_written, tokens;
+  double finish_seconds; /* in shard_writer_finish */
 } pipe_writer;
 
 static int writer_finish(pipe_writer *pw) {
@@ -822,7 +823,10 @@ static int writer_finish(pipe_writer *pw) {
   kill_point(pw->s, "finish");
   shard_writer *w = pw->w;
   pw->w = NULL;
-  if ((rc = shard_writer_finish(w)) < 0) return rc;
+  const double t0 = mono_now();
+  rc = shard_writer_finish(w);
+  pw->finish_seconds += mono_now() - t0;
+  if (rc < 0) return rc;
   kill_point(pw->s, "finished");
   pw->shards_written++;
   return 0;
@@ -1165,6 +1169,7 @@ done:
     stats->wait_reader = s.wait_reader;
     stats->wait_encoder = s.wait_encoder;
     stats->wait_writer = s.wait_writer;
+    stats->finish_writer = pw.finish_seconds;
   }
   progress_free(prog);
   free(x.order[0]);

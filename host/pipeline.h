@@ -97,6 +97,8 @@ typedef struct {
    * finished window) */
   double cpu_reader, cpu_tokenizer, cpu_encoder, cpu_writer;
   double wait_reader, wait_encoder, wait_writer;
+  double finish_writer;     /* wall seconds the writer spent finishing shards (flush, close,
+                               fsync, rename) */
 } pipe_stats;
 
 /* The shard writer's compression threads for `spladex expand`, from the value of the environment
