@@ -1269,7 +1269,7 @@ static int tok_cache_get(const tok *t, const tok_scratch *sc, uint64_t h, const 
 static void tok_cache_put(const tok *t, tok_scratch *sc, uint64_t h, const unsigned char *w, size_t n,
                           const int32_t *ids, size_t count) {
   if (!sc->cache) {
-    sc->cache = malloc(TOK_CACHE_SLOTS * sizeof *sc->cache);
+    sc->cache = calloc(TOK_CACHE_SLOTS, sizeof *sc->cache); /* fresh zero pages: no memset */
     sc->cache_bytes = malloc(TOK_CACHE_BYTES);
     sc->cache_ids = malloc(TOK_CACHE_IDS * sizeof *sc->cache_ids);
     if (!sc->cache || !sc->cache_bytes || !sc->cache_ids) {
@@ -1281,7 +1281,7 @@ static void tok_cache_put(const tok *t, tok_scratch *sc, uint64_t h, const unsig
       sc->cache_ids = NULL;
       return;
     }
-    sc->cache_serial = 0;
+    sc->cache_serial = t->serial; /* empty */
   }
   if (sc->cache_serial != t->serial || sc->cache_words == TOK_CACHE_WORDS ||
       sc->cache_bytes_len + n > TOK_CACHE_BYTES || sc->cache_ids_len + count > TOK_CACHE_IDS) {

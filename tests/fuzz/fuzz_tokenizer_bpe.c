@@ -11,13 +11,14 @@
  * the one encoding option. Checked: <s> first and </s> last, every id in the vocabulary, at most
  * max_length ids, truncation equal to the untruncated encoding cut to max_length - 1 ids plus
  * </s> (HF's right truncation), a reused buffer giving the same ids, and tok_words' output
- * NUL-terminated at words_len. One buffer lives across inputs (and across the tokenizers of the
- * loader mode), so its word cache fills, is emptied and meets other toks: its ids must equal a
- * fresh buffer's. */
+ * NUL-terminated at words_len (fuzz_tokenizer_check.h). One buffer lives across inputs (and
+ * across the tokenizers of the loader mode), so its word cache fills, is emptied and meets other
+ * toks: its ids must equal a fresh buffer's. */
 #include <stdint.h>
 #include <stddef.h>
 
 #include "fuzz_common.h"
+#include "fuzz_tokenizer_check.h"
 #include "tokenizer.h"
 
 static tok *fuzz_bpe_tokenizer(void) {
@@ -32,42 +33,14 @@ static tok *fuzz_bpe_tokenizer(void) {
   return t;
 }
 
-/* Encodes text with t, untruncated and at max_length (0: only untruncated), checking the
- * invariants above. */
+/* fuzz_tokenizer_check, and the same ids from a buffer kept across inputs. */
 static void fuzz_bpe_check(const tok *t, const char *text, size_t len, int max_length) {
-  tok_buffer full = {0}, cut = {0};
-  int rc = tok_encode(t, text, len, 0, &full);
-  FUZZ_REQUIRE(rc == 0);
-  FUZZ_REQUIRE(full.n >= 2 && full.ids[0] == tok_cls_id(t) && full.ids[full.n - 1] == tok_sep_id(t));
-  for (size_t i = 0; i < full.n; i++) FUZZ_REQUIRE(full.ids[i] >= 0 && full.ids[i] < tok_vocab_size(t));
-  if (max_length) {
-    rc = tok_encode(t, text, len, max_length, &cut);
-    FUZZ_REQUIRE(rc == 0);
-    if (full.n <= (size_t)max_length) {
-      FUZZ_REQUIRE(cut.n == full.n && memcmp(cut.ids, full.ids, full.n * sizeof *full.ids) == 0);
-    } else {
-      FUZZ_REQUIRE(cut.n == (size_t)max_length);
-      FUZZ_REQUIRE(memcmp(cut.ids, full.ids, (cut.n - 1) * sizeof *cut.ids) == 0);
-      FUZZ_REQUIRE(cut.ids[cut.n - 1] == tok_sep_id(t));
-    }
-  }
-  /* A reused buffer gives the same ids. */
-  size_t n = full.n;
-  int32_t *first = malloc(n * sizeof *first);
-  FUZZ_REQUIRE(first);
-  memcpy(first, full.ids, n * sizeof *first);
-  rc = tok_encode(t, text, len, 0, &full);
-  FUZZ_REQUIRE(rc == 0 && full.n == n && memcmp(full.ids, first, n * sizeof *first) == 0);
+  tok_buffer full = {0};
   static tok_buffer warm; /* never freed: reachable, so no leak report */
-  rc = tok_encode(t, text, len, 0, &warm);
-  FUZZ_REQUIRE(rc == 0 && warm.n == n && memcmp(warm.ids, first, n * sizeof *first) == 0);
-  free(first);
-  const char *words = NULL;
-  size_t words_len = 0;
-  rc = tok_words(t, text, len, &cut, &words, &words_len);
-  FUZZ_REQUIRE(rc == 0 && words && words[words_len] == '\0');
+  fuzz_tokenizer_check(t, text, len, max_length, &full);
+  int rc = tok_encode(t, text, len, 0, &warm);
+  FUZZ_REQUIRE(rc == 0 && warm.n == full.n && memcmp(warm.ids, full.ids, full.n * sizeof *full.ids) == 0);
   tok_buffer_free(&full);
-  tok_buffer_free(&cut);
 }
 
 static int fuzz_tokenizer_bpe(const uint8_t *data, size_t size) {
