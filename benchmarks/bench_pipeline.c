@@ -417,7 +417,8 @@ int main(int argc, char **argv) {
            "  CPU s: reader %.2f, tokenizers %.2f, encoder %.2f, writer %.2f, other (shard "
            "compression threads) %.2f\n"
            "  waited s: reader for a free chunk %.2f, encoder for input %.2f, writer for a "
-           "window %.2f; the writer finished shards (flush, close, fsync, rename) in %.2f s\n",
+           "window %.2f; the writer closed shards (flush, close; then queued for fsync + rename) in "
+           "%.2f s\n",
            r + 1, rate, (long long)ps.docs_encoded, (long long)ps.tokens_encoded,
            (long long)ps.shards_written, t1 - t0, cpu1 - cpu0, load[0], dir_bytes(out_dir) / 1e6,
            ps.cpu_reader,

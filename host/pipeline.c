@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "err.h"
 #include "grow.h"
 #include "jobfile.h"
@@ -35,6 +36,7 @@
 #include "shard_dir.h"
 
 #define PIPE_CHUNK_DOCS 64 /* C */
+enum { PIPE_PUBLISH_QUEUE = 2, PIPE_PATH_MAX = 4200 };
 
 enum { CHUNK_FREE, CHUNK_FILLED, CHUNK_TOKENIZING, CHUNK_TOKENIZED };
 enum { WINDOW_FREE, WINDOW_READY };
@@ -81,6 +83,10 @@ typedef struct {
 } pipe_complete;
 
 typedef struct {
+  char tmp[PIPE_PATH_MAX], path[PIPE_PATH_MAX]; /* a closed shard: atomic_publish(tmp, path) */
+} pipe_publish;
+
+typedef struct {
   const pipe_options *opt;
   const tok *t;
   encoder *enc;
@@ -106,6 +112,10 @@ typedef struct {
   /* where the time went (pipe_stats), under the mutex */
   double cpu_reader, cpu_tokenizer, cpu_encoder;
   double wait_reader, wait_encoder, wait_writer;
+  /* the publisher thread's queue of closed shards, in shard order (a ring) */
+  pipe_publish publish[PIPE_PUBLISH_QUEUE];
+  int publish_head, publish_pending, publish_exit;
+  int64_t shards_published; /* renamed to their final name in this run */
   pipe_complete *complete; /* this worker's shards already complete, ascending */
   size_t n_complete;
   /* test-only kill point */
@@ -794,6 +804,34 @@ static void *encoder_main(void *arg) {
   return NULL;
 }
 
+/* ---- publisher thread ----
+ * The fsync of a finished shard (~0.1 s for 70 MB on a local disk, more on a network file
+ * system) happens here, so that the writer goes on with the next shard's rows meanwhile. Shards
+ * are published in the order they were closed; the thread drains its queue even after a failure
+ * elsewhere (a closed shard is complete) and exits when told to with nothing queued. */
+static void *publisher_main(void *arg) {
+  pipe_state *s = arg;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    while (!s->publish_pending && !s->publish_exit) timed_wait(s);
+    if (!s->publish_pending) break;
+    const pipe_publish *p = &s->publish[s->publish_head];
+    pthread_mutex_unlock(&s->mu);
+    const int rc = atomic_publish(p->tmp, p->path);
+    if (rc < 0)
+      pipe_fail(s, rc);
+    else
+      kill_point(s, "finished");
+    pthread_mutex_lock(&s->mu);
+    s->publish_head = (s->publish_head + 1) % PIPE_PUBLISH_QUEUE;
+    s->publish_pending--;
+    if (rc == 0) s->shards_published++;
+    pthread_cond_broadcast(&s->cv);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
 /* The encoder's position in file bytes (compressed bytes for .gz: the uncompressed position
  * scaled by the reader's compression ratio so far), for the progress fraction and ETA.
  * The caller holds the mutex. */
@@ -811,8 +849,8 @@ typedef struct {
   shard_writer *w;
   int64_t shard, n, input_start, input_end;
   shard_windows windows; /* with a stride: the open shard's docs' windows (its windows_* attrs) */
-  int64_t shards_written, docs_written, tokens;
-  double finish_seconds; /* in shard_writer_finish */
+  int64_t docs_written, tokens;
+  double finish_seconds; /* closing shards and queueing them for the publisher */
 } pipe_writer;
 
 static int writer_finish(pipe_writer *pw) {
@@ -823,13 +861,21 @@ static int writer_finish(pipe_writer *pw) {
   kill_point(pw->s, "finish");
   shard_writer *w = pw->w;
   pw->w = NULL;
+  pipe_state *s = pw->s;
   const double t0 = mono_now();
-  rc = shard_writer_finish(w);
+  pthread_mutex_lock(&s->mu);
+  while (s->publish_pending == PIPE_PUBLISH_QUEUE) timed_wait(s); /* the publisher drains it */
+  pipe_publish *p = &s->publish[(s->publish_head + s->publish_pending) % PIPE_PUBLISH_QUEUE];
+  pthread_mutex_unlock(&s->mu);
+  rc = shard_writer_close(w, p->tmp, p->path, sizeof p->path);
+  if (rc == 0) {
+    pthread_mutex_lock(&s->mu);
+    s->publish_pending++;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+  }
   pw->finish_seconds += mono_now() - t0;
-  if (rc < 0) return rc;
-  kill_point(pw->s, "finished");
-  pw->shards_written++;
-  return 0;
+  return rc;
 }
 
 static int writer_row(pipe_writer *pw, const pipe_window *win, int i) {
@@ -993,8 +1039,8 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
   pthread_cond_init(&s.cv, NULL);
   parse_kill_point(&s);
 
-  pthread_t reader, encoder_thread, tokenizers[64];
-  int n_tokenizers = 0, reader_started = 0, encoder_started = 0;
+  pthread_t reader, encoder_thread, publisher, tokenizers[64];
+  int n_tokenizers = 0, reader_started = 0, encoder_started = 0, publisher_started = 0;
   pipe_encoder_ctx x;
   memset(&x, 0, sizeof x);
   x.s = &s;
@@ -1051,6 +1097,11 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
   }
 
   prog = progress_new(stderr, size_hint, o.quiet);
+  if (pthread_create(&publisher, NULL, publisher_main, &s) != 0) {
+    rc = err_set(ERR_NOMEM, "cannot start the shard publisher thread");
+    goto done;
+  }
+  publisher_started = 1;
   if (pthread_create(&reader, NULL, reader_main, &s) != 0) {
     rc = err_set(ERR_NOMEM, "cannot start the reader thread");
     goto done;
@@ -1073,8 +1124,9 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
     while (w->state != WINDOW_READY && !should_stop(&s)) {
       timed_wait_counted(&s, &s.wait_writer);
       int64_t docs = s.docs_encoded, tokens = s.tokens_encoded, bytes = progress_bytes(&s);
+      int64_t shards = s.shards_published;
       pthread_mutex_unlock(&s.mu);
-      progress_update(prog, docs, tokens, bytes, pw.shards_written);
+      progress_update(prog, docs, tokens, bytes, shards);
       pthread_mutex_lock(&s.mu);
     }
     pthread_mutex_unlock(&s.mu);
@@ -1088,8 +1140,9 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
         if (should_stop(&s)) goto done;
         pthread_mutex_lock(&s.mu);
         int64_t docs = s.docs_encoded, tokens = s.tokens_encoded, bytes = progress_bytes(&s);
+        int64_t shards = s.shards_published;
         pthread_mutex_unlock(&s.mu);
-        progress_update(prog, docs, tokens, bytes, pw.shards_written);
+        progress_update(prog, docs, tokens, bytes, shards);
       }
     }
     pthread_mutex_lock(&s.mu);
@@ -1124,6 +1177,13 @@ done:
   if (reader_started) pthread_join(reader, NULL);
   for (int i = 0; i < n_tokenizers; i++) pthread_join(tokenizers[i], NULL);
   if (encoder_started) pthread_join(encoder_thread, NULL);
+  if (publisher_started) { /* publishes what is queued first */
+    pthread_mutex_lock(&s.mu);
+    s.publish_exit = 1;
+    pthread_cond_broadcast(&s.cv);
+    pthread_mutex_unlock(&s.mu);
+    pthread_join(publisher, NULL);
+  }
   shard_writer_abort(pw.w); /* a shard still open now is incomplete: drop its .tmp */
   pw.w = NULL;
 
@@ -1133,12 +1193,12 @@ done:
     rc = s.fail_code;
     if (rc == ERR_INTERRUPTED)
       err_set(rc, "interrupted: %lld shard(s) finished in this run, the shard in progress was "
-                  "discarded; rerun the same command to resume", (long long)pw.shards_written);
+                  "discarded; rerun the same command to resume", (long long)s.shards_published);
     else
       err_set(rc, "%s", s.fail_msg);
   } else {
     rc = 0;
-    progress_update(prog, pw.docs_written, pw.tokens, s.raw_read, pw.shards_written);
+    progress_update(prog, pw.docs_written, pw.tokens, s.raw_read, s.shards_published);
     progress_finish(prog);
   }
   if (stats) {
@@ -1147,7 +1207,7 @@ done:
     stats->shards_in_input = (s.docs_in_input + o.shard_size - 1) / o.shard_size;
     stats->docs_encoded = pw.docs_written;
     stats->tokens_encoded = pw.tokens;
-    stats->shards_written = pw.shards_written;
+    stats->shards_written = s.shards_published;
     int64_t skipped = 0;
     for (size_t i = 0; i < s.n_complete; i++)
       if (s.complete[i].shard < stats->shards_in_input) skipped++;

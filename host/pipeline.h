@@ -12,8 +12,10 @@
  *                       stride, a doc's windows are built batch by batch into a buffer of one
  *                       batch budget, consecutive, and a doc may span batches (enc_rows)
  *   writer (caller)     takes windows in order, so rows reach the shard in input order; opens
- *                       shard s at its first doc, finishes (fsync + rename) it at its S-th doc
- *                       or at the end of the input
+ *                       shard s at its first doc, closes it at its S-th doc or at the end of the
+ *                       input and queues it for the publisher (at most 2 queued)
+ *   publisher thread    fsyncs and renames the closed shards in order (atomic_publish), so the
+ *                       writer goes on with the next shard's rows while the disk syncs
  * Queues are bounded (a ring of chunks, two windows), so memory depends on the options, never
  * on the corpus size. Only the writer touches HDF5.
  *
@@ -28,8 +30,9 @@
  * Test-only hook: env SPLADEX_TEST_KILL_POINT=NAME:COUNT makes the process SIGKILL itself the
  * COUNT-th time it reaches point NAME: read (a doc of an owned shard was read), batch (a batch
  * was encoded, its rows not yet written), append (a row was appended to the open shard),
- * finish (a shard's rows are all written, just before finish: fsync + rename), finished (just
- * after a shard was renamed). Used by tests/sh/test_expand_kill.sh.
+ * finish (a shard's rows are all written, just before it is closed and queued for fsync +
+ * rename), finished (just after a shard was renamed, on the publisher thread). Used by
+ * tests/sh/test_expand_kill.sh.
  */
 #ifndef SPLADEX_PIPELINE_H
 #define SPLADEX_PIPELINE_H
@@ -97,8 +100,8 @@ typedef struct {
    * finished window) */
   double cpu_reader, cpu_tokenizer, cpu_encoder, cpu_writer;
   double wait_reader, wait_encoder, wait_writer;
-  double finish_writer;     /* wall seconds the writer spent finishing shards (flush, close,
-                               fsync, rename) */
+  double finish_writer;     /* wall seconds the writer spent closing shards (flush, close) and
+                               waiting for room in the publisher's queue */
 } pipe_stats;
 
 /* The shard writer's compression threads for `spladex expand`, from the value of the environment

@@ -86,6 +86,14 @@ int shard_writer_set_windows(shard_writer *w, const shard_windows *win);
  * Returns 0 or ERR_IO (w is freed and the .tmp removed either way). */
 int shard_writer_finish(shard_writer *w);
 
+/* shard_writer_finish without its publishing: writes n_docs and closes the file, leaving the
+ * complete shard as PATH.tmp (neither durable nor under its final name yet), copies PATH.tmp
+ * into tmp_out and PATH into path_out (cap bytes each), and frees w. The caller then publishes
+ * it with atomic_publish(tmp_out, path_out) (io/atomic_file.h: fsync, rename, fsync of the
+ * directory), possibly on another thread, so that the fsync does not hold up the next shard.
+ * Returns 0, or ERR_IO / ERR_ARG (a path longer than cap) with w freed and the .tmp removed. */
+int shard_writer_close(shard_writer *w, char *tmp_out, char *path_out, size_t cap);
+
 /* Drops the shard: closes, removes PATH.tmp, frees w. shard_writer_abort(NULL) is a no-op. */
 void shard_writer_abort(shard_writer *w);
 

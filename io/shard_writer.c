@@ -718,8 +718,21 @@ int shard_writer_set_windows(shard_writer *w, const shard_windows *win) {
 }
 
 int shard_writer_finish(shard_writer *w) {
+  char tmp[4200], path[4200];
+  int rc = shard_writer_close(w, tmp, path, sizeof path);
+  /* fsync, rename, fsync the directory. On a failure the .tmp is gone already; after a failed
+   * directory fsync the shard is complete under its final name, only the rename's durability is
+   * in doubt. */
+  return rc < 0 ? rc : atomic_publish(tmp, path);
+}
+
+int shard_writer_close(shard_writer *w, char *tmp_out, char *path_out, size_t cap) {
   shard_quiet();
   int rc = 0;
+  if (strlen(w->tmp_path) >= cap) {
+    rc = err_set(ERR_ARG, "%s: the path is longer than %zu bytes", w->tmp_path, cap - 1);
+    goto fail;
+  }
   if (w->failed) {
     rc = err_set(ERR_IO, "%s: the shard writer failed earlier; shard not written", w->tmp_path);
     goto fail;
@@ -762,12 +775,10 @@ int shard_writer_finish(shard_writer *w) {
     rc = shard_h5_error(ERR_IO, w->tmp_path, "cannot close the shard");
     goto fail;
   }
-  /* fsync, rename, fsync the directory. On a failure the .tmp is gone already; after a failed
-   * directory fsync the shard is complete under its final name, only the rename's durability is
-   * in doubt. */
-  rc = atomic_publish(w->tmp_path, w->path);
+  memcpy(tmp_out, w->tmp_path, strlen(w->tmp_path) + 1);
+  memcpy(path_out, w->path, strlen(w->path) + 1);
   shard_writer_free(w);
-  return rc;
+  return 0;
 fail:
   /* Datasets before the file (shard_writer_free's order): closing the file first and a dataset
    * whose flush then fails crashed inside HDF5 1.10 (H5D_close on a half-closed file). */
