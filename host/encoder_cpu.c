@@ -6,6 +6,12 @@
  * MB; a (decoder_rows x vocab_block) buffer, max-pooled straight into (B, V), never is.
  * Windows of a long document (encoder.h) are sequences for attention and one segment for the
  * max-pool: two offset arrays; an unfinished row's max is carried to the next batch (V floats).
+ * Why OpenBLAS runs single-threaded under our own pool: with OpenBLAS's threads, every op between
+ * two matmuls (LayerNorm, GELU, attention's softmax) left them spinning in sched_yield against
+ * the pool's threads (~8% of an encode's samples, issue 18). Now every matmul is split by output
+ * columns over the pool, each part one single-threaded cblas_sgemm (OpenBLAS is thread-safe for
+ * concurrent calls); attention is split by documents; the decoder by vocabulary ranges, each
+ * thread multiplying and max-pooling its own columns with no barrier between blocks.
  * Legend: N tokens in the batch, B docs, H hidden, F ffn, V vocab, Nb/Vb token/vocab block.
  */
 #include "encoder_cpu.h"
@@ -21,7 +27,8 @@
 #include "err.h"
 #include "ops_cpu.h"
 
-enum { VOCAB_BLOCK = 2048, TOKEN_BLOCK = 1024 };
+/* One thread's decoder block: (TOKEN_BLOCK, VOCAB_BLOCK) logits, 4 MB. */
+enum { VOCAB_BLOCK = 2048, TOKEN_BLOCK = 512, COLUMN_ALIGN = 16 };
 
 /* ---- a persistent thread pool: the caller runs part 0, workers parts 1..n-1 ---- */
 
@@ -103,7 +110,7 @@ struct enc_cpu {
   float *ctx;         /* (Nmax, H) attention output */
   float *tmp;         /* (Nmax, H) projections; the head output */
   float *big;         /* (Nmax, max(3H, F)): qkv, then the FFN activations */
-  float *logits;      /* (Nb, Vb) one decoder block */
+  float *logits;      /* (threads, Nb, Vb) one decoder block per thread */
   float *pooled;      /* (Bmax, V) running max, then weights */
   float *scratch;     /* (threads, scratch_floats) attention / top-k scratch */
   size_t scratch_floats;
@@ -119,7 +126,9 @@ struct enc_cpu {
   int n_rows, n_emit, continues; /* rows pooled, rows returned, row 0 starts from carry */
   const float *step_bias;
   const float *step_gamma, *step_beta;
-  int step_v0, step_vb, step_t0, step_rows;
+  const float *lin_x, *lin_w, *lin_bias; /* job_linear's ops_linear arguments */
+  float *lin_y;
+  int lin_n, lin_in, lin_out, lin_ldy;
 };
 
 /* Splits [0, n) into n_parts near-equal ranges; part's range is [*lo, *hi). */
@@ -180,19 +189,79 @@ static void job_pool_init(void *arg, int part, int n_parts) {
     ops_fill(e->pooled + (size_t)lo * V, (size_t)(hi - lo) * V, e->m->cfg.pooling == MODEL_POOL_SUM ? 0.0f : -INFINITY);
 }
 
-/* Max-pools (or sums, SpladePooling "sum") this part's columns of the current decoder block. */
-static void job_maxpool(void *arg, int part, int n_parts) {
+/* Splits [0, n) into n_parts ranges whose starts are multiples of COLUMN_ALIGN (whole panels of
+ * the GEMM micro-kernel); some may be empty when n is small. */
+static void split_columns(int n, int part, int n_parts, int *lo, int *hi) {
+  split_range(n, part, n_parts, lo, hi);
+  *lo = part == 0 ? 0 : *lo / COLUMN_ALIGN * COLUMN_ALIGN;
+  *hi = part == n_parts - 1 ? n : *hi / COLUMN_ALIGN * COLUMN_ALIGN;
+}
+
+/* This part's rows (tokens) of ops_linear(lin_*). Rows, not output columns: each thread then packs
+ * its own rows of x once and the whole of w, where a column split would pack all of x in every
+ * thread; w is the smaller of the two whenever a batch has more tokens than w has rows. */
+static void job_linear(void *arg, int part, int n_parts) {
+  enc_cpu *e = arg;
+  int lo, hi;
+  split_range(e->lin_n, part, n_parts, &lo, &hi);
+  if (hi <= lo) return;
+  ops_linear(e->lin_x + (size_t)lo * e->lin_in, e->lin_w, e->lin_bias, hi - lo, e->lin_in, e->lin_out,
+             e->lin_y + (size_t)lo * e->lin_ldy, e->lin_ldy);
+}
+
+/* ops_linear over the pool: y (n, ldy) = x (n, in) . w^T (+ bias). */
+static void linear(enc_cpu *e, const float *x, const float *w, const float *bias, int n, int in, int out,
+                   float *y, int ldy) {
+  e->lin_x = x;
+  e->lin_w = w;
+  e->lin_bias = bias;
+  e->lin_n = n;
+  e->lin_in = in;
+  e->lin_out = out;
+  e->lin_y = y;
+  e->lin_ldy = ldy;
+  pool_run(&e->pool, job_linear, e);
+}
+
+/* Attention of this part's documents: a contiguous run holding about 1/n_parts of the tokens. */
+static void job_attention(void *arg, int part, int n_parts) {
   enc_cpu *e = arg;
   const model_config *c = &e->m->cfg;
+  int first = 0, end = 0;
+  /* documents [first, end): those whose first token falls in this part's token range */
   int lo, hi;
-  split_range(e->step_vb, part, n_parts, &lo, &hi);
-  if (hi <= lo) return;
-  if (c->pooling == MODEL_POOL_SUM)
-    ops_sumpool_logits(e->logits + lo, VOCAB_BLOCK, e->step_t0, e->step_rows, e->step_v0 + lo, hi - lo,
-                       e->row_offsets, e->n_rows, e->m->decoder_b, c->activation == MODEL_ACT_LOG1P_RELU, e->pooled, c->vocab);
-  else
-    ops_maxpool_logits(e->logits + lo, VOCAB_BLOCK, e->step_t0, e->step_rows, e->step_v0 + lo,
-                       hi - lo, e->row_offsets, e->n_rows, e->pooled, c->vocab);
+  split_range(e->n_tokens, part, n_parts, &lo, &hi);
+  while (first < e->n_docs && e->offsets[first] < lo) first++;
+  end = first;
+  while (end < e->n_docs && e->offsets[end] < hi) end++;
+  if (end <= first) return;
+  ops_attention(e->big, e->offsets + first, end - first, c->n_heads, c->hidden / c->n_heads,
+                e->scratch + (size_t)part * e->scratch_floats, e->ctx);
+}
+
+/* The decoder fused with the pooling for this part's vocabulary range: block by block, logits
+ * (TOKEN_BLOCK, VOCAB_BLOCK) in this thread's own buffer, max-pooled (or summed, SpladePooling
+ * "sum") into its own columns of pooled, so no thread waits for another. */
+static void job_decoder(void *arg, int part, int n_parts) {
+  enc_cpu *e = arg;
+  const model *m = e->m;
+  const model_config *c = &m->cfg;
+  const int H = c->hidden;
+  int lo, hi;
+  split_columns(c->vocab, part, n_parts, &lo, &hi);
+  float *logits = e->logits + (size_t)part * TOKEN_BLOCK * VOCAB_BLOCK;
+  for (int t0 = 0; t0 < e->n_tokens; t0 += TOKEN_BLOCK) {
+    int rows = e->n_tokens - t0 < TOKEN_BLOCK ? e->n_tokens - t0 : TOKEN_BLOCK;
+    for (int v0 = lo; v0 < hi; v0 += VOCAB_BLOCK) {
+      int vb = hi - v0 < VOCAB_BLOCK ? hi - v0 : VOCAB_BLOCK;
+      ops_linear(e->tmp + (size_t)t0 * H, m->decoder_w + (size_t)v0 * H, NULL, rows, H, vb, logits, VOCAB_BLOCK);
+      if (c->pooling == MODEL_POOL_SUM)
+        ops_sumpool_logits(logits, VOCAB_BLOCK, t0, rows, v0, vb, e->row_offsets, e->n_rows, m->decoder_b,
+                           c->activation == MODEL_ACT_LOG1P_RELU, e->pooled, c->vocab);
+      else
+        ops_maxpool_logits(logits, VOCAB_BLOCK, t0, rows, v0, vb, e->row_offsets, e->n_rows, e->pooled, c->vocab);
+    }
+  }
 }
 
 static void job_sparsify(void *arg, int part, int n_parts) {
@@ -246,7 +315,8 @@ int enc_cpu_open(const model *m, const enc_options *opt, enc_cpu **out) {
   e->n_threads = threads;
   snprintf(e->description, sizeof e->description, "cpu fp32, %d thread%s", threads,
            threads == 1 ? "" : "s");
-  openblas_set_num_threads(threads);
+  /* Our pool splits every matmul; OpenBLAS's own threads would only spin between them. */
+  openblas_set_num_threads(1);
 
   const size_t N = (size_t)opt->max_batch_tokens, B = (size_t)opt->max_batch_docs;
   const size_t H = (size_t)c->hidden, F = (size_t)c->ffn, V = (size_t)c->vocab;
@@ -264,7 +334,7 @@ int enc_cpu_open(const model *m, const enc_options *opt, enc_cpu **out) {
   e->ctx = xcalloc(N * H, sizeof(float), &failed);
   e->tmp = xcalloc(N * H, sizeof(float), &failed);
   e->big = xcalloc(N * wide, sizeof(float), &failed);
-  e->logits = xcalloc((size_t)TOKEN_BLOCK * VOCAB_BLOCK, sizeof(float), &failed);
+  e->logits = xcalloc((size_t)threads * TOKEN_BLOCK * VOCAB_BLOCK, sizeof(float), &failed);
   e->pooled = xcalloc(B * V, sizeof(float), &failed);
   e->scratch = xcalloc((size_t)threads * e->scratch_floats, sizeof(float), &failed);
   e->row_nnz = xcalloc(B, sizeof *e->row_nnz, &failed);
@@ -340,44 +410,30 @@ int enc_cpu_run(enc_cpu *e, const enc_batch *batch, const enc_rows *rows, enc_re
   pool_run(p, job_embed, e);
   for (int l = 0; l < m->cfg.n_layers; l++) {
     const model_layer *L = &m->layers[l];
-    ops_linear(e->x, L->q_w, L->q_b, N, H, H, e->big, 3 * H);
-    ops_linear(e->x, L->k_w, L->k_b, N, H, H, e->big + H, 3 * H);
-    ops_linear(e->x, L->v_w, L->v_b, N, H, H, e->big + 2 * H, 3 * H);
-    /* Attention runs on this thread: its matmuls are OpenBLAS calls (threaded inside), which
-     * are not made from several threads at once. */
-    ops_attention(e->big, e->offsets, B, m->cfg.n_heads, H / m->cfg.n_heads, e->scratch, e->ctx);
-    ops_linear(e->ctx, L->o_w, NULL, N, H, H, e->tmp, H);
+    linear(e, e->x, L->q_w, L->q_b, N, H, H, e->big, 3 * H);
+    linear(e, e->x, L->k_w, L->k_b, N, H, H, e->big + H, 3 * H);
+    linear(e, e->x, L->v_w, L->v_b, N, H, H, e->big + 2 * H, 3 * H);
+    pool_run(p, job_attention, e);
+    linear(e, e->ctx, L->o_w, NULL, N, H, H, e->tmp, H);
     e->step_bias = L->o_b;
     e->step_gamma = L->attn_ln_g;
     e->step_beta = L->attn_ln_b;
     pool_run(p, job_residual_ln, e);
-    ops_linear(e->x, L->ffn1_w, NULL, N, H, F, e->big, F);
+    linear(e, e->x, L->ffn1_w, NULL, N, H, F, e->big, F);
     e->step_bias = L->ffn1_b;
     pool_run(p, job_ffn_gelu, e);
-    ops_linear(e->big, L->ffn2_w, NULL, N, F, H, e->tmp, H);
+    linear(e, e->big, L->ffn2_w, NULL, N, F, H, e->tmp, H);
     e->step_bias = L->ffn2_b;
     e->step_gamma = L->out_ln_g;
     e->step_beta = L->out_ln_b;
     pool_run(p, job_residual_ln, e);
   }
-  ops_linear(e->x, m->head_w, NULL, N, H, H, e->tmp, H);
+  linear(e, e->x, m->head_w, NULL, N, H, H, e->tmp, H);
   pool_run(p, job_head, e);
 
-  /* Decoder fused with the max over each document's tokens, block by block. */
+  /* Decoder fused with the max over each document's tokens (job_decoder). */
   pool_run(p, job_pool_init, e);
-  for (int t0 = 0; t0 < N; t0 += TOKEN_BLOCK) {
-    int rows = N - t0 < TOKEN_BLOCK ? N - t0 : TOKEN_BLOCK;
-    for (int v0 = 0; v0 < V; v0 += VOCAB_BLOCK) {
-      int vb = V - v0 < VOCAB_BLOCK ? V - v0 : VOCAB_BLOCK;
-      ops_linear(e->tmp + (size_t)t0 * H, m->decoder_w + (size_t)v0 * H, NULL, rows, H, vb,
-                 e->logits, VOCAB_BLOCK);
-      e->step_t0 = t0;
-      e->step_rows = rows;
-      e->step_v0 = v0;
-      e->step_vb = vb;
-      pool_run(p, job_maxpool, e);
-    }
-  }
+  pool_run(p, job_decoder, e);
 
   /* An unfinished row's running max waits in carry for the batch that continues it. */
   if (rows && rows->unfinished)

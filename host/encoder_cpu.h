@@ -10,10 +10,12 @@
  * embeddings + LayerNorm, per layer attention (per document) and FFN with erf GELU, the MLM head,
  * then the decoder matmul over blocks of the vocabulary fused with the max over each document's
  * tokens, so that no (tokens x V) logit tensor exists; then log1p(relu), threshold and top-k.
- * Threads: `threads` OpenBLAS threads for every matmul (attention's included, all called from
- * the caller's thread: OpenBLAS is never entered from two threads at once), and as many pool
- * threads (the caller's included) for embeddings, GELU, LayerNorm, pooling and pruning.
- * openblas_set_num_threads is process-wide: the last encoder opened sets it. Every workspace is
+ * Threads: one pool of `threads` threads (the caller's included) runs everything: each matmul
+ * split by rows (tokens), each part a single-threaded OpenBLAS call; attention split by
+ * documents; the decoder split by vocabulary ranges, each thread pooling its own columns; and
+ * embeddings, GELU, LayerNorm, pruning by tokens or rows. enc_cpu_open sets OpenBLAS to one
+ * thread (openblas_set_num_threads is process-wide), so OpenBLAS never starts threads of its own
+ * that would spin between matmuls. Every workspace is
  * allocated in enc_cpu_open; only the CSR output grows, geometrically, when a batch has more
  * non-zeros than any batch before it.
  */

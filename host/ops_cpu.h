@@ -12,8 +12,9 @@
  * H hidden, F ffn, V vocab, P max positions, NH heads, D head dim (H = NH * D),
  * Vb a block of vocab terms, Nb a block of tokens.
  *
- * ops_linear and ops_attention call OpenBLAS, which threads inside (call them from one thread at
- * a time); the other ops are single-threaded. Ops that work per document or per row take
+ * ops_linear and ops_attention call OpenBLAS, which threads inside unless set to one thread
+ * (openblas_set_num_threads(1), as the CPU encoder does: it then calls them from several threads
+ * at once, on disjoint outputs); the other ops are single-threaded. Ops that work per document or per row take
  * absolute offsets, so a caller parallelizes by handing each thread a sub-range of documents or
  * tokens (doc_offsets + first, count) with the same base pointers.
  * No op allocates memory; scratch comes from the caller.
@@ -47,7 +48,8 @@ void ops_linear(const float *x,     /* (N, in_features) */
                 int n, int in_features, int out_features,
                 float *y, int ldy); /* (N, ldy) */
 
-/* In place: x = gelu(x + bias), erf GELU 0.5 * v * (1 + erf(v / sqrt(2))). bias may be NULL. */
+/* In place: x = gelu(x + bias), erf GELU 0.5 * v * (1 + erf(v / sqrt(2))). bias may be NULL.
+ * The erf is a rational approximation (max |error| 4.5e-7; see ops_cpu.c), not libm's erff. */
 void ops_bias_gelu(float *x,          /* (N, F) */
                    const float *bias, /* (F) or NULL */
                    int n, int features);
