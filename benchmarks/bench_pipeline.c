@@ -399,6 +399,7 @@ int main(int argc, char **argv) {
       return 1;
     }
     pipe_stats ps;
+    const pipe_timing *tm = &ps.timing;
     const double cpu0 = cpu_seconds(), t0 = now();
     int rc = pipe_run(&po, t, enc, vocab, VOCAB, &ps);
     const double t1 = now(), cpu1 = cpu_seconds();
@@ -421,10 +422,10 @@ int main(int argc, char **argv) {
            "%.2f s\n",
            r + 1, rate, (long long)ps.docs_encoded, (long long)ps.tokens_encoded,
            (long long)ps.shards_written, t1 - t0, cpu1 - cpu0, load[0], dir_bytes(out_dir) / 1e6,
-           ps.cpu_reader,
-           ps.cpu_tokenizer, ps.cpu_encoder, ps.cpu_writer,
-           (cpu1 - cpu0) - ps.cpu_reader - ps.cpu_tokenizer - ps.cpu_encoder - ps.cpu_writer,
-           ps.wait_reader, ps.wait_encoder, ps.wait_writer, ps.finish_writer);
+           tm->cpu_reader,
+           tm->cpu_tokenizer, tm->cpu_encoder, tm->cpu_writer,
+           (cpu1 - cpu0) - tm->cpu_reader - tm->cpu_tokenizer - tm->cpu_encoder - tm->cpu_writer,
+           tm->wait_reader, tm->wait_encoder, tm->wait_writer, tm->finish_writer);
     fflush(stdout);
   }
   printf("best: %.0f passages/s\n", best);

@@ -109,9 +109,7 @@ typedef struct {
   /* with a stride (the encoder thread's, read after it ended): see pipe_stats */
   int64_t windows_encoded, windows_min, windows_max, docs_capped, first_capped;
   char first_capped_id[256];
-  /* where the time went (pipe_stats), under the mutex */
-  double cpu_reader, cpu_tokenizer, cpu_encoder;
-  double wait_reader, wait_encoder, wait_writer;
+  pipe_timing timing; /* under the mutex (cpu_writer and finish_writer: pipe_run's) */
   /* the publisher thread's queue of closed shards, in shard order (a ring) */
   pipe_publish publish[PIPE_PUBLISH_QUEUE];
   int publish_head, publish_pending, publish_exit;
@@ -202,12 +200,17 @@ static double mono_now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Adds the calling thread's CPU time to *stage (a pipe_state field), under the mutex. */
-static void stage_cpu(pipe_state *s, double *stage) {
+static double thread_cpu_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Adds the calling thread's CPU time to *stage (a field of s->timing), under the mutex. */
+static void stage_cpu(pipe_state *s, double *stage) {
+  const double cpu = thread_cpu_now();
   pthread_mutex_lock(&s->mu);
-  *stage += (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+  *stage += cpu;
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -278,7 +281,7 @@ static int chunk_add(pipe_chunk *ch, const corpus_record *r) {
 static pipe_chunk *chunk_acquire(pipe_state *s) {
   pthread_mutex_lock(&s->mu);
   pipe_chunk *ch = &s->chunks[s->next_fill % s->n_chunks];
-  while (ch->state != CHUNK_FREE && !should_stop(s)) timed_wait_counted(s, &s->wait_reader);
+  while (ch->state != CHUNK_FREE && !should_stop(s)) timed_wait_counted(s, &s->timing.wait_reader);
   pthread_mutex_unlock(&s->mu);
   if (should_stop(s)) return NULL;
   ch->n = 0;
@@ -381,7 +384,7 @@ stopped:
 static void *reader_main(void *arg) {
   pipe_state *s = arg;
   reader_run(s);
-  stage_cpu(s, &s->cpu_reader);
+  stage_cpu(s, &s->timing.cpu_reader);
   return NULL;
 }
 
@@ -477,7 +480,7 @@ static void tokenizer_run(pipe_state *s) {
 static void *tokenizer_main(void *arg) {
   pipe_state *s = arg;
   tokenizer_run(s);
-  stage_cpu(s, &s->cpu_tokenizer);
+  stage_cpu(s, &s->timing.cpu_tokenizer);
   return NULL;
 }
 
@@ -752,7 +755,7 @@ static void encoder_run(pipe_encoder_ctx *x) {
     while (x->pending[wi] > 0 && !should_stop(s))
       if ((rc = encoder_collect_one(x)) < 0) goto fail;
     pthread_mutex_lock(&s->mu);
-    while (w->state != WINDOW_FREE && !should_stop(s)) timed_wait_counted(s, &s->wait_encoder);
+    while (w->state != WINDOW_FREE && !should_stop(s)) timed_wait_counted(s, &s->timing.wait_encoder);
     w->n = 0;
     w->id_n = 0;
     w->ids_n = 0;
@@ -764,7 +767,7 @@ static void encoder_run(pipe_encoder_ctx *x) {
         break;
       }
       if (!ready) {
-        timed_wait_counted(s, &s->wait_encoder);
+        timed_wait_counted(s, &s->timing.wait_encoder);
         continue;
       }
       if (w->n + ch->n > o->window_docs) break;
@@ -800,7 +803,7 @@ fail:
 static void *encoder_main(void *arg) {
   pipe_encoder_ctx *x = arg;
   encoder_run(x);
-  stage_cpu(x->s, &x->s->cpu_encoder);
+  stage_cpu(x->s, &x->s->timing.cpu_encoder);
   return NULL;
 }
 
@@ -1026,9 +1029,7 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
   if (o.window_docs < PIPE_CHUNK_DOCS) o.window_docs = PIPE_CHUNK_DOCS;
   if (o.tokenizer_threads > 64) o.tokenizer_threads = 64;
 
-  struct timespec cpu0;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
-  const double writer_cpu0 = (double)cpu0.tv_sec + 1e-9 * (double)cpu0.tv_nsec;
+  const double writer_cpu0 = thread_cpu_now();
   pipe_state s;
   memset(&s, 0, sizeof s);
   s.opt = &o;
@@ -1122,7 +1123,7 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
     pipe_window *w = &s.win[k % 2];
     pthread_mutex_lock(&s.mu);
     while (w->state != WINDOW_READY && !should_stop(&s)) {
-      timed_wait_counted(&s, &s.wait_writer);
+      timed_wait_counted(&s, &s.timing.wait_writer);
       int64_t docs = s.docs_encoded, tokens = s.tokens_encoded, bytes = progress_bytes(&s);
       int64_t shards = s.shards_published;
       pthread_mutex_unlock(&s.mu);
@@ -1220,16 +1221,9 @@ done:
     stats->first_capped = s.first_capped;
     snprintf(stats->first_capped_id, sizeof stats->first_capped_id, "%s", s.first_capped_id);
     stats->seconds = progress_elapsed(prog);
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    stats->cpu_writer = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec - writer_cpu0;
-    stats->cpu_reader = s.cpu_reader;
-    stats->cpu_tokenizer = s.cpu_tokenizer;
-    stats->cpu_encoder = s.cpu_encoder;
-    stats->wait_reader = s.wait_reader;
-    stats->wait_encoder = s.wait_encoder;
-    stats->wait_writer = s.wait_writer;
-    stats->finish_writer = pw.finish_seconds;
+    stats->timing = s.timing;
+    stats->timing.cpu_writer = thread_cpu_now() - writer_cpu0;
+    stats->timing.finish_writer = pw.finish_seconds;
   }
   progress_free(prog);
   free(x.order[0]);

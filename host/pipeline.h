@@ -78,6 +78,18 @@ typedef struct {
  * compression threads. */
 pipe_options pipe_options_default(void);
 
+/* Where the time went (benchmarks/bench_pipeline.c): CPU seconds of each stage's threads
+ * (tokenizer: all of them together; writer: the calling thread, without the shard writer's
+ * compression threads) and wall seconds each stage spent waiting for its input (the reader: for
+ * a free chunk; the encoder: for tokenized chunks or a free window; the writer: for a finished
+ * window). */
+typedef struct {
+  double cpu_reader, cpu_tokenizer, cpu_encoder, cpu_writer;
+  double wait_reader, wait_encoder, wait_writer;
+  double finish_writer;     /* wall seconds the writer spent closing shards (flush, close) and
+                               waiting for room in the publisher's queue */
+} pipe_timing;
+
 typedef struct {
   int64_t docs_in_input;    /* records in the input (the whole input, every worker) */
   int64_t shards_in_input;  /* ceil(docs_in_input / S) */
@@ -93,15 +105,7 @@ typedef struct {
   int64_t first_capped;     /* the lowest global doc number among them, -1 when none */
   char first_capped_id[256]; /* its id (truncated), "" when none */
   double seconds;
-  /* where the time went (benchmarks/bench_pipeline.c): CPU seconds of each stage's threads
-   * (tokenizer: all of them together; writer: the calling thread, without the shard writer's
-   * compression threads) and wall seconds each stage spent waiting for its input (the reader:
-   * for a free chunk; the encoder: for tokenized chunks or a free window; the writer: for a
-   * finished window) */
-  double cpu_reader, cpu_tokenizer, cpu_encoder, cpu_writer;
-  double wait_reader, wait_encoder, wait_writer;
-  double finish_writer;     /* wall seconds the writer spent closing shards (flush, close) and
-                               waiting for room in the publisher's queue */
+  pipe_timing timing;
 } pipe_stats;
 
 /* The shard writer's compression threads for `spladex expand`, from the value of the environment
