@@ -57,14 +57,15 @@ void ops_linear(const float *x, const float *w, const float *bias, int n, int in
               in_features, w, in_features, bias ? 1.0f : 0.0f, y, ldy);
 }
 
-/* Compiled twice, for AVX2 + FMA (8 lanes) and for the baseline, chosen at load time (ifunc).
+/* Compiled twice, for AVX2 (8 lanes) and for the baseline, chosen at load time (ifunc; a clone
+ * for "arch=haswell" would be chosen on Intel Haswell-family CPUs only, never on AMD).
  * The erf is written out inside the loop (a helper would not be inlined across targets): libm's
  * erff is a call per element (~5% of an encode's samples); this, without a call or a branch,
  * vectorizes. It is the rational approximation of Eigen's and XLA's float erf, x P(x^2) / Q(x^2)
  * on x clamped to [-4, 4] (erf(4) is 1 in float), clamped to [-1, 1]: max |error| 4.5e-7
  * against double erf on a 2e6-point grid of [-6, 6] (libm's erff: ~6e-8), so the GELU's error
  * stays below 1.5e-6 * max(1, |v|). */
-__attribute__((target_clones("arch=haswell", "default")))
+__attribute__((target_clones("avx2", "default")))
 void ops_bias_gelu(float *x, const float *bias, int n, int features) {
   const float inv_sqrt2 = 0.70710678118654752440f;
   for (int i = 0; i < n; i++) {
