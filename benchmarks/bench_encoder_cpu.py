@@ -43,6 +43,7 @@ GFLOP/s = that count / encode seconds.
 
 usage: bench_encoder_cpu.py [--spladex build/spladex] [--passages 200] [--threads 2] [--repeats 3]
                             [--ort-batches 1,2,4,8] [--hf-batch 8] [--skip ort,int8,hf]
+                            [--baseline OTHER_SPLADEX_BINARY]
 """
 import argparse
 import json
@@ -218,6 +219,7 @@ def main():
     ap.add_argument("--ort-batches", default="1,2,4,8")
     ap.add_argument("--hf-batch", type=int, default=8)
     ap.add_argument("--skip", default="", help="comma-separated engines not to run: ort,int8,hf")
+    ap.add_argument("--baseline", help="another spladex binary (e.g. an older build) timed the same way, as 'spladex baseline'")
     ap.add_argument("--model-dir", default=os.path.join(ROOT, "tests", "fixtures", "generated", "efficient-splade"))
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
@@ -252,7 +254,7 @@ def main():
         child(EXPORT_CHILD + "\nprint('{}')\n", a.model_dir, fp32_onnx, int8_onnx)
         print("onnx export + int8 quantisation: %.1f s (not timed)" % (time.perf_counter() - t0), flush=True)
 
-    cmd = [a.spladex, "encode", "--model", a.model_dir, "--ids", "--top", "0", "--threads", str(a.threads)]
+    spladex_bins = [("spladex fp32", a.spladex)] + ([("spladex baseline", a.baseline)] if a.baseline else [])
     best = {}
 
     def keep(name, seconds, cpu, rss, note):
@@ -260,11 +262,13 @@ def main():
             best[name] = (seconds, cpu, rss, note)
 
     for rep in range(a.repeats):
-        startup = child(SPLADEX_CHILD, json.dumps(cmd), one_path)
-        sp = child(SPLADEX_CHILD, json.dumps(cmd), ids_path)
-        keep("spladex fp32", sp["wall_s"] - startup["wall_s"], sp["cpu_s"] - startup["cpu_s"], sp["peak_rss_mb"],
-             "startup+load %.2f s (subtracted)" % startup["wall_s"])
-        print("round %d: spladex %.2f s" % (rep + 1, sp["wall_s"] - startup["wall_s"]), flush=True)
+        for name, binary in spladex_bins:
+            cmd = [binary, "encode", "--model", a.model_dir, "--ids", "--top", "0", "--threads", str(a.threads)]
+            startup = child(SPLADEX_CHILD, json.dumps(cmd), one_path)
+            sp = child(SPLADEX_CHILD, json.dumps(cmd), ids_path)
+            keep(name, sp["wall_s"] - startup["wall_s"], sp["cpu_s"] - startup["cpu_s"], sp["peak_rss_mb"],
+                 "startup+load %.2f s (subtracted)" % startup["wall_s"])
+            print("round %d: %s %.2f s" % (rep + 1, name, sp["wall_s"] - startup["wall_s"]), flush=True)
         for name, path, reps in (("ort fp32", fp32_onnx, fp32_reps), ("ort int8", int8_onnx, int8_reps)):
             if (name == "ort fp32" and "ort" in skip) or (name == "ort int8" and "int8" in skip):
                 continue
@@ -289,7 +293,7 @@ def main():
           % (len(docs), n_tokens, n_tokens / len(docs), max(len(d) for d in docs), gflop, a.threads, a.repeats))
     print("%-18s %9s %9s %11s %9s %9s %10s  %s" % ("", "encode s", "GFLOP/s", "passages/s", "CPU s", "peak MB",
                                                   "ORT fp32 /", "note"))
-    order = ["spladex fp32", "ort fp32", "ort int8", "hf torch fp32 b%d" % a.hf_batch]
+    order = ["spladex fp32", "spladex baseline", "ort fp32", "ort int8", "hf torch fp32 b%d" % a.hf_batch]
     order += sorted(k for k in best if k not in order)
     for name in order:
         if name not in best:
