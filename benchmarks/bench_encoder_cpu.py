@@ -29,7 +29,8 @@ Engines, each in its own process, each timed without model loading / session cre
   the same protocol; its accuracy against ORT fp32 (same passages, same batch size) is printed:
   the top-64 terms' overlap per passage (mean / worst) and max |dw| over all (passage, term).
 - HF transformers fp32: AutoModelForMaskedLM (attn_implementation "sdpa"), length-sorted batches
-  of --hf-batch (8), the same pooling, torch.set_num_threads(N).
+  of --hf-batch (8), the same pooling, torch.set_num_threads(N). (naver's indexing loop, the
+  reference of the earlier spladex-vs-HF section of RESULTS.md: --hf-batch 32 --hf-order input.)
 The engines run --repeats times, interleaved (spladex, ORT fp32, ORT int8, HF, then again); the
 best time of each is reported (the machine is shared: the best is the least disturbed).
 Accuracy of spladex itself: one untimed `spladex encode --json` run compared with ORT fp32 (the
@@ -62,8 +63,8 @@ import json, resource, sys, time
 import numpy as np
 def load_docs(path):
     return [list(map(int, l.split())) for l in open(path)]
-def sorted_batches(docs, batch):
-    order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
+def sorted_batches(docs, batch, by_length=True):
+    order = sorted(range(len(docs)), key=lambda i: len(docs[i])) if by_length else list(range(len(docs)))
     for i in range(0, len(order), batch):
         idx = order[i:i + batch]
         L = max(len(docs[j]) for j in idx)
@@ -80,10 +81,10 @@ def peak_rss_mb():
 HF_CHILD = COMMON + r"""
 import torch
 from transformers import AutoModelForMaskedLM
-model_dir, ids_path, threads, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+model_dir, ids_path, threads, batch, by_length = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "sorted"
 torch.set_num_threads(threads)
 docs = load_docs(ids_path)
-batches = list(sorted_batches(docs, batch))
+batches = list(sorted_batches(docs, batch, by_length))
 t0 = time.perf_counter()
 model = AutoModelForMaskedLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa").eval()
 load = time.perf_counter() - t0
@@ -218,6 +219,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ort-batches", default="1,2,4,8")
     ap.add_argument("--hf-batch", type=int, default=8)
+    ap.add_argument("--hf-order", choices=("sorted", "input"), default="sorted",
+                    help="HF batches of length-sorted passages, or in input order (naver's indexing loop)")
     ap.add_argument("--skip", default="", help="comma-separated engines not to run: ort,int8,hf")
     ap.add_argument("--baseline", help="another spladex binary (e.g. an older build) timed the same way, as 'spladex baseline'")
     ap.add_argument("--model-dir", default=os.path.join(ROOT, "tests", "fixtures", "generated", "efficient-splade"))
@@ -277,7 +280,7 @@ def main():
                 keep("%s b%s" % (name, b), r["encode_s"], r["cpu_s"], o["peak_rss_mb"], "session %.2f s (excluded)" % o["load_s"])
             print("round %d: %s %s" % (rep + 1, name, " ".join("b%s %.2f s" % (b, r["encode_s"]) for b, r in o["batches"].items())), flush=True)
         if "hf" not in skip:
-            hf = child(HF_CHILD, a.model_dir, ids_path, a.threads, a.hf_batch)
+            hf = child(HF_CHILD, a.model_dir, ids_path, a.threads, a.hf_batch, a.hf_order)
             keep("hf torch fp32 b%d" % a.hf_batch, hf["encode_s"], hf["cpu_s"], hf["peak_rss_mb"], "load %.2f s (excluded)" % hf["load_s"])
             print("round %d: hf %.2f s" % (rep + 1, hf["encode_s"]), flush=True)
 
