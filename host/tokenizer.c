@@ -752,6 +752,8 @@ typedef struct {
   size_t *bpe_at;          /* (n + 2) their byte offsets in bpe_text */
   int32_t *bpe_added;      /* (n + 2) the added token starting at each, or -1 */
   size_t bpe_text_cap, bpe_cps_cap, bpe_at_cap, bpe_added_cap;
+  unsigned char *bpe_word; /* add_prefix_space: ' ' and a segment's first pre-token */
+  size_t bpe_word_cap;
   tok_sym *sym;            /* (word bytes) */
   tok_heap_item *heap;     /* (3 word bytes + 1) */
   int32_t *word_ids;       /* (word bytes) the ids of the word being merged */
@@ -1354,6 +1356,27 @@ static int tok_bpe_class(uint32_t c) {
 static void tok_bpe_segment(tok_state *s, const unsigned char *text, const uint32_t *cps, const size_t *at,
                             size_t n) {
   size_t i = 0;
+  if (s->t->add_prefix_space && n > 0 && cps[0] != ' ') {
+    /* HF prepends ' ' to a segment that does not start with one: the first pre-token is that
+     * space with what the regex joins to it (" ?X+" for a letter, number or other run; a space
+     * then a whitespace run as \s+(?!\S), so the run's last character stays out unless it
+     * ends the segment; never a contraction, which would have to start at the space). */
+    int cls = tok_bpe_class(cps[0]);
+    size_t j = 1;
+    while (j < n && tok_bpe_class(cps[j]) == cls) j++;
+    if (cls == 0 && j < n) j--;
+    tok_scratch *sc = s->sc;
+    const size_t len = at[j] - at[0];
+    if (grow(&sc->bpe_word, &sc->bpe_word_cap, len + 1, 1)) {
+      s->nomem = 1;
+      s->full = 1;
+      return;
+    }
+    sc->bpe_word[0] = ' ';
+    memcpy(sc->bpe_word + 1, text + at[0], len);
+    tok_bpe_word(s, sc->bpe_word, len + 1);
+    i = j;
+  }
   while (i < n && !s->full) {
     uint32_t c = cps[i];
     size_t j = i;
@@ -1475,10 +1498,9 @@ static int tok_open_bpe(const char *path, const cJSON *root, tok **out) {
   if (norm && !cJSON_IsNull(norm))
     return err_set(ERR_FORMAT, "%s: a BPE tokenizer with normalizer %s is not supported (byte-level BPE has none)",
                    path, tok_json_type(norm));
-  if (strcmp(tok_json_type(pre), "ByteLevel") != 0 || !tok_json_bool(pre, "use_regex", 1) ||
-      tok_json_bool(pre, "add_prefix_space", 0))
-    return err_set(ERR_FORMAT, "%s: pre_tokenizer %s%s is not supported (ByteLevel, use_regex, no add_prefix_space)",
-                   path, tok_json_type(pre), strcmp(tok_json_type(pre), "ByteLevel") ? "" : " with these settings");
+  if (strcmp(tok_json_type(pre), "ByteLevel") != 0 || !tok_json_bool(pre, "use_regex", 1))
+    return err_set(ERR_FORMAT, "%s: pre_tokenizer %s%s is not supported (ByteLevel with use_regex)", path,
+                   tok_json_type(pre), strcmp(tok_json_type(pre), "ByteLevel") ? "" : " without use_regex");
   if (strcmp(tok_json_type(post), "RobertaProcessing") != 0)
     return err_set(ERR_FORMAT, "%s: post_processor %s is not supported (RobertaProcessing: <s> text </s>)", path,
                    tok_json_type(post));
@@ -1496,6 +1518,7 @@ static int tok_open_bpe(const char *path, const cJSON *root, tok **out) {
   t->bpe = 1;
   t->serial = (uint64_t)atomic_fetch_add(&serials, 1) + 1;
   t->ignore_merges = tok_json_bool(model, "ignore_merges", 0);
+  t->add_prefix_space = tok_json_bool(pre, "add_prefix_space", 0);
   if ((rc = tok_build_index(t)) < 0) goto fail;
   for (int b = 0; b < 256; b++) {
     char ch[4];
@@ -1650,6 +1673,7 @@ void tok_buffer_free(tok_buffer *buf) {
     free(sc->bpe_cps);
     free(sc->bpe_at);
     free(sc->bpe_added);
+    free(sc->bpe_word);
     free(sc->sym);
     free(sc->heap);
     free(sc->word_ids);

@@ -9,7 +9,8 @@
  * characters, or one that cannot be split, becomes [UNK].
  * Output: [CLS] pieces [SEP], truncated to max_length (the last id is always [SEP]).
  * A tokenizer.json whose model is BPE is RoBERTa's byte-level BPE instead (tokenizers'
- * ByteLevel pre-tokenizer with GPT-2's regex, no prefix space; merges by rank; added tokens with
+ * ByteLevel pre-tokenizer with GPT-2's regex and its add_prefix_space (a ' ' before each segment
+ * between added tokens that does not start with one); merges by rank; added tokens with
  * lstrip / rstrip; <s> pieces </s> from its RobertaProcessing), identical to HF tokenizers.
  * Invalid UTF-8 is handled as documented in tokenizer.c and the README (deterministic).
  * A tok is immutable after tok_open and may be shared by threads; each thread passes its own

@@ -4,7 +4,8 @@ of HF tokenizers (run live), 100% of lines.
 The tokenizer is trained here, now, with tokenizers' ByteLevelBPETokenizer on local text (the
 stdlib's docstrings and the gettext translations under /usr/share/locale, as
 scripts/gen_tokenizer_kinds.py reads them), and given RoBERTa's specials and post-processor
-(<s> 0, <pad> 1, </s> 2, <unk> 3, <mask> with lstrip; RobertaProcessing). Its vocabulary and
+(<s> 0, <pad> 1, </s> 2, <unk> 3, <mask> with lstrip; RobertaProcessing), once with ByteLevel's
+add_prefix_space off (RoBERTa's) and once on (the same file edited). Its vocabulary and
 merge ranks do not have to be reproducible: spladex and the reference read the same file.
 Lines: >= 5,000 of real English and >= 5,000 of multilingual text, the adversarial set of
 gen_tokenizer_fixture.py, seeded random mixes (contractions, digits, emoji, CJK, combining
@@ -35,8 +36,8 @@ def corpus():
     return english, multi
 
 
-@pytest.fixture(scope="module")
-def bpe(corpus, tmp_path_factory):
+@pytest.fixture(scope="module", params=[False, True], ids=["no_prefix_space", "add_prefix_space"])
+def bpe(request, corpus, tmp_path_factory):
     from tokenizers import AddedToken, ByteLevelBPETokenizer, processors
     english, multi = corpus
     tk = ByteLevelBPETokenizer(add_prefix_space=False)
@@ -48,6 +49,13 @@ def bpe(corpus, tmp_path_factory):
     d = tmp_path_factory.mktemp("bpe")
     path = os.path.join(str(d), "tokenizer.json")
     tk.save(path)
+    if request.param:  # the same vocabulary and merges, ByteLevel's add_prefix_space on
+        import json
+        conf = json.load(open(path, encoding="utf-8"))
+        assert conf["pre_tokenizer"]["type"] == "ByteLevel"
+        conf["pre_tokenizer"]["add_prefix_space"] = True
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(conf, f, ensure_ascii=False)
     import tokenizers
     ref = tokenizers.Tokenizer.from_file(path)
     ref.no_padding()
@@ -121,7 +129,7 @@ def test_bpe_refusals(bpe, tmp_path):
     model, _ = bpe
     original = json.load(open(os.path.join(model, "tokenizer.json")))
     for key, value, needle in [("normalizer", {"type": "NFC"}, "NFC"),
-                               ("pre_tokenizer", {"type": "ByteLevel", "add_prefix_space": True}, "add_prefix_space"),
+                               ("pre_tokenizer", {"type": "ByteLevel", "use_regex": False}, "use_regex"),
                                ("pre_tokenizer", {"type": "Metaspace"}, "Metaspace"),
                                ("post_processor", None, "post_processor")]:
         broken = dict(original)
