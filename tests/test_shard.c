@@ -6,14 +6,15 @@
  * atomic finish, the cheap shard_check, corrupted files (truncated, garbage, wrong format attr,
  * broken indptr / indices) rejected with a message naming the file, and the CLI on a small job.
  *
- * Parallel compression (shard_meta.compress_threads): shards written by the writer's threads and
- * by HDF5's own filters hold the same rows, decoded datasets and stored chunk bytes (no rows, one
- * row, exactly one chunk, one chunk + 1 entry, float16, many chunks); a write failing mid-shard
+ * Parallel compression (shard_meta.compress_threads): shards compressed on the writer's thread
+ * (0) and by 1 or 3 threads hold the same rows, decoded datasets and stored chunk bytes, and the
+ * same rows and decoded datasets as HDF5's own filters (-1) write (no rows, one row, exactly one
+ * chunk, one chunk + 1 entry, float16, many chunks); a write failing mid-shard
  * (file size limit) gives ERR_IO naming the .tmp and leaves nothing behind.
  *
  * Also a helper for tests/py/test_shard_interop.py and test_shard_parallel.py:
  *   test_shard --write PATH [--float16] [--threads N] [--rows N]   writes a deterministic sample
- *       shard (N rows, default 50; compress_threads N, default 0: HDF5's filters) to
+ *       shard (N rows, default 50; compress_threads N, default 0: the writer's thread) to
  *       PATH and prints the expected content as JSON on stdout.
  */
 #include <cjson/cJSON.h>
@@ -709,7 +710,7 @@ static int fixed_row(const fixed_rows *f, int64_t r, int32_t *indices, float *va
 }
 
 /* Writes n fixed rows (or, with f NULL, sample rows [first, first + n)) with compress_threads
- * threads (0: HDF5's filters). Returns 0 or the writer's error. */
+ * threads (0: the calling thread, < 0: HDF5's filters). Returns 0 or the writer's error. */
 static int write_rows(const char *path, char **vocab, int vocab_size, int64_t first, int64_t n,
                       const fixed_rows *f, int float16, int threads) {
   shard_meta m = sample_meta(vocab, vocab_size, first);
@@ -838,10 +839,11 @@ done:
   return chunks;
 }
 
-/* Shards written with HDF5's filters (compress_threads 0) and with 1 and 3 compression threads
- * hold the same rows, the same decoded datasets and the same stored chunk bytes: no rows, one
- * row, exactly one chunk, one chunk + 1 entry, several chunks with a row larger than a chunk,
- * float16 data. */
+/* Shards compressed on the writer's thread (compress_threads 0) and by 1 and 3 compression
+ * threads hold the same rows, the same decoded datasets and the same stored chunk bytes; HDF5's
+ * own filters (-1) the same rows and decoded datasets (other bytes: shard_writer.c picks a zlib
+ * mode per byte plane): no rows, one row, exactly one chunk, one chunk + 1 entry, several chunks
+ * with a row larger than a chunk, float16 data. */
 static void test_parallel_compression(void) {
   enum { VOCAB = 30522 };
   char **vocab = make_vocab(BIG_VOCAB);
@@ -875,6 +877,26 @@ static void test_parallel_compression(void) {
     CHECK(shard_check(sync_path, 0, cases[c].n, &info) == 0);
     if (cases[c].want_nnz >= 0) CHECK(info.nnz == cases[c].want_nnz);
     if (!cases[c].rows) CHECK(info.nnz > 3 * CHUNK);
+    {
+      char hdf5_path[512];
+      snprintf(name, sizeof name, "hdf5-%s.h5", cases[c].name);
+      path_in(hdf5_path, sizeof hdf5_path, name);
+      CHECK(write_rows(hdf5_path, vocab, cases[c].vocab_size, 0, cases[c].n, cases[c].rows,
+                       cases[c].float16, -1) == 0);
+      CHECK(shard_check(hdf5_path, 0, cases[c].n, NULL) == 0);
+      check_same_rows(hdf5_path, sync_path);
+      hid_t a = H5Fopen(hdf5_path, H5F_ACC_RDONLY, H5P_DEFAULT);
+      hid_t b = H5Fopen(sync_path, H5F_ACC_RDONLY, H5P_DEFAULT);
+      CHECK(a >= 0 && b >= 0);
+      if (a >= 0 && b >= 0) {
+        check_same_dataset(a, b, "vectors/data", 0);
+        check_same_dataset(a, b, "vectors/indices", 0);
+        check_same_dataset(a, b, "vectors/indptr", 0);
+        check_same_dataset(a, b, "doc_ids", 0);
+      }
+      if (a >= 0) H5Fclose(a);
+      if (b >= 0) H5Fclose(b);
+    }
     for (size_t t = 0; t < sizeof thread_counts / sizeof thread_counts[0]; t++) {
       snprintf(name, sizeof name, "par%d-%s.h5", thread_counts[t], cases[c].name);
       path_in(par_path, sizeof par_path, name);
