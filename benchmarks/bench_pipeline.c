@@ -419,13 +419,18 @@ int main(int argc, char **argv) {
            "compression threads) %.2f\n"
            "  waited s: reader for a free chunk %.2f, encoder for input %.2f, writer for a "
            "window %.2f; the writer closed shards (flush, close; then queued for fsync + rename) in "
-           "%.2f s\n",
+           "%.2f s\n"
+           "  batches: %lld, %.1f docs and %.0f tokens each, %.1f%% of the %d-token budget\n",
            r + 1, rate, (long long)ps.docs_encoded, (long long)ps.tokens_encoded,
            (long long)ps.shards_written, t1 - t0, cpu1 - cpu0, load[0], dir_bytes(out_dir) / 1e6,
            tm->cpu_reader,
            tm->cpu_tokenizer, tm->cpu_encoder, tm->cpu_writer,
            (cpu1 - cpu0) - tm->cpu_reader - tm->cpu_tokenizer - tm->cpu_encoder - tm->cpu_writer,
-           tm->wait_reader, tm->wait_encoder, tm->wait_writer, tm->finish_writer);
+           tm->wait_reader, tm->wait_encoder, tm->wait_writer, tm->finish_writer,
+           (long long)ps.batches_encoded, (double)ps.docs_encoded / (double)(ps.batches_encoded ? ps.batches_encoded : 1),
+           (double)ps.batch_tokens_encoded / (double)(ps.batches_encoded ? ps.batches_encoded : 1),
+           100.0 * (double)ps.batch_tokens_encoded / ((double)(ps.batches_encoded ? ps.batches_encoded : 1) * batch_tokens),
+           batch_tokens);
     fflush(stdout);
   }
   printf("best: %.0f passages/s\n", best);

@@ -75,7 +75,7 @@ static const char expand_usage[] =
     "  --device D           auto | cpu | cuda | cuda:N (default auto: CUDA when built with it and\n"
     "                       a device opens, else cpu)\n"
     "  --precision P        fp32 | fp16 | bf16 (default fp16 on cuda, fp32 on cpu; cpu: fp32 only)\n"
-    "  --batch-tokens N     padded token budget of one batch: docs * longest <= N (default 16384)\n"
+    "  --batch-tokens N     token budget of one batch: the sum of its docs' lengths <= N (default 16384)\n"
     "  --threads N          CPU threads for tokenizing and the CPU encoder (default: all cores)\n"
     "  --canary K           on a CUDA device, first compare the input's first K passages with the\n"
     "                       CPU encoder and stop before writing anything if they disagree\n"

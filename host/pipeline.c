@@ -103,7 +103,8 @@ typedef struct {
   int64_t raw_read;       /* bytes of the input file read (compressed bytes for .gz) */
   int64_t plain_read;     /* the same in uncompressed bytes (corpus_read_offset) */
   int64_t encoded_pos;    /* uncompressed offset the encoder reached (estimate within a window) */
-  int64_t docs_encoded, tokens_encoded;
+  int64_t docs_encoded, tokens_encoded, batches_encoded;
+  int64_t window_tokens; /* a window takes chunks until it holds this many tokens (or window_docs) */
   int64_t docs_in_input;
   corpus_stats corpus_stats;
   /* with a stride (the encoder thread's, read after it ended): see pipe_stats */
@@ -602,6 +603,7 @@ static int encoder_collect_one(pipe_encoder_ctx *x) {
   pthread_mutex_lock(&s->mu);
   s->docs_encoded += f->n;
   s->tokens_encoded += f->tokens;
+  s->batches_encoded++;
   s->encoded_pos = w->byte_start[0] +
                    (int64_t)((double)(w->byte_end[w->n - 1] - w->byte_start[0]) * done / w->n);
   pthread_mutex_unlock(&s->mu);
@@ -662,7 +664,7 @@ static int window_submit_strided(pipe_encoder_ctx *x, int wi) {
     int *row_seqs = x->row_seqs + (size_t)slot * o->max_batch_docs;
     int32_t *seq = x->seq_ids + (size_t)slot * o->batch_tokens;
     const int first = at, continues = k > 0;
-    int b = 0, rows = 0, longest = 0;
+    int b = 0, rows = 0;
     int64_t used = 0;
     while (at < w->n && b < o->max_batch_docs) {
       const int pos = order[at].pos;
@@ -672,15 +674,13 @@ static int window_submit_strided(pipe_encoder_ctx *x, int wi) {
       if (k == 0) count = all < o->max_windows ? all : o->max_windows;
       const int64_t lo = k * S, hi = lo + L - 2 < n ? lo + L - 2 : n;
       const int len = (int)(hi - lo) + 2;
-      const int lg = len > longest ? len : longest;
-      if (b > 0 && (int64_t)(b + 1) * lg > o->batch_tokens) break; /* the padded budget */
+      if (b > 0 && used + len > o->batch_tokens) break; /* the token budget (packed, no padding) */
       if (k == 0) window_stats(s, w, pos, all);
       if (k == 0 || b == 0) row_seqs[rows++] = 0;
       enc_window(line + 1, n, L, S, k, line[0], line[n + 1], seq + used);
       ids[b] = seq + used;
       lengths[b] = len;
       used += len;
-      longest = lg;
       row_seqs[rows - 1]++;
       b++;
       if (++k == count) {
@@ -701,7 +701,7 @@ static int window_submit_strided(pipe_encoder_ctx *x, int wi) {
 }
 
 /* Submits window wi's documents longest first, in batches of at most max_batch_docs docs and
- * batch_tokens padded tokens, collecting the oldest batch whenever ENC_MAX_IN_FLIGHT are in
+ * batch_tokens tokens (their lengths' sum: the encoders pack documents without padding), collecting the oldest batch whenever ENC_MAX_IN_FLIGHT are in
  * flight (batch i + 1 is submitted before batch i is collected). Returns with the window's last
  * batches possibly still in flight; on a stop request it returns 0 early. */
 static int window_submit(pipe_encoder_ctx *x, int wi) {
@@ -720,10 +720,10 @@ static int window_submit(pipe_encoder_ctx *x, int wi) {
     int *lengths;
     const int slot = flight_slot(x, &ids, &lengths);
     if (slot < 0) return slot;
-    int longest = order[at].len, b = 0;
+    int b = 0;
     int64_t batch_tokens = 0;
     while (at + b < w->n && b < o->max_batch_docs &&
-           (b == 0 || (int64_t)(b + 1) * longest <= o->batch_tokens)) {
+           (b == 0 || batch_tokens + order[at + b].len <= o->batch_tokens)) {
       const pipe_order *d = &order[at + b];
       ids[b] = w->ids + w->tok_off[d->pos];
       lengths[b] = d->len;
@@ -759,7 +759,7 @@ static void encoder_run(pipe_encoder_ctx *x) {
     w->n = 0;
     w->id_n = 0;
     w->ids_n = 0;
-    while (!should_stop(s) && w->n < o->window_docs) {
+    while (!should_stop(s) && w->n < o->window_docs && (int64_t)w->ids_n < s->window_tokens) {
       pipe_chunk *ch = &s->chunks[s->next_consume % s->n_chunks];
       int ready = s->next_consume < s->next_fill && ch->state == CHUNK_TOKENIZED;
       if (!ready && s->reader_done && s->next_consume == s->next_fill) {
@@ -771,6 +771,9 @@ static void encoder_run(pipe_encoder_ctx *x) {
         continue;
       }
       if (w->n + ch->n > o->window_docs) break;
+      int64_t chunk_tokens = 0;
+      for (int i = 0; i < ch->n; i++) chunk_tokens += ch->len[i];
+      if (w->n > 0 && (int64_t)w->ids_n + chunk_tokens > s->window_tokens) break;
       pthread_mutex_unlock(&s->mu);
       rc = window_take_chunk(s, w, ch);
       pthread_mutex_lock(&s->mu);
@@ -1022,8 +1025,15 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
                             "batch tokens %d, stride %d, max windows %d)", (long long)o.shard_size,
                    o.worker_index, o.worker_count, o.max_length, o.batch_tokens, o.stride,
                    o.max_windows);
-  if (o.window_docs <= 0) { /* auto: about 8 full batches, so sorting by length pays off */
-    int64_t w = 8 * (int64_t)(o.batch_tokens / o.max_length);
+  int64_t window_tokens = INT64_MAX;
+  if (o.window_docs <= 0) {
+    /* auto: 8 batches by tokens, so that sorting by length pays off; each batch of a sorted
+     * window stops less than max_length tokens short of its budget, so a window of
+     * 8 (batch_tokens - max_length) tokens is 8 nearly full batches, not 8 full ones and a ninth
+     * nearly empty one */
+    window_tokens = 8 * (int64_t)(o.batch_tokens - o.max_length);
+    if (window_tokens < o.batch_tokens) window_tokens = o.batch_tokens;
+    int64_t w = 8 * (int64_t)o.max_batch_docs;
     o.window_docs = (int)(w < 256 ? 256 : w > 4096 ? 4096 : w);
   }
   if (o.window_docs < PIPE_CHUNK_DOCS) o.window_docs = PIPE_CHUNK_DOCS;
@@ -1033,6 +1043,7 @@ int pipe_run(const pipe_options *opt, const tok *t, encoder *enc, const char *co
   pipe_state s;
   memset(&s, 0, sizeof s);
   s.opt = &o;
+  s.window_tokens = window_tokens;
   s.t = t;
   s.enc = enc;
   s.first_capped = -1;
@@ -1209,6 +1220,8 @@ done:
     stats->docs_encoded = pw.docs_written;
     stats->tokens_encoded = pw.tokens;
     stats->shards_written = s.shards_published;
+    stats->batches_encoded = s.batches_encoded;
+    stats->batch_tokens_encoded = s.tokens_encoded;
     int64_t skipped = 0;
     for (size_t i = 0; i < s.n_complete; i++)
       if (s.complete[i].shard < stats->shards_in_input) skipped++;

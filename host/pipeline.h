@@ -7,7 +7,8 @@
  *                       stride, untruncated (a doc's token ids are its only buffer that grows
  *                       with its length)
  *   encoder thread      gathers a window of docs in input order, sorts it by length, cuts
- *                       batches by a padded token budget (docs * longest <= batch_tokens),
+ *                       batches by a token budget (the sum of their lengths <= batch_tokens:
+ *                       the encoders pack documents, no padding),
  *                       runs the encoder, keeps each doc's sparse row in the window; with a
  *                       stride, a doc's windows are built batch by batch into a buffer of one
  *                       batch budget, consecutive, and a doc may span batches (enc_rows)
@@ -59,10 +60,12 @@ typedef struct {
   int64_t shard_size;       /* S docs per shard */
   int worker_index;         /* I of --worker I/N */
   int worker_count;         /* N */
-  int batch_tokens;         /* padded token budget per batch, >= max_length */
+  int batch_tokens;         /* token budget per batch (the sum of its docs' lengths), >= max_length */
   int max_batch_docs;       /* docs per batch at most */
-  int window_docs;          /* docs sorted by length together (>= 64); 0 = auto: 8 batches of
-                               max_length docs, clamped to [256, 4096] */
+  int window_docs;          /* docs sorted by length together (>= 64); 0 = auto: chunks are
+                               taken while the window stays within 8 (batch_tokens -
+                               max_length) tokens (8 nearly full batches), or
+                               8 * max_batch_docs docs clamped to [256, 4096] */
   int tokenizer_threads;    /* >= 1 */
   int float16;              /* store /vectors/data as float16 */
   int shard_threads;        /* compression threads of the shard writer (shard_meta.compress_threads):
@@ -96,6 +99,9 @@ typedef struct {
   int64_t docs_encoded;     /* docs this process encoded and wrote */
   int64_t tokens_encoded;
   int64_t shards_written;   /* shards this process finished */
+  int64_t batches_encoded;  /* batches submitted to the encoder and collected */
+  int64_t batch_tokens_encoded; /* the tokens of those batches (with a stride: of the windows);
+                               / (batches_encoded * batch_tokens) is how full batches were */
   int64_t shards_skipped;   /* this worker's shards found complete and left untouched */
   corpus_stats corpus;      /* lines, bad lines, duplicates */
   /* with stride: the windows of the docs this process encoded */
