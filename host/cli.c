@@ -140,6 +140,15 @@ int cli_open_model(const char *dir, model **m_out, tok **t_out) {
                  tok_vocab_size(t), m->cfg.vocab);
     goto fail;
   }
+  /* RoBERTa's ids come from its byte-level BPE, BERT's from WordPiece: another tokenizer's ids
+   * (e.g. a vocab.txt beside RoBERTa weights, read first) would be encoded without a word */
+  if (tok_is_byte_level_bpe(t) != (m->cfg.arch == MODEL_ROBERTA)) {
+    rc = err_set(ERR_FORMAT, "%s: the model is %s but its tokenizer (in %s) is %s", dir,
+                 m->cfg.arch == MODEL_ROBERTA ? "RoBERTa, which needs a byte-level BPE tokenizer.json"
+                                              : "BERT / DistilBERT, which needs a WordPiece vocabulary",
+                 m->dir, tok_is_byte_level_bpe(t) ? "byte-level BPE" : "WordPiece");
+    goto fail;
+  }
   *m_out = m;
   *t_out = t;
   return 0;

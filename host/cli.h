@@ -85,7 +85,8 @@ int cli_require_device(const char *device);
  * directory of config.json and the weights, once) and reads the vocabulary from that same
  * directory, so that the two always come from one encoder. Refuses, before any passage, a
  * vocabulary whose size differs from the model's: "DIR: the vocabulary has 30522 tokens but
- * the model 1000". Returns 0 with *m and *t (the caller frees them with model_free() and
+ * the model 1000", and a tokenizer of the other family (RoBERTa needs byte-level BPE, BERT and
+ * DistilBERT WordPiece). Returns 0 with *m and *t (the caller frees them with model_free() and
  * tok_free()), or an error code with both NULL. */
 int cli_open_model(const char *dir, model **m, tok **t);
 

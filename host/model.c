@@ -113,22 +113,24 @@ static int model_parse_config(const char *path, const cJSON *root, model *m) {
     c->arch = MODEL_DISTILBERT;
   } else if (type && strcmp(type, "bert") == 0) {
     c->arch = MODEL_BERT;
-  } else if (type && strcmp(type, "roberta") == 0) {
-    c->arch = MODEL_ROBERTA;
+  } else if (type && (strcmp(type, "roberta") == 0 || strcmp(type, "xlm-roberta") == 0)) {
+    c->arch = MODEL_ROBERTA; /* XLMRobertaForMaskedLM is RobertaForMaskedLM's code; its usual
+                              * SentencePiece tokenizer is refused by tok_open */
   } else if (!type && arch0 && strcmp(arch0, "DistilBertForMaskedLM") == 0) {
     c->arch = MODEL_DISTILBERT;
   } else if (!type && arch0 && strcmp(arch0, "BertForMaskedLM") == 0) {
     c->arch = MODEL_BERT;
   } else {
     return err_set(ERR_FORMAT, "%s: unsupported architecture (model_type '%s', architectures[0] '%s'); spladex "
-                   "runs model_type distilbert (DistilBertForMaskedLM), bert (BertForMaskedLM) and roberta "
-                   "(RobertaForMaskedLM)",
+                   "runs model_type distilbert (DistilBertForMaskedLM), bert (BertForMaskedLM), roberta "
+                   "(RobertaForMaskedLM) and xlm-roberta (XLMRobertaForMaskedLM, with a byte-level BPE tokenizer)",
                    path, type ? type : "(none)", arch0 ? arch0 : "(none)");
   }
   static const char *const heads[] = {"DistilBertForMaskedLM", "BertForMaskedLM", "RobertaForMaskedLM"};
-  if (arch0 && strcmp(arch0, heads[c->arch]) != 0)
+  const char *head = type && strcmp(type, "xlm-roberta") == 0 ? "XLMRobertaForMaskedLM" : heads[c->arch];
+  if (arch0 && strcmp(arch0, head) != 0)
     return err_set(ERR_FORMAT, "%s: architectures[0] is '%s'; spladex needs the masked-LM head of model_type "
-                   "'%s' (%s)", path, arch0, type ? type : "?", heads[c->arch]);
+                   "'%s' (%s)", path, arch0, type ? type : "?", head);
   int rc = 0;
   const char *act = NULL;
   if (c->arch == MODEL_DISTILBERT) {

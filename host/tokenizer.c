@@ -568,6 +568,12 @@ static int tok_open_tokenizer_json(const char *path, const char *data, size_t si
   if (!root) return err_set(ERR_FORMAT, "%s: not valid JSON", path);
   const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
   const cJSON *vocab = model ? cJSON_GetObjectItemCaseSensitive(model, "vocab") : NULL;
+  const cJSON *kind = model ? cJSON_GetObjectItemCaseSensitive(model, "type") : NULL;
+  if (cJSON_IsString(kind) && strcmp(kind->valuestring, "WordPiece") && strcmp(kind->valuestring, "BPE")) {
+    rc = err_set(ERR_FORMAT, "%s: model.type %s is not supported (WordPiece, or byte-level BPE as RoBERTa's; "
+                 "e.g. XLM-RoBERTa's SentencePiece Unigram is not)", path, kind->valuestring);
+    goto fail;
+  }
   if (!cJSON_IsObject(vocab)) {
     rc = err_set(ERR_FORMAT, "%s: no model.vocab object", path);
     goto fail;
@@ -683,6 +689,8 @@ size_t tok_truncate_ids(int32_t *ids, size_t n, int32_t last, size_t max_length)
 }
 
 int tok_vocab_size(const tok *t) { return t->vocab_size; }
+
+int tok_is_byte_level_bpe(const tok *t) { return t->bpe; }
 
 const char *tok_token(const tok *t, int32_t id) {
   if (id < 0 || id >= t->vocab_size || t->offset[id] == UINT32_MAX) return NULL;

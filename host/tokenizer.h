@@ -77,6 +77,9 @@ size_t tok_truncate_ids(int32_t *ids, size_t n, int32_t last, size_t max_length)
 
 /* Vocabulary size, and the token string of an id (borrowed, NULL when out of range). */
 int tok_vocab_size(const tok *t);
+
+/* 1 for a byte-level BPE tokenizer (RoBERTa's tokenizer.json), 0 for WordPiece. */
+int tok_is_byte_level_bpe(const tok *t);
 const char *tok_token(const tok *t, int32_t id);
 
 /* The id of a token string, or -1. */

@@ -170,17 +170,21 @@ RANDOM_LENGTHS = {
     "efficient-splade": {256: [1, 2, 3, 12, 75, 256, 320], 512: [200, 512]},
     "tiny-bert-v105879": {256: [1, 2, 3, 9, 33, 130, 256, 290], 512: [530]},
     "tiny-roberta": {},  # RoBERTa: no WordPiece text, ids only (below)
+    "tiny-xlm-roberta": {},  # XLMRobertaForMaskedLM (the same weights), ids only
 }
 # Documents of ids drawn uniformly from the whole vocabulary (the text above only reaches
 # bert-base-uncased's 30,522 pieces): (max_length, length) per fixture.
 RANDOM_ID_DOCS = {"tiny-bert-v105879": [(256, 64), (256, 200)],
                   # lengths 1 and 2 are <s> alone and <s></s>; 512 reaches the position table's end
                   "tiny-roberta": [(256, 1), (256, 2), (256, 3), (256, 17), (256, 100), (256, 255), (256, 256),
-                                   (512, 300), (512, 511), (512, 512)]}
+                                   (512, 300), (512, 511), (512, 512)],
+                  "tiny-xlm-roberta": [(256, 1), (256, 2), (256, 3), (256, 17), (256, 100), (256, 255),
+                                       (512, 300), (512, 512)]}
 # RoBERTa documents holding <pad> (id 1) as a text can ("<pad>" is an added special token): HF
 # gives such a token the padding_idx position and does not count it, (max_length, length, the
 # indices set to <pad>) per fixture.
-RANDOM_PAD_DOCS = {"tiny-roberta": [(256, 9, [1]), (256, 40, [5, 6, 20]), (256, 30, [28]), (512, 512, [3, 300])]}
+RANDOM_PAD_DOCS = {"tiny-roberta": [(256, 9, [1]), (256, 40, [5, 6, 20]), (256, 30, [28]), (512, 512, [3, 300])],
+                   "tiny-xlm-roberta": [(256, 40, [5, 6, 20])]}
 
 
 def main():
@@ -228,7 +232,7 @@ def main():
             g, s = doc_ids_for_length(t, L, tok, rs, texts)
             given.append(g), seen.append(s), max_lengths.append(L)
         V = make_random_model.PRESETS[name]["vocab_size"] if name in RANDOM_LENGTHS else None
-        roberta = name in RANDOM_LENGTHS and make_random_model.PRESETS[name]["model_type"] == "roberta"
+        roberta = name in RANDOM_LENGTHS and make_random_model.PRESETS[name]["model_type"] in make_random_model.ROBERTA_TYPES
         cls, sep, low = (0, 2, 3) if roberta else (CLS, SEP, 0)  # RoBERTa: <s> </s>, never <pad> (1)
         for L, t in RANDOM_ID_DOCS.get(name, []):
             ids = ([cls] + [int(x) for x in rs.randint(low, V, max(t - 2, 0))] + [sep])[:t]

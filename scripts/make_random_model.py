@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes a random SPLADE masked-LM model directory (config.json, model.safetensors, vocab.txt).
+"""Writes a random SPLADE masked-LM model directory (config.json, model.safetensors, vocab.txt or,
+RoBERTa, tokenizer.json).
 
 numpy only (no torch): the parity tests rebuild these models on a CI machine that has no torch,
 so the weights come from numpy.random.RandomState(seed) (the legacy generator, whose streams are
@@ -28,7 +29,9 @@ Presets:
   tiny-bert-cased   the same with V = 6000, for the cased vocabulary of
                     tests/fixtures/tokenizer/kinds/cased (the SparseEncoder fixtures)
   tiny-roberta      RobertaForMaskedLM, V = 50265 (roberta-base's), hidden 32, 2 layers, 514 positions
-                    (padding_idx 1: positions start at row 2), type vocabulary 1, tied, bias shifted
+                    (padding_idx 1: positions start at row 2), type vocabulary 1, tied, bias shifted;
+                    a made-up byte-level BPE tokenizer.json of V tokens instead of vocab.txt
+  tiny-xlm-roberta  the same as XLMRobertaForMaskedLM (model_type xlm-roberta)
 
 usage: make_random_model.py PRESET OUT_DIR [--seed N] [--vocab PATH]
 """
@@ -87,9 +90,15 @@ PRESETS["tiny-roberta"] = dict(PRESETS["tiny-bert-v105879"], architectures=["Rob
                                model_type="roberta", vocab_size=50265, max_position_embeddings=514,
                                type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
                                layer_norm_eps=1e-5)
+# XLMRobertaForMaskedLM is RobertaForMaskedLM's code under another model_type (the weights under
+# "roberta."); spladex runs it when its tokenizer.json is byte-level BPE.
+PRESETS["tiny-xlm-roberta"] = dict(PRESETS["tiny-roberta"], architectures=["XLMRobertaForMaskedLM"],
+                                   model_type="xlm-roberta")
+ROBERTA_TYPES = ("roberta", "xlm-roberta")
 
 # Added to the decoder bias of a preset (sparser vectors: smaller reference fixtures).
-DECODER_BIAS_SHIFT = {"tiny-bert-v105879": -0.42, "tiny-bert-cased": -0.42, "tiny-roberta": -0.42}
+DECODER_BIAS_SHIFT = {"tiny-bert-v105879": -0.42, "tiny-bert-cased": -0.42, "tiny-roberta": -0.42,
+                      "tiny-xlm-roberta": -0.42}
 
 
 def tensor_plan(cfg):
@@ -119,7 +128,7 @@ def tensor_plan(cfg):
     else:
         H, F, L, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
         P, Y = cfg["max_position_embeddings"], cfg["type_vocab_size"]
-        pre = "roberta." if cfg["model_type"] == "roberta" else "bert."
+        pre = "roberta." if cfg["model_type"] in ROBERTA_TYPES else "bert."
         e = pre + "embeddings."
         plan += [(e + "word_embeddings.weight", (V, H), "matrix"),
                  (e + "position_embeddings.weight", (P, H), "matrix"),
@@ -197,6 +206,50 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+def bytes_to_unicode():
+    """GPT-2's byte -> printable character table (tokenizers' ByteLevel)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + \
+        list(range(ord("\xae"), ord("\xff") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def write_bpe_tokenizer(path, V):
+    """A RoBERTa-style byte-level BPE tokenizer.json of exactly V tokens, made up: <s> <pad> </s>
+    <unk> (0-3), the 256 byte characters, two-character merges of them in a fixed order, <mask>
+    last (as roberta-base's 50,264). Only its strings and ids matter to the id-based fixtures;
+    HF tokenizers loads it as it is."""
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    chars = bytes_to_unicode()
+    vocab = {t: i for i, t in enumerate(specials + chars)}
+    merges = []
+    for a in chars:
+        for b in chars:
+            if len(vocab) == V - 1:
+                break
+            merges.append([a, b])
+            vocab[a + b] = len(vocab)
+    vocab["<mask>"] = V - 1
+    assert len(vocab) == V
+    added = [dict(id=vocab[t], content=t, single_word=False, lstrip=t == "<mask>", rstrip=False,
+                  normalized=False, special=True) for t in specials + ["<mask>"]]
+    tj = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+          "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+          "post_processor": {"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0],
+                             "trim_offsets": True, "add_prefix_space": False},
+          "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+          "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                    "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                    "vocab": vocab, "merges": merges}}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(tj, f, ensure_ascii=False)
+
+
 def make_model(preset, out_dir, seed=0, vocab=DEFAULT_VOCAB):
     """Writes the model directory; returns the sha256 of model.safetensors."""
     cfg = PRESETS[preset]
@@ -208,9 +261,14 @@ def make_model(preset, out_dir, seed=0, vocab=DEFAULT_VOCAB):
     st = os.path.join(out_dir, "model.safetensors")
     write_safetensors(st + ".tmp", weights)
     os.replace(st + ".tmp", st)
+    V = cfg["vocab_size"]
+    if cfg["model_type"] in ROBERTA_TYPES:
+        write_bpe_tokenizer(os.path.join(out_dir, "tokenizer.json"), V)
+        if os.path.exists(os.path.join(out_dir, "vocab.txt")):  # an older layout's: read first
+            os.remove(os.path.join(out_dir, "vocab.txt"))
+        return sha256_file(st)
     with open(vocab, encoding="utf-8") as f:
         pieces = f.read().split("\n")[:-1]
-    V = cfg["vocab_size"]
     if V == len(pieces):
         shutil.copyfile(vocab, os.path.join(out_dir, "vocab.txt"))
     else:  # cut, or padded with made-up pieces, to the model's vocabulary size

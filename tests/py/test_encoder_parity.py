@@ -28,7 +28,8 @@ import make_random_model  # noqa: E402
 TOL = 1e-4
 SET_CUT = 1e-3
 MANIFEST = json.load(open(os.path.join(FIXTURES, "encoder.json")))
-RANDOM = ["tiny-distilbert", "tiny-bert", "efficient-splade", "tiny-bert-v105879", "tiny-roberta"]
+RANDOM = ["tiny-distilbert", "tiny-bert", "efficient-splade", "tiny-bert-v105879", "tiny-roberta",
+          "tiny-xlm-roberta"]
 
 
 def spladex_bin():
@@ -59,7 +60,8 @@ def model_dir(name):
         d = os.path.join(GENERATED, name)
         st = os.path.join(d, "model.safetensors")
         sha = make_random_model.sha256_file(st) if os.path.exists(st) else None
-        if sha != entry["sha256"]:
+        byte_level = make_random_model.PRESETS[entry["preset"]]["model_type"] in make_random_model.ROBERTA_TYPES
+        if sha != entry["sha256"] or (byte_level and not os.path.exists(os.path.join(d, "tokenizer.json"))):
             sha = make_random_model.make_model(entry["preset"], d, seed=entry["seed"])
         assert sha == entry["sha256"], "make_random_model.py %s rebuilt different weights" % name
     _models[name] = d

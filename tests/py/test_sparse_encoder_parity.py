@@ -22,6 +22,7 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "sparse_encoder")
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import gen_sparse_encoder_fixtures as gen  # noqa: E402
+import make_random_model  # noqa: E402
 
 TOL = 1e-4
 SET_CUT = 1e-3
@@ -152,7 +153,7 @@ def test_refused_modules(tmp_path):
     ({"model_type": "modernbert", "architectures": ["ModernBertForMaskedLM"]}, "modernbert"),
     ({"model_type": "new", "architectures": ["NewForMaskedLM"]}, "NewForMaskedLM"),
     ({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}, "LlamaForCausalLM"),
-    ({"model_type": "xlm-roberta", "architectures": ["XLMRobertaForMaskedLM"]}, "xlm-roberta"),
+    ({"model_type": "camembert", "architectures": ["CamembertForMaskedLM"]}, "camembert"),
     ({"model_type": "bert", "architectures": ["BertModel"]}, "BertModel"),
 ])
 def test_other_architectures_refused(tmp_path, config, needle):
@@ -162,3 +163,35 @@ def test_other_architectures_refused(tmp_path, config, needle):
         json.dump(dict(config, vocab_size=100), f)
     msg = refused(d)
     assert needle in msg and "BertForMaskedLM" in msg, msg  # the architecture and what is supported
+
+
+def test_tokenizer_family_refused(tmp_path):
+    """XLMRobertaForMaskedLM runs with a byte-level BPE tokenizer.json (tests/py/test_encoder_parity.py)
+    but its usual SentencePiece Unigram tokenizer is refused naming it; a RoBERTa model whose
+    directory holds a WordPiece vocab.txt (read first) and a BERT model with a byte-level BPE
+    tokenizer.json are refused naming both families, never encoded with the other's ids."""
+    xlm = os.path.join(str(tmp_path), "xlm")
+    make_random_model.make_model("tiny-xlm-roberta", xlm)
+    unigram = {"version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": None,
+               "post_processor": None, "decoder": None,
+               "model": {"type": "Unigram", "unk_id": 3, "vocab": [["<s>", 0.0], ["<pad>", 0.0], ["</s>", 0.0],
+                                                                  ["<unk>", 0.0], ["\u2581a", -1.0]]}}
+    with open(os.path.join(xlm, "tokenizer.json"), "w") as f:
+        json.dump(unigram, f)
+    msg = refused(xlm)
+    assert "Unigram" in msg, msg
+    rob = os.path.join(str(tmp_path), "rob")
+    make_random_model.make_model("tiny-roberta", rob)
+    os.remove(os.path.join(rob, "tokenizer.json"))  # only a vocab.txt (with one, tok_open refuses it)
+    with open(make_random_model.DEFAULT_VOCAB, encoding="utf-8") as f:  # BERT's, padded to V
+        pieces = f.read().split("\n")[:-1]
+    with open(os.path.join(rob, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(p + "\n" for p in pieces + ["[x%d]" % i for i in range(len(pieces), 50265)]))
+    msg = refused(rob)
+    assert "RoBERTa" in msg and "WordPiece" in msg, msg
+    bert = os.path.join(str(tmp_path), "bert")
+    make_random_model.make_model("tiny-bert", bert)
+    os.remove(os.path.join(bert, "vocab.txt"))
+    make_random_model.write_bpe_tokenizer(os.path.join(bert, "tokenizer.json"), 30522)
+    msg = refused(bert)
+    assert "BERT" in msg and "byte-level BPE" in msg, msg
