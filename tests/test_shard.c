@@ -839,6 +839,24 @@ done:
   return chunks;
 }
 
+/* Shards a_path and b_path hold the same rows and decoded datasets; with same_bytes also the same
+ * stored chunk bytes, want_chunks of them in /vectors/data and /vectors/indices. */
+static void check_same_shards(const char *a_path, const char *b_path, int same_bytes, int64_t want_chunks) {
+  check_same_rows(a_path, b_path);
+  hid_t a = H5Fopen(a_path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  hid_t b = H5Fopen(b_path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  CHECK(a >= 0 && b >= 0);
+  if (a >= 0 && b >= 0) {
+    int chunks = check_same_dataset(a, b, "vectors/data", same_bytes);
+    CHECK(check_same_dataset(a, b, "vectors/indices", same_bytes) == chunks);
+    if (same_bytes) CHECK(chunks == (int)want_chunks);
+    check_same_dataset(a, b, "vectors/indptr", same_bytes);
+    check_same_dataset(a, b, "doc_ids", 0);
+  }
+  if (a >= 0) H5Fclose(a);
+  if (b >= 0) H5Fclose(b);
+}
+
 /* Shards compressed on the writer's thread (compress_threads 0) and by 1 and 3 compression
  * threads hold the same rows, the same decoded datasets and the same stored chunk bytes; HDF5's
  * own filters (-1) the same rows and decoded datasets (other bytes: shard_writer.c picks a zlib
@@ -884,18 +902,7 @@ static void test_parallel_compression(void) {
       CHECK(write_rows(hdf5_path, vocab, cases[c].vocab_size, 0, cases[c].n, cases[c].rows,
                        cases[c].float16, -1) == 0);
       CHECK(shard_check(hdf5_path, 0, cases[c].n, NULL) == 0);
-      check_same_rows(hdf5_path, sync_path);
-      hid_t a = H5Fopen(hdf5_path, H5F_ACC_RDONLY, H5P_DEFAULT);
-      hid_t b = H5Fopen(sync_path, H5F_ACC_RDONLY, H5P_DEFAULT);
-      CHECK(a >= 0 && b >= 0);
-      if (a >= 0 && b >= 0) {
-        check_same_dataset(a, b, "vectors/data", 0);
-        check_same_dataset(a, b, "vectors/indices", 0);
-        check_same_dataset(a, b, "vectors/indptr", 0);
-        check_same_dataset(a, b, "doc_ids", 0);
-      }
-      if (a >= 0) H5Fclose(a);
-      if (b >= 0) H5Fclose(b);
+      check_same_shards(hdf5_path, sync_path, 0, -1);
     }
     for (size_t t = 0; t < sizeof thread_counts / sizeof thread_counts[0]; t++) {
       snprintf(name, sizeof name, "par%d-%s.h5", thread_counts[t], cases[c].name);
@@ -903,19 +910,7 @@ static void test_parallel_compression(void) {
       CHECK(write_rows(par_path, vocab, cases[c].vocab_size, 0, cases[c].n, cases[c].rows,
                        cases[c].float16, thread_counts[t]) == 0);
       CHECK(shard_check(par_path, 0, cases[c].n, NULL) == 0);
-      check_same_rows(sync_path, par_path);
-      hid_t a = H5Fopen(sync_path, H5F_ACC_RDONLY, H5P_DEFAULT);
-      hid_t b = H5Fopen(par_path, H5F_ACC_RDONLY, H5P_DEFAULT);
-      CHECK(a >= 0 && b >= 0);
-      if (a >= 0 && b >= 0) {
-        int chunks = check_same_dataset(a, b, "vectors/data", 1);
-        CHECK(check_same_dataset(a, b, "vectors/indices", 1) == chunks);
-        CHECK(chunks == (int)((info.nnz + CHUNK - 1) / CHUNK));
-        check_same_dataset(a, b, "vectors/indptr", 1);
-        check_same_dataset(a, b, "doc_ids", 0);
-      }
-      if (a >= 0) H5Fclose(a);
-      if (b >= 0) H5Fclose(b);
+      check_same_shards(sync_path, par_path, 1, (info.nnz + CHUNK - 1) / CHUNK);
     }
     if (cases[c].rows) {
       shard_reader *r = NULL;
