@@ -8,8 +8,8 @@
  * max-pool: two offset arrays; an unfinished row's max is carried to the next batch (V floats).
  * Why OpenBLAS runs single-threaded under our own pool: with OpenBLAS's threads, every op between
  * two matmuls (LayerNorm, GELU, attention's softmax) left them spinning in sched_yield against
- * the pool's threads (~8% of an encode's samples, issue 18). Now every matmul is split by output
- * columns over the pool, each part one single-threaded cblas_sgemm (OpenBLAS is thread-safe for
+ * the pool's threads (~8% of an encode's samples, issue 18). Now every matmul is split by rows
+ * (tokens) over the pool, each part one single-threaded cblas_sgemm (OpenBLAS is thread-safe for
  * concurrent calls); attention is split by documents; the decoder by vocabulary ranges, each
  * thread multiplying and max-pooling its own columns with no barrier between blocks.
  * Legend: N tokens in the batch, B docs, H hidden, F ffn, V vocab, Nb/Vb token/vocab block.
