@@ -4,19 +4,22 @@
 # all registered in ctest (CMakeLists.txt) with a label: the C unit tests (`-L '^c$'`; the GPU ones
 # show "Not Run" without a device), pytest (`-L py`: interop and parity with the HF reference
 # fixtures), the shell tests (`-L sh`: kill/resume, workers, bad input, faults), and the C tests
-# again under AddressSanitizer + UndefinedBehaviorSanitizer, and the engines' stage
+# again under AddressSanitizer + UndefinedBehaviorSanitizer, the pipeline's and the CPU encoder's
+# threads under ThreadSanitizer (tests/tsan.sh, ~1 min), and the engines' stage
 # (tests/engines/run.sh: PISA, Anserini and Seismic, installed from PyPI into build/engines, run on
 # a real expansion and checked against exact dot products; ~1 min once installed, a few to install).
-# Usage: scripts/test.sh [--no-asan] [--no-engines]
+# Usage: scripts/test.sh [--no-asan] [--no-tsan] [--no-engines]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 asan=1
+tsan=1
 engines=1
 for arg in "$@"; do
   case $arg in
     --no-asan) asan=0 ;;
+    --no-tsan) tsan=0 ;;
     --no-engines) engines=0 ;;
-    *) echo "test.sh: unknown option $arg (--no-asan, --no-engines)" >&2; exit 2 ;;
+    *) echo "test.sh: unknown option $arg (--no-asan, --no-tsan, --no-engines)" >&2; exit 2 ;;
   esac
 done
 
@@ -56,6 +59,11 @@ if [ $asan = 1 ]; then
   else
     failed+=(build-asan)
   fi
+fi
+
+if [ $tsan = 1 ]; then
+  echo "== ThreadSanitizer: the expand pipeline's threads and the CPU encoder's pool (tests/tsan.sh)"
+  tests/tsan.sh models/splade-tiny build-tsan || failed+=(tsan)
 fi
 
 if [ $engines = 1 ]; then
