@@ -104,7 +104,7 @@ typedef struct {
   int64_t plain_read;     /* the same in uncompressed bytes (corpus_read_offset) */
   int64_t encoded_pos;    /* uncompressed offset the encoder reached (estimate within a window) */
   int64_t docs_encoded, tokens_encoded, batches_encoded;
-  int64_t window_tokens; /* a window takes chunks until it holds this many tokens (or window_docs) */
+  int64_t window_tokens; /* a window takes chunks while it stays within this many tokens */
   int64_t docs_in_input;
   corpus_stats corpus_stats;
   /* with a stride (the encoder thread's, read after it ended): see pipe_stats */
@@ -701,8 +701,8 @@ static int window_submit_strided(pipe_encoder_ctx *x, int wi) {
 }
 
 /* Submits window wi's documents longest first, in batches of at most max_batch_docs docs and
- * batch_tokens tokens (their lengths' sum: the encoders pack documents without padding), collecting the oldest batch whenever ENC_MAX_IN_FLIGHT are in
- * flight (batch i + 1 is submitted before batch i is collected). Returns with the window's last
+ * batch_tokens tokens (their lengths' sum: the encoders pack documents without padding),
+ * collecting the oldest batch whenever ENC_MAX_IN_FLIGHT are in flight (batch i + 1 is submitted before batch i is collected). Returns with the window's last
  * batches possibly still in flight; on a stop request it returns 0 early. */
 static int window_submit(pipe_encoder_ctx *x, int wi) {
   pipe_state *s = x->s;
