@@ -702,8 +702,9 @@ static int window_submit_strided(pipe_encoder_ctx *x, int wi) {
 
 /* Submits window wi's documents longest first, in batches of at most max_batch_docs docs and
  * batch_tokens tokens (their lengths' sum: the encoders pack documents without padding),
- * collecting the oldest batch whenever ENC_MAX_IN_FLIGHT are in flight (batch i + 1 is submitted before batch i is collected). Returns with the window's last
- * batches possibly still in flight; on a stop request it returns 0 early. */
+ * collecting the oldest batch whenever ENC_MAX_IN_FLIGHT are in flight (batch i + 1 is submitted
+ * before batch i is collected). Returns with the window's last batches possibly still in flight;
+ * on a stop request it returns 0 early. */
 static int window_submit(pipe_encoder_ctx *x, int wi) {
   pipe_state *s = x->s;
   const pipe_options *o = s->opt;
