@@ -40,6 +40,7 @@ import lzma
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -220,6 +221,55 @@ def format_ids(rows):
 
 def parse_ids(text):
     return [[int(x) for x in line.split()] for line in text.splitlines()]
+
+
+# ---- shared by the tokenizer tests (tests/py/test_tokenizer_{parity,kinds,bpe}.py) -----------
+
+def spladex_tokenize(binary, args, data):
+    """stdout of `spladex tokenize ARGS` fed data (bytes); fails on a missing binary or an error."""
+    assert os.path.exists(binary), f"spladex binary not found at {binary} (build first, or set SPLADEX_BIN)"
+    proc = subprocess.run([binary, "tokenize"] + args, input=data, capture_output=True)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return proc.stdout
+
+
+def spladex_ids(binary, model, lines, max_length):
+    """The ids `spladex tokenize` gives each line (bytes) with the model's tokenizer."""
+    data = b"".join(line + b"\n" for line in lines)
+    out = spladex_tokenize(binary, ["--model", model, "--max-length", str(max_length)], data)
+    return parse_ids(out.decode("ascii"))
+
+
+def assert_same_ids(name, texts, got, expected):
+    """Asserts 100% identical rows; the message shows the first differences."""
+    assert len(got) == len(expected), f"{name}: {len(got)} output lines for {len(expected)}"
+    bad = [i for i, (g, e) in enumerate(zip(got, expected)) if g != e]
+    if bad:
+        lines = [f"{name}: {len(bad)} of {len(expected)} lines differ"]
+        for i in bad[:5]:
+            lines.append(f"  line {i}: {texts[i][:120]!r}\n    spladex {got[i][:40]}\n"
+                         f"    expected {expected[i][:40]}")
+        raise AssertionError("\n".join(lines))
+    print(f"{name}: {len(expected)} of {len(expected)} lines identical "
+          f"({sum(len(r) for r in expected)} ids)")
+
+
+def random_mix(rng, n, alphabet, bad_bytes, max_parts, p_long, long_piece):
+    """n lines (bytes) of 0..max_parts pieces each: an invalid UTF-8 sequence of bad_bytes (3%),
+    long_piece(rng) (p_long), else a string of alphabet; no newline."""
+    lines = []
+    for _ in range(n):
+        parts = []
+        for _ in range(rng.randint(0, max_parts)):
+            r = rng.random()
+            if r < 0.03:
+                parts.append(rng.choice(bad_bytes))
+            elif r < 0.03 + p_long:
+                parts.append(long_piece(rng))
+            else:
+                parts.append(rng.choice(alphabet).encode())
+        lines.append(b"".join(parts).replace(b"\n", b" "))
+    return lines
 
 
 def read_fixture(name):

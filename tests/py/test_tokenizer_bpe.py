@@ -73,40 +73,14 @@ def random_lines(seed, n):
                    "<mask>", "<s>", "</s>", "<pad>", "<unk>", "<mas", "  ", "   ", "\n".replace("\n", " "),
                    "the", " the", "Hello", "123", "3.14", "\r"])
     bad = [b"\xff", b"\xc3", b"\xe2\x82", b"\xed\xa0\x80", b"\xf0\x9f\x98", b"\xc0\xaf", b"\x80"]
-    lines = []
-    for _ in range(n):
-        parts = []
-        for _ in range(rng.randint(0, 50)):
-            r = rng.random()
-            if r < 0.03:
-                parts.append(rng.choice(bad))
-            elif r < 0.04:
-                parts.append(rng.choice([b"a", b"1", b" ", b"!"]) * rng.randint(20, 300))
-            else:
-                parts.append(rng.choice(alphabet).encode())
-        lines.append(b"".join(parts).replace(b"\n", b" "))
-    return lines
-
-
-def spladex_ids(model, lines, max_length):
-    if not os.path.exists(BIN):
-        pytest.fail(f"spladex binary not found at {BIN} (build first, or set SPLADEX_BIN)")
-    data = b"".join(line + b"\n" for line in lines)
-    p = subprocess.run([BIN, "tokenize", "--model", model, "--max-length", str(max_length)], input=data,
-                       capture_output=True)
-    assert p.returncode == 0, p.stderr.decode(errors="replace")
-    return gen.parse_ids(p.stdout.decode("ascii"))
+    return gen.random_mix(rng, n, alphabet, bad, 50, 0.01,
+                          lambda rng: rng.choice([b"a", b"1", b" ", b"!"]) * rng.randint(20, 300))
 
 
 def compare(name, model, ref, lines, max_length):
     texts = gen.line_texts(lines)
-    expected = gen.hf_ids(ref, texts, max_length)
-    got = spladex_ids(model, lines, max_length)
-    assert len(got) == len(expected)
-    bad = [i for i, (g, e) in enumerate(zip(got, expected)) if g != e]
-    assert not bad, f"{name}, max_length {max_length}: {len(bad)} of {len(texts)} lines differ; " + "; ".join(
-        f"line {i} {texts[i][:60]!r}: spladex {got[i][:16]} HF {expected[i][:16]}" for i in bad[:3])
-    print(f"{name}, max_length {max_length}: {len(texts)} of {len(texts)} lines identical")
+    gen.assert_same_ids(f"{name}, max_length {max_length}", texts, gen.spladex_ids(BIN, model, lines, max_length),
+                        gen.hf_ids(ref, texts, max_length))
 
 
 @pytest.mark.parametrize("max_length", [0, 256, 7])

@@ -106,29 +106,7 @@ def random_lines(seed, n):
                    "\U00020000", "\U0002B740", "\u0627\u0644", "\u2028", "\u0e01\u0e34", "\u0928\u093f",
                    "[MASK]", "[SEP]", "[CLS", "##", "ing", "Der", "The", "la", "\r"])
     bad_bytes = [b"\xff", b"\xc3", b"\xe2\x82", b"\xed\xa0\x80", b"\xf0\x9f\x98", b"\xc0\xaf", b"\x80"]
-    lines = []
-    for _ in range(n):
-        parts = []
-        for _ in range(rng.randint(0, 60)):
-            r = rng.random()
-            if r < 0.03:
-                parts.append(rng.choice(bad_bytes))
-            elif r < 0.04:
-                parts.append(b"X" * rng.randint(95, 105))
-            else:
-                parts.append(rng.choice(alphabet).encode())
-        lines.append(b"".join(parts).replace(b"\n", b" "))
-    return lines
-
-
-def spladex_tokenize(model, lines, max_length):
-    if not os.path.exists(BIN):
-        pytest.fail(f"spladex binary not found at {BIN} (build first, or set SPLADEX_BIN)")
-    data = b"".join(line + b"\n" for line in lines)
-    proc = subprocess.run([BIN, "tokenize", "--model", model, "--max-length", str(max_length)],
-                          input=data, capture_output=True)
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-    return gen.parse_ids(proc.stdout.decode("ascii"))
+    return gen.random_mix(rng, n, alphabet, bad_bytes, 60, 0.01, lambda rng: b"X" * rng.randint(95, 105))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -140,22 +118,18 @@ def test_kind_parity(tmp_path, name):
     tk = reference(vocab, settings)
     for max_length in (0, 256):
         expected = gen.hf_ids(tk, texts, max_length)
-        got = spladex_tokenize(model, lines, max_length)
-        assert len(got) == len(expected)
-        bad = [i for i, (g, e) in enumerate(zip(got, expected)) if g != e]
-        assert not bad, f"{name}, max_length {max_length}: {len(bad)} of {len(texts)} lines differ, first: " + \
-            "; ".join(f"line {i} {texts[i][:80]!r}: spladex {got[i][:20]} HF {expected[i][:20]}" for i in bad[:3])
-        print(f"{name}, max_length {max_length}: {len(texts)} of {len(texts)} lines identical")
+        gen.assert_same_ids(f"{name}, max_length {max_length}", texts,
+                            gen.spladex_ids(BIN, model, lines, max_length), expected)
 
 
 def test_cased_is_never_lowercased(tmp_path):
     model = write_case(str(tmp_path), "cased-config")
-    upper, lower = spladex_tokenize(model, [b"The", b"the"], 0)
+    upper, lower = gen.spladex_ids(BIN, model, [b"The", b"the"], 0)
     assert upper != lower
     # the same vocabulary with a config that says lowercase: both become "the"
     with open(os.path.join(model, "tokenizer_config.json"), "w") as f:
         json.dump({"do_lower_case": True}, f)
-    upper, lower = spladex_tokenize(model, [b"The", b"the"], 0)
+    upper, lower = gen.spladex_ids(BIN, model, [b"The", b"the"], 0)
     assert upper == lower
 
 
@@ -180,7 +154,7 @@ def test_refused_settings(tmp_path):
     assert "agree" in refusal(cased)
     with open(os.path.join(cased, "tokenizer_config.json"), "w") as f:  # the generic class: as is
         json.dump({"tokenizer_class": "PreTrainedTokenizerFast"}, f)
-    assert spladex_tokenize(cased, [b"The"], 0) != spladex_tokenize(cased, [b"the"], 0)
+    assert gen.spladex_ids(BIN, cased, [b"The"], 0) != gen.spladex_ids(BIN, cased, [b"the"], 0)
     os.remove(os.path.join(model, "tokenizer_config.json"))
     tj = os.path.join(model, "tokenizer.json")
     original = json.load(open(tj))

@@ -46,31 +46,14 @@ def model_path(name):
 
 
 def spladex(args, data):
-    if not os.path.exists(BIN):
-        pytest.fail(f"spladex binary not found at {BIN} (build first, or set SPLADEX_BIN)")
-    proc = subprocess.run([BIN, "tokenize"] + args, input=data, capture_output=True)
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-    return proc.stdout
+    return gen.spladex_tokenize(BIN, args, data)
 
 
 def spladex_ids(model, lines, max_length):
-    data = b"".join(line + b"\n" for line in lines)
-    out = spladex(["--model", model, "--max-length", str(max_length)], data)
-    return gen.parse_ids(out.decode("ascii"))
+    return gen.spladex_ids(BIN, model, lines, max_length)
 
 
-def compare(name, texts, got, expected):
-    """Asserts 100% identical rows; the message shows the first differences."""
-    assert len(got) == len(expected), f"{name}: {len(got)} output lines for {len(expected)}"
-    bad = [i for i, (g, e) in enumerate(zip(got, expected)) if g != e]
-    if bad:
-        lines = [f"{name}: {len(bad)} of {len(expected)} lines differ"]
-        for i in bad[:5]:
-            lines.append(f"  line {i}: {texts[i][:120]!r}\n    spladex {got[i][:40]}\n"
-                         f"    expected {expected[i][:40]}")
-        pytest.fail("\n".join(lines))
-    print(f"{name}: {len(expected)} of {len(expected)} lines identical "
-          f"({sum(len(r) for r in expected)} ids)")
+compare = gen.assert_same_ids
 
 
 @pytest.fixture(scope="module")
@@ -184,19 +167,7 @@ def _fuzz_lines(seed, n):
                    "[MASK]", "[SEP]", "[CLS", "##", "ing", "un", "\u0627\u0644", "\u2028", "\r"])
     bad_bytes = [b"\xff", b"\xc3", b"\xe2\x82", b"\xed\xa0\x80", b"\xf0\x9f\x98", b"\xc0\xaf",
                  b"\xf4\x90\x80\x80", b"\x80"]
-    lines = []
-    for _ in range(n):
-        parts = []
-        for _ in range(rng.randint(0, 80)):
-            r = rng.random()
-            if r < 0.03:
-                parts.append(rng.choice(bad_bytes))
-            elif r < 0.06:
-                parts.append(b"x" * rng.randint(95, 105))
-            else:
-                parts.append(rng.choice(alphabet).encode())
-        lines.append(b"".join(parts).replace(b"\n", b" "))
-    return lines
+    return gen.random_mix(rng, n, alphabet, bad_bytes, 80, 0.03, lambda rng: b"x" * rng.randint(95, 105))
 
 
 @pytest.mark.parametrize("max_length", [0, 256, 5])
