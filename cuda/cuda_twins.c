@@ -278,3 +278,104 @@ void cutwin_decoder_maxpool_fused(const float *rows, const float *decoder_w, int
                                n_docs, pooled, vocab);
   }
 }
+
+/* ---- attention on tensor cores ---- */
+
+size_t cutwin_attention_mma_scratch_floats(int head_dim) {
+  /* q (QUERY_BLOCK, D), o (QUERY_BLOCK, D), k (KEY_TILE, D), v (KEY_TILE, D), m and l
+   * (QUERY_BLOCK), p (KEY_TILE) */
+  return (size_t)2 * CUTWIN_MMA_QUERY_BLOCK * head_dim + (size_t)2 * CUTWIN_MMA_KEY_TILE * head_dim +
+         2 * CUTWIN_MMA_QUERY_BLOCK + CUTWIN_MMA_KEY_TILE;
+}
+
+int cutwin_attention_mma_supported(int head_dim) {
+  return head_dim >= 16 && head_dim <= 128 && head_dim % 16 == 0;
+}
+
+float cutwin_attention_mma_rowsum(const float *p, int n_keys) {
+  float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int t = 0; t < 4; t++)
+    for (int nb = 0; nb < CUTWIN_MMA_KEY_TILE / 8; nb++)
+      for (int e = 0; e < 2; e++) {
+        const int j = 8 * nb + 2 * t + e;
+        if (j < n_keys) part[t] += p[j]; /* the kernel adds p = 0 for the keys past the end */
+      }
+  return (part[0] + part[1]) + (part[2] + part[3]);
+}
+
+/* Rows [0, n) of one (document, head) slice of qkv, columns [col, col + D): (x + bias) * scale
+ * (bias NULL: x * scale; scale 1: none), rounded to lp, into dst (n, D). */
+static void mma_stage(const float *qkv, size_t ld, size_t row0, int n, size_t col, int D,
+                      const float *bias, float scale, int scaled, cu_dtype lp, float *dst) {
+  for (int r = 0; r < n; r++)
+    for (int c = 0; c < D; c++) {
+      float x = qkv[(row0 + (size_t)r) * ld + col + (size_t)c];
+      if (bias) x += bias[col + (size_t)c];
+      if (scaled) x *= scale;
+      dst[(size_t)r * D + c] = cu_round(x, lp);
+    }
+}
+
+void cutwin_attention_mma(const float *qkv, const float *qkv_bias, const int *doc_offsets,
+                          int n_docs, int n_heads, int head_dim, cu_dtype lp, float *scratch,
+                          float *out) {
+  const int D = head_dim, H = n_heads * head_dim, QB = CUTWIN_MMA_QUERY_BLOCK;
+  const int KT = CUTWIN_MMA_KEY_TILE;
+  const size_t ld = (size_t)3 * H;
+  const float scale = 1.0f / sqrtf((float)D);
+  float *qs = scratch;                 /* (QB, D) */
+  float *os = qs + (size_t)QB * D;     /* (QB, D) */
+  float *ks = os + (size_t)QB * D;     /* (KT, D) */
+  float *vs = ks + (size_t)KT * D;     /* (KT, D) */
+  float *ms = vs + (size_t)KT * D;     /* (QB) */
+  float *ls = ms + QB;                 /* (QB) */
+  float *p = ls + QB;                  /* (KT) */
+  for (int b = 0; b < n_docs; b++) {
+    const int start = doc_offsets[b], len = doc_offsets[b + 1] - start;
+    for (int h = 0; h < n_heads; h++) {
+      const size_t cq = (size_t)h * D, ck = (size_t)H + cq, cv = 2 * (size_t)H + cq;
+      /* one iteration: one thread block (blockIdx.z = q0 / QB) */
+      for (int q0 = 0; q0 < len; q0 += QB) {
+        const int nq = len - q0 < QB ? len - q0 : QB;
+        mma_stage(qkv, ld, (size_t)(start + q0), nq, cq, D, qkv_bias, scale, 1, lp, qs);
+        for (int r = 0; r < nq; r++) {
+          ms[r] = -INFINITY;
+          ls[r] = 0.0f;
+        }
+        memset(os, 0, sizeof(float) * (size_t)nq * D);
+        for (int k0 = 0; k0 < len; k0 += KT) {
+          const int nk = len - k0 < KT ? len - k0 : KT;
+          mma_stage(qkv, ld, (size_t)(start + k0), nk, ck, D, qkv_bias, 1.0f, 0, lp, ks);
+          mma_stage(qkv, ld, (size_t)(start + k0), nk, cv, D, qkv_bias, 1.0f, 0, lp, vs);
+          for (int r = 0; r < nq; r++) {
+            const float *q = qs + (size_t)r * D;
+            float *o = os + (size_t)r * D;
+            float tmax = -INFINITY;
+            for (int j = 0; j < nk; j++) {
+              const float *k = ks + (size_t)j * D;
+              float s = 0.0f;
+              for (int c = 0; c < D; c++) s += q[c] * k[c];
+              p[j] = s;
+              tmax = s > tmax ? s : tmax;
+            }
+            const float mnew = fmaxf(ms[r], tmax);
+            const float corr = expf(ms[r] - mnew); /* 0 on the first tile (m = -inf) */
+            for (int j = 0; j < nk; j++) p[j] = expf(p[j] - mnew);
+            ls[r] = fmaf(ls[r], corr, cutwin_attention_mma_rowsum(p, nk));
+            for (int c = 0; c < D; c++) o[c] *= corr;
+            for (int j = 0; j < nk; j++) {
+              const float pj = cu_round(p[j], lp); /* the A operand of P.V */
+              const float *v = vs + (size_t)j * D;
+              for (int c = 0; c < D; c++) o[c] += pj * v[c];
+            }
+            ms[r] = mnew;
+          }
+        }
+        for (int r = 0; r < nq; r++) {
+          float *dst = out + (size_t)(start + q0 + r) * H + cq;
+          for (int c = 0; c < D; c++) dst[c] = cu_round(os[(size_t)r * D + c] / ls[r], lp);
+        }
+      }
+    }
+  }
+}

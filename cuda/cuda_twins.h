@@ -13,6 +13,8 @@
  *   - the CSR -> CSC transpose that cusparseCsr2cscEx2 performs
  *   - the fused decoder + max (decoder_maxpool.cu): its grid order, its (token tile x vocabulary
  *     tile) epilogue and the atomic float max that merges documents spanning tiles
+ *   - attention on tensor cores (attention_mma.cu): its rounding points to fp16 / bf16, its key
+ *     tiles, its row-sum order, and the register fragment layouts of mma.sync m16n8k16
  * Legend: N tokens, B documents, H hidden, V vocab, NH heads, D head dim.
  * Plain C11; always built, with or without CUDA.
  */
@@ -21,6 +23,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cu_dtype.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -142,6 +146,65 @@ void cutwin_decoder_maxpool_fused(const float *rows,      /* (N, H) */
                                   int n_docs,
                                   float *tile,            /* (TOKEN_TILE, VOCAB_TILE) scratch */
                                   float *pooled);         /* (B, V) */
+
+/* ---- attention on tensor cores (cuda/attention_mma.cu) ---- */
+
+enum {
+  CUTWIN_MMA_QUERY_BLOCK = 64, /* queries per thread block: 4 warps of 16 (the M of m16n8k16) */
+  CUTWIN_MMA_KEY_TILE = 64,    /* keys per shared-memory tile: one online-softmax step */
+  CUTWIN_MMA_KEY_CHUNK = 16    /* keys per P.V mma (its K); a tile's chunks past the document's
+                                  end are skipped (their probabilities are exactly 0 anyway) */
+};
+
+/* 1 when the kernel (and so the twin) supports head dim D: a multiple of 16 in [16, 128]. Plain C:
+ * attention_mma_supported (attention_mma.h) is this plus the operand type; the CPU tests ask it. */
+int cutwin_attention_mma_supported(int head_dim);
+
+/* The kernel's algorithm, sequentially: for each document, head and block of QUERY_BLOCK queries,
+ * q = round_lp((qkv_q + bias_q) * scale) with scale = 1.0f / sqrtf(D); then per tile of KEY_TILE
+ * keys, k = round_lp(qkv_k + bias_k), v = round_lp(qkv_v + bias_v), for each query
+ *   s_j = q.k_j (fp32), m' = fmaxf(m, max_j s_j), c = expf(m - m'), p_j = expf(s_j - m'),
+ *   l = fmaf(l, c, rowsum), o = o * c + sum_j round_lp(p_j) v_j (fp32), m = m',
+ * where rowsum adds the p_j in the kernel's order (see cutwin_attention_mma_rowsum); at the end
+ * out = round_lp(o / l). m starts at -INFINITY, l and o at 0. With lp = CU_F32 nothing is
+ * rounded and the result is ops_attention's up to fp32 summation order. qkv holds the kernel's
+ * input widened to float (exactly, from its qkv_type); out receives the stored values as floats.
+ * Rows outside the documents are not written. */
+size_t cutwin_attention_mma_scratch_floats(int head_dim);
+void cutwin_attention_mma(const float *qkv,       /* (N, 3H) q | k | v per row */
+                          const float *qkv_bias,  /* (3H), or NULL */
+                          const int *doc_offsets, /* (n_docs + 1) absolute, ascending */
+                          int n_docs, int n_heads, int head_dim,
+                          cu_dtype lp,            /* CU_F16, CU_BF16, or CU_F32: no rounding */
+                          float *scratch,         /* cutwin_attention_mma_scratch_floats(D) */
+                          float *out);            /* (N, H) */
+
+/* The row sum of one tile's probabilities p[0, n_keys) (n_keys <= KEY_TILE) as the kernel forms
+ * it: lane t of the row's quad adds p[8 nb + 2t] then p[8 nb + 2t + 1] for nb = 0, 1, ... into
+ * its partial sum from 0, then two butterfly steps of shuffles give (s0 + s1) + (s2 + s3). */
+float cutwin_attention_mma_rowsum(const float *p, int n_keys);
+
+/* The register fragments of mma.sync.aligned.m16n8k16.row.col with fp16 / bf16 operands and
+ * fp32 accumulators (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type"), as
+ * the kernel indexes them; g = lane >> 2 (groupID), t = lane & 3 (threadID_in_group):
+ *   A (16 x 16, row-major): 32-bit register r (0..3) holds (row, col) in its low half and
+ *     (row, col + 1) in its high half: row = g + 8 (r & 1), col = 2t + 8 (r >> 1)
+ *   B (16 x 8, column-major): register r (0..1) holds (k, n) low and (k + 1, n) high:
+ *     k = 2t + 8r, n = g
+ *   C, D (16 x 8, fp32): float i (0..3) is (row, col): row = g + 8 (i >> 1), col = 2t + (i & 1)
+ * Shared by the kernel (host and device) and tests/test_cuda_twins.c, which checks them against
+ * the ISA's per-element formulas and runs the kernel's fragment walk on the CPU. */
+#if defined(__CUDACC__)
+#define CUTWIN_FRAGMENT_FN static inline __host__ __device__
+#else
+#define CUTWIN_FRAGMENT_FN static inline
+#endif
+CUTWIN_FRAGMENT_FN int cutwin_mma_a_row(int lane, int reg) { return (lane >> 2) + 8 * (reg & 1); }
+CUTWIN_FRAGMENT_FN int cutwin_mma_a_col(int lane, int reg) { return 2 * (lane & 3) + 8 * (reg >> 1); }
+CUTWIN_FRAGMENT_FN int cutwin_mma_b_k(int lane, int reg) { return 2 * (lane & 3) + 8 * reg; }
+CUTWIN_FRAGMENT_FN int cutwin_mma_b_n(int lane) { return lane >> 2; }
+CUTWIN_FRAGMENT_FN int cutwin_mma_c_row(int lane, int i) { return (lane >> 2) + 8 * (i >> 1); }
+CUTWIN_FRAGMENT_FN int cutwin_mma_c_col(int lane, int i) { return 2 * (lane & 3) + (i & 1); }
 
 #ifdef __cplusplus
 }

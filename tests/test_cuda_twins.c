@@ -16,6 +16,14 @@
  *     docs (T = 1, a doc over several token tiles, docs ending on row-group and tile edges, an
  *     empty doc, V not a multiple of the tile, more than one group of token tiles, negative
  *     logits only, all-zero rows): exact on inputs whose sums are exact in fp32, else 1e-5
+ *   - the tensor-core attention's twin (cutwin_attention_mma, cuda/attention_mma.cu): with lp =
+ *     fp32 against ops_attention (1e-6) on ragged docs (lengths 1 .. 512, around the 16-key
+ *     chunks and the 64-key tiles), head dims 16 .. 128, 1 / 3 / 12 heads, with and without the
+ *     bias; with fp16 / bf16 against ops_attention within a derived bound (and above a floor: the
+ *     rounding must happen); outputs representable in lp; one document's output bit-identical
+ *     when another's values change; the mma.sync m16n8k16 fragment layouts against the PTX ISA's
+ *     per-element formulas, and the kernel's fragment walk (S = q k^T, P reused as the A operand
+ *     of P V) simulated lane by lane against plain loops
  */
 #include <float.h>
 #include <math.h>
@@ -597,6 +605,244 @@ static void test_window_rows(void) {
   free(logits);
 }
 
+/* ---- attention on tensor cores (cutwin_attention_mma) ---- */
+
+/* The PTX ISA's element formulas for mma.m16n8k16 with .f16 / .bf16 operands and .f32
+ * accumulators, written as the ISA states them (element i of a lane's fragment), against the
+ * per-register helpers of cuda_twins.h; and every matrix element held exactly once per warp. */
+static void test_mma_fragments(void) {
+  int a_seen[16][16] = {{0}}, b_seen[16][8] = {{0}}, c_seen[16][8] = {{0}}, bad = 0;
+  for (int lane = 0; lane < 32; lane++) {
+    const int group = lane >> 2, tig = lane % 4;
+    for (int i = 0; i < 8; i++) { /* A: a0 .. a7, two per 32-bit register, low half first */
+      const int row = (i < 2 || (i >= 4 && i < 6)) ? group : group + 8;
+      const int col = i < 4 ? tig * 2 + (i & 1) : tig * 2 + (i & 1) + 8;
+      bad += cutwin_mma_a_row(lane, i / 2) != row || cutwin_mma_a_col(lane, i / 2) + (i & 1) != col;
+      a_seen[row][col]++;
+    }
+    for (int i = 0; i < 4; i++) { /* B: b0 .. b3 */
+      const int row = i < 2 ? tig * 2 + (i & 1) : tig * 2 + (i & 1) + 8, col = group;
+      bad += cutwin_mma_b_k(lane, i / 2) + (i & 1) != row || cutwin_mma_b_n(lane) != col;
+      b_seen[row][col]++;
+    }
+    for (int i = 0; i < 4; i++) { /* C, D: c0 .. c3 */
+      const int row = i < 2 ? group : group + 8, col = tig * 2 + (i & 1);
+      bad += cutwin_mma_c_row(lane, i) != row || cutwin_mma_c_col(lane, i) != col;
+      c_seen[row][col]++;
+    }
+  }
+  for (int r = 0; r < 16; r++)
+    for (int c = 0; c < 16; c++) bad += a_seen[r][c] != 1 || (c < 8 && (b_seen[r][c] != 1 || c_seen[r][c] != 1));
+  printf("attention_mma: m16n8k16 fragment helpers match the PTX ISA formulas (%d mismatches)\n", bad);
+  CHECK(bad == 0);
+}
+
+/* One mma.sync m16n8k16 of a warp, simulated: the lanes' registers (two elements each, the low
+ * half first: here a pair of floats) are scattered into A, B, C by the ISA's layout (the helpers
+ * checked above), D = A B + C computed, and gathered back into the lanes' C registers. */
+static void sim_mma(float d[32][4], float a[32][4][2], float b[32][2][2]) {
+  float A[16][16], B[16][8], C[16][8];
+  for (int lane = 0; lane < 32; lane++) {
+    for (int r = 0; r < 4; r++)
+      for (int e = 0; e < 2; e++) A[cutwin_mma_a_row(lane, r)][cutwin_mma_a_col(lane, r) + e] = a[lane][r][e];
+    for (int r = 0; r < 2; r++)
+      for (int e = 0; e < 2; e++) B[cutwin_mma_b_k(lane, r) + e][cutwin_mma_b_n(lane)] = b[lane][r][e];
+    for (int i = 0; i < 4; i++) C[cutwin_mma_c_row(lane, i)][cutwin_mma_c_col(lane, i)] = d[lane][i];
+  }
+  for (int lane = 0; lane < 32; lane++)
+    for (int i = 0; i < 4; i++) {
+      const int row = cutwin_mma_c_row(lane, i), col = cutwin_mma_c_col(lane, i);
+      double acc = C[row][col];
+      for (int k = 0; k < 16; k++) acc += (double)A[row][k] * B[k][col];
+      d[lane][i] = (float)acc;
+    }
+}
+
+/* The kernel's fragment walk for one warp and one key tile, lane by lane, with its index
+ * expressions (shared memory as row-major float arrays with the kernel's row strides: K tile
+ * (key, dim), V transposed (dim, key)): S = q k^T from the q registers and K rows; then P = S
+ * reused as the A operand (registers 2kc | 2kc+1 of S) of O = P V. Compared with plain loops.
+ * Values are small integers, so every sum is exact in any order. */
+static void test_mma_warp_walk(void) {
+  enum { D = 32, KT = CUTWIN_MMA_KEY_TILE, KS = D + 8, VS = KT + 8 };
+  static float q[16][D], ks[KT][KS], vt[D][VS];
+  for (int r = 0; r < 16; r++)
+    for (int c = 0; c < D; c++) q[r][c] = (float)((int)(rng_u32() % 7) - 3);
+  for (int j = 0; j < KT; j++)
+    for (int c = 0; c < D; c++) {
+      ks[j][c] = (float)((int)(rng_u32() % 7) - 3);
+      vt[c][j] = (float)((int)(rng_u32() % 5) - 2);
+    }
+  static float qa[D / 16][32][4][2], s[KT / 8][32][4], o[D / 8][32][4];
+  for (int lane = 0; lane < 32; lane++) /* the q fragments, as the kernel loads them */
+    for (int kk = 0; kk < D / 16; kk++)
+      for (int r = 0; r < 4; r++)
+        for (int e = 0; e < 2; e++)
+          qa[kk][lane][r][e] = q[cutwin_mma_a_row(lane, r)][16 * kk + cutwin_mma_a_col(lane, r) + e];
+  memset(s, 0, sizeof s);
+  memset(o, 0, sizeof o);
+  for (int nb = 0; nb < KT / 8; nb++)
+    for (int kk = 0; kk < D / 16; kk++) {
+      float b[32][2][2];
+      for (int lane = 0; lane < 32; lane++)
+        for (int r = 0; r < 2; r++)
+          for (int e = 0; e < 2; e++)
+            b[lane][r][e] = ks[8 * nb + cutwin_mma_b_n(lane)][16 * kk + cutwin_mma_b_k(lane, r) + e];
+      sim_mma(s[nb], qa[kk], b);
+    }
+  int bad_s = 0, bad_o = 0;
+  for (int lane = 0; lane < 32; lane++)
+    for (int nb = 0; nb < KT / 8; nb++)
+      for (int i = 0; i < 4; i++) {
+        const int row = cutwin_mma_c_row(lane, i), key = 8 * nb + cutwin_mma_c_col(lane, i);
+        float want = 0.0f;
+        for (int c = 0; c < D; c++) want += q[row][c] * ks[key][c];
+        bad_s += s[nb][lane][i] != want;
+      }
+  for (int kc = 0; kc < KT / 16; kc++) {
+    float pa[32][4][2];
+    for (int lane = 0; lane < 32; lane++) { /* the kernel's pack of two C fragments into A */
+      pa[lane][0][0] = s[2 * kc][lane][0], pa[lane][0][1] = s[2 * kc][lane][1];
+      pa[lane][1][0] = s[2 * kc][lane][2], pa[lane][1][1] = s[2 * kc][lane][3];
+      pa[lane][2][0] = s[2 * kc + 1][lane][0], pa[lane][2][1] = s[2 * kc + 1][lane][1];
+      pa[lane][3][0] = s[2 * kc + 1][lane][2], pa[lane][3][1] = s[2 * kc + 1][lane][3];
+    }
+    for (int nb = 0; nb < D / 8; nb++) {
+      float b[32][2][2];
+      for (int lane = 0; lane < 32; lane++)
+        for (int r = 0; r < 2; r++)
+          for (int e = 0; e < 2; e++)
+            b[lane][r][e] = vt[8 * nb + cutwin_mma_b_n(lane)][16 * kc + cutwin_mma_b_k(lane, r) + e];
+      sim_mma(o[nb], pa, b);
+    }
+  }
+  for (int lane = 0; lane < 32; lane++)
+    for (int nb = 0; nb < D / 8; nb++)
+      for (int i = 0; i < 4; i++) {
+        const int row = cutwin_mma_c_row(lane, i), col = 8 * nb + cutwin_mma_c_col(lane, i);
+        double want = 0.0;
+        for (int j = 0; j < KT; j++) {
+          double sj = 0.0;
+          for (int c = 0; c < D; c++) sj += (double)q[row][c] * ks[j][c];
+          want += sj * vt[col][j];
+        }
+        bad_o += o[nb][lane][i] != (float)want;
+      }
+  printf("attention_mma: simulated warp walk (D=%d, %d keys): S %d and O %d elements differ from plain loops\n",
+         D, KT, bad_s, bad_o);
+  CHECK(bad_s == 0);
+  CHECK(bad_o == 0);
+}
+
+static const int mma_lens[] = {1, 2, 15, 16, 17, 63, 64, 65, 130, 512};
+enum { MMA_DOCS = sizeof mma_lens / sizeof *mma_lens };
+
+/* Normalized error ||a - b|| / ||b|| over n floats, and the max abs difference. */
+static double norm_err(const float *a, const float *b, size_t n, double *maxabs) {
+  double num = 0, den = 0;
+  *maxabs = 0;
+  for (size_t i = 0; i < n; i++) {
+    const double d = (double)a[i] - b[i];
+    num += d * d;
+    den += (double)b[i] * b[i];
+    if (!(fabs(d) <= *maxabs)) *maxabs = fabs(d); /* NaN: infinite */
+  }
+  return isnan(num) ? INFINITY : sqrt(num / (den > 0 ? den : 1));
+}
+
+/* The fp16 / bf16 bound: with u = 2^-11 (fp16) or 2^-8 (bf16), the unit roundoff, the twin
+ * rounds q, k, v, p and the output once each. Each rounding moves its value by a relative error
+ * uniform in [-u, u] (rms u / sqrt 3), independent across elements; the output is a weighted mean
+ * of v rows (weights p / l), so the v, p and output roundings each add ~u / sqrt 3 relative to it,
+ * and the q, k roundings move a score by ~u |q| |k| (a few u for |scores| <= 1 here), which moves
+ * the weights by the same relative amount: about 1.2 u in all to first order (measured: printed
+ * below). The check allows 4 u, and requires at least u / 8 (the roundings must have happened). */
+static void test_attention_mma(void) {
+  static const int dims[][2] = {{16, 1}, {16, 12}, {32, 3}, {64, 1}, {64, 12}, {128, 3}, {128, 1}};
+  int offsets[MMA_DOCS + 1] = {0};
+  for (int b = 0; b < MMA_DOCS; b++) offsets[b + 1] = offsets[b] + mma_lens[b];
+  const int N = offsets[MMA_DOCS];
+  for (int d = 0; d <= 256; d++)
+    CHECK(cutwin_attention_mma_supported(d) == (d >= 16 && d <= 128 && d % 16 == 0));
+  for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {
+    const int D = dims[di][0], NH = dims[di][1], H = NH * D;
+    const size_t nqkv = (size_t)N * 3 * H, nout = (size_t)N * H;
+    float *qkv = malloc(sizeof(float) * nqkv), *qkvb = malloc(sizeof(float) * nqkv);
+    float *bias = malloc(sizeof(float) * 3 * H);
+    float *ref = malloc(sizeof(float) * nout), *refb = malloc(sizeof(float) * nout);
+    float *twin = malloc(sizeof(float) * nout);
+    float *s0 = malloc(sizeof(float) * ops_attention_scratch_floats(512, D));
+    float *s1 = malloc(sizeof(float) * cutwin_attention_mma_scratch_floats(D));
+    for (size_t i = 0; i < nqkv; i++) qkv[i] = rng_uniform(-1.0f, 1.0f);
+    for (int i = 0; i < 3 * H; i++) bias[i] = rng_uniform(-0.5f, 0.5f);
+    for (size_t i = 0; i < nqkv; i++) qkvb[i] = qkv[i] + bias[i % (3 * (size_t)H)];
+    ops_attention(qkv, offsets, MMA_DOCS, NH, D, s0, ref);
+    ops_attention(qkvb, offsets, MMA_DOCS, NH, D, s0, refb);
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+      const float *want = with_bias ? refb : ref;
+      for (int t = 0; t < 3; t++) {
+        const cu_dtype lp = (cu_dtype)t;
+        /* fp32 in both cases; fp16 / bf16 alternate the bias per shape (half the time) */
+        if (lp != CU_F32 && (int)((di + (size_t)t) % 2) != with_bias) continue;
+        for (size_t i = 0; i < nout; i++) twin[i] = NAN;
+        cutwin_attention_mma(qkv, with_bias ? bias : NULL, offsets, MMA_DOCS, NH, D, lp, s1, twin);
+        double maxabs, err = norm_err(twin, want, nout, &maxabs);
+        size_t unrepresentable = 0;
+        for (size_t i = 0; i < nout; i++) unrepresentable += cu_round(twin[i], lp) != twin[i];
+        const double u = lp == CU_F16 ? ldexp(1.0, -11) : lp == CU_BF16 ? ldexp(1.0, -8) : 0.0;
+        const double hi = lp == CU_F32 ? 1e-6 : 4 * u, lo = u / 8;
+        const int ok = err <= hi && (lp == CU_F32 || err >= lo) && unrepresentable == 0;
+        printf("attention_mma twin %s D=%-3d heads=%-2d bias=%d vs ops_attention: norm err %.3g "
+               "(%.2f u) max abs %.3g, bound %.3g%s\n",
+               cu_dtype_name(lp), D, NH, with_bias, err, u > 0 ? err / u : 0.0, maxabs, hi,
+               ok ? "" : "  FAIL");
+        CHECK(err <= hi);
+        if (lp != CU_F32) CHECK(err >= lo);
+        CHECK(unrepresentable == 0);
+      }
+    }
+    free(qkv), free(qkvb), free(bias), free(ref), free(refb), free(twin), free(s0), free(s1);
+  }
+}
+
+/* Changing one document's q, k and v values (and the rows of every other document but b) leaves
+ * document b's output unchanged, bit for bit. */
+static void test_attention_mma_isolation(void) {
+  const int D = 32, NH = 2, H = NH * D;
+  int offsets[MMA_DOCS + 1] = {0};
+  for (int b = 0; b < MMA_DOCS; b++) offsets[b + 1] = offsets[b] + mma_lens[b];
+  const int N = offsets[MMA_DOCS];
+  const size_t nqkv = (size_t)N * 3 * H, nout = (size_t)N * H;
+  float *qkv = malloc(sizeof(float) * nqkv), *bias = malloc(sizeof(float) * 3 * H);
+  float *o0 = malloc(sizeof(float) * nout), *o1 = malloc(sizeof(float) * nout);
+  float *s1 = malloc(sizeof(float) * cutwin_attention_mma_scratch_floats(D));
+  for (size_t i = 0; i < nqkv; i++) qkv[i] = rng_uniform(-1.0f, 1.0f);
+  for (int i = 0; i < 3 * H; i++) bias[i] = rng_uniform(-0.5f, 0.5f);
+  cutwin_attention_mma(qkv, bias, offsets, MMA_DOCS, NH, D, CU_F16, s1, o0);
+  int changed_elsewhere = 0, changed_self = 0;
+  for (int b = 0; b < MMA_DOCS; b++) {
+    /* document b's rows get new values (a big one too), then the others are compared */
+    float *saved = malloc(sizeof(float) * (size_t)mma_lens[b] * 3 * H);
+    memcpy(saved, qkv + (size_t)offsets[b] * 3 * H, sizeof(float) * (size_t)mma_lens[b] * 3 * H);
+    for (size_t i = (size_t)offsets[b] * 3 * H; i < (size_t)offsets[b + 1] * 3 * H; i++)
+      qkv[i] = rng_uniform(-4.0f, 4.0f);
+    cutwin_attention_mma(qkv, bias, offsets, MMA_DOCS, NH, D, CU_F16, s1, o1);
+    for (int c = 0; c < MMA_DOCS; c++) {
+      const size_t from = (size_t)offsets[c] * H, to = (size_t)offsets[c + 1] * H;
+      const int same = memcmp(o0 + from, o1 + from, sizeof(float) * (to - from)) == 0;
+      if (c != b) changed_elsewhere += !same;
+      else changed_self += !same;
+    }
+    memcpy(qkv + (size_t)offsets[b] * 3 * H, saved, sizeof(float) * (size_t)mma_lens[b] * 3 * H);
+    free(saved);
+  }
+  printf("attention_mma twin: changing one document's values changed %d other documents' outputs, "
+         "its own in %d of %d cases\n", changed_elsewhere, changed_self, MMA_DOCS);
+  CHECK(changed_elsewhere == 0);
+  CHECK(changed_self == MMA_DOCS); /* the check sees a change where there is one */
+  free(qkv), free(bias), free(o0), free(o1), free(s1);
+}
+
 int main(void) {
   test_rounding();
   test_sparsify();
@@ -608,5 +854,9 @@ int main(void) {
   test_fused_epilogue();
   test_fused_decoder();
   test_window_rows();
+  test_mma_fragments();
+  test_mma_warp_walk();
+  test_attention_mma();
+  test_attention_mma_isolation();
   return check_report("test_cuda_twins");
 }
