@@ -14,12 +14,14 @@
 #               of python/torch. Random-weight models: the tiny ones for test_encoder_gpu,
 #               efficient-splade for the benchmarks
 #   correctness (cap 150 s) the GPU tests, each of which must pass on the device (exit 77 = no
-#               device is a failure here): test_ops_gpu; test_encoder_gpu with the chunked
+#               device is a failure here): test_ops_gpu; test_attention_gpu (the tensor-core
+#               attention against its twin); test_encoder_gpu with the chunked
 #               decoder and again with SPLADEX_CUDA_DECODER=fused; test_export_gpu (export ciff
 #               --device cuda == cpu, bytes); compute-sanitizer memcheck on test_ops_gpu --small
-#               with SPLADEX_CUDA_SYNC=1
-#   ops         (cap 40 s) test_ops_gpu --bench: each op checked, then timed at real shapes;
-#               its table is kept in OUT/ops_bench.txt
+#               and test_attention_gpu --small with SPLADEX_CUDA_SYNC=1
+#   ops         (cap 70 s) test_ops_gpu --bench: each op checked, then timed at real shapes;
+#               test_attention_gpu --bench: the tensor-core attention against the fp32 one;
+#               both tables are kept in OUT/ops_bench.txt
 #   throughput  (cap 110 s) `spladex selftest --device cuda` (device against CPU on built-in
 #               passages; the efficient-splade random model, and models/splade-tiny when it is
 #               here: carry it), output in OUT/selftest.txt; benchmarks/bench_gpu.py --only
@@ -31,7 +33,7 @@
 #               GPU and corpus (naver's formula), merged into the same bench_gpu.json/md;
 #               benchmarks/bench_export.py: CIFF export transposed on the CPU vs on the GPU
 #   ctest       (the rest; only when spladex was built here) the CPU tests
-# The first three groups take at most 300 s after the setup.
+# The first three groups take at most 330 s after the setup.
 # Large files (the 265 MB model, the ids files, spladex's shards, each step's full output) go to
 # GPU_CHECK_WORK (default /tmp/spladex-gpu-work); $OUT (else build-gpu/gpu-check-out) receives
 # only small files: gpu_check.log, ops_bench.txt, selftest.txt, bench_gpu.json, bench_gpu.md,
@@ -227,6 +229,7 @@ if wanted correctness; then
   group correctness 150
   # run directly, not through ctest: here a skip (77: no device) must count as a failure
   step "test_ops_gpu" 40 "${spx[@]}" "$ops_bin"
+  step "test_attention_gpu" 30 "${spx[@]}" "$build/test_attention_gpu"
   step "test_encoder_gpu chunked" 50 "${spx[@]}" SPLADEX_CUDA_DECODER=chunked "$build/test_encoder_gpu"
   step "test_encoder_gpu fused" 50 "${spx[@]}" SPLADEX_CUDA_DECODER=fused "$build/test_encoder_gpu"
   step "test_export_gpu" 30 "${spx[@]}" "$build/test_export_gpu"
@@ -238,15 +241,20 @@ if wanted correctness; then
   if [ -n "$cs" ]; then
     step "memcheck test_ops_gpu --small" 60 "${spx[@]}" SPLADEX_CUDA_SYNC=1 "$cs" --tool memcheck \
       --error-exitcode 99 --leak-check full "$ops_bin" --small
+    step "memcheck test_attention_gpu --small" 40 "${spx[@]}" SPLADEX_CUDA_SYNC=1 "$cs" --tool memcheck \
+      --error-exitcode 99 --leak-check full "$build/test_attention_gpu" --small
   else
     note "memcheck test_ops_gpu --small" "FAILED (no compute-sanitizer)"
+    note "memcheck test_attention_gpu --small" "FAILED (no compute-sanitizer)"
   fi
 fi
 
 if wanted ops; then
-  group ops 40
+  group ops 70
   step "test_ops_gpu --bench" 40 "${spx[@]}" "$ops_bin" --bench
   [ ! -s "$last_output" ] || tail -n 400 "$last_output" >"$out/ops_bench.txt"
+  step "test_attention_gpu --bench" 30 "${spx[@]}" "$build/test_attention_gpu" --bench
+  [ ! -s "$last_output" ] || grep '^bench' "$last_output" >>"$out/ops_bench.txt" || true
 fi
 
 canary_lines=""
@@ -292,7 +300,7 @@ total=$(($(date +%s) - start))
 say ""
 say "==== gpu_check summary ($(head -n 1 <<<"$gpu_line"))"
 if [ -s "$out/ops_bench.txt" ]; then
-  say "-- test_ops_gpu --bench (its last 30 lines; ops_bench.txt has more)"
+  say "-- test_ops_gpu --bench, test_attention_gpu --bench (the last 30 lines; ops_bench.txt has more)"
   tail -n 30 "$out/ops_bench.txt" | tee -a "$log"
 fi
 if [ -s "$out/selftest.txt" ]; then
