@@ -52,40 +52,42 @@ const int kPadWords = 4; /* 8 elements of padding per shared-memory row */
 static_assert(kQueryBlock <= kKeyTile, "the queries are staged in the K tile's buffer");
 static_assert(kChunk == 16 && kKeyTile % kChunk == 0, "chunks are the K of m16n8k16");
 
-/* The operand type T: packing two floats into one 32-bit register (low half = lo) and the mma. */
+/* The operand type T: packing two floats into one 32-bit register (low half = lo, as .x of
+ * __floats2half2_rn / __floats2bfloat162_rn) and D += A B by one mma.sync m16n8k16. */
+template <typename Pair> __device__ __forceinline__ uint32_t pair_bits(Pair v) {
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  return u;
+}
+
+#define ATTN_MMA_SYNC(type)                                                                     \
+  asm("mma.sync.aligned.m16n8k16.row.col.f32." type "." type ".f32 {%0, %1, %2, %3}, "          \
+      "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"                                          \
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                         \
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1))
+
 template <typename T> struct Operand;
 
 template <> struct Operand<__half> {
   static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-    const __half2 v = __floats2half2_rn(lo, hi); /* .x = lo: the low 16 bits */
-    uint32_t u;
-    memcpy(&u, &v, sizeof u);
-    return u;
+    return pair_bits(__floats2half2_rn(lo, hi));
   }
   static __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
                                              uint32_t b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-        "{%8, %9}, {%0, %1, %2, %3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    ATTN_MMA_SYNC("f16");
   }
 };
 
 template <> struct Operand<__nv_bfloat16> {
   static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi); /* .x = lo: the low 16 bits */
-    uint32_t u;
-    memcpy(&u, &v, sizeof u);
-    return u;
+    return pair_bits(__floats2bfloat162_rn(lo, hi));
   }
   static __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
                                              uint32_t b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
-        "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    ATTN_MMA_SYNC("bf16");
   }
 };
+#undef ATTN_MMA_SYNC
 
 /* Element i of qkv (in qkv_type) as a float (exact). */
 __device__ __forceinline__ float load_wide(const void *__restrict__ qkv, int qkv_type, size_t i) {
