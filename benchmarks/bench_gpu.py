@@ -13,8 +13,10 @@ prefixes of one corpus (the largest), so a larger one holds the smaller one's pa
             clock of the process (model loading included). Random weights make almost every term
             non-zero, so --top-k keeps the output near a real SPLADE index's size (~100-200 terms
             per passage) instead of 30522 floats per passage (48 GB for 200k passages). Run once per
-            decoder route in --decoders (SPLADEX_CUDA_DECODER=chunked, the default route, and
-            fused, cuda/decoder_maxpool.cu) and corpus size in --passages, smallest size first
+            route in --decoders (a decoder route, SPLADEX_CUDA_DECODER=chunked, the default, or
+            fused, cuda/decoder_maxpool.cu, with optional "+mma" for SPLADEX_CUDA_ATTENTION=mma
+            and "+lp" for SPLADEX_CUDA_ACTIVATIONS=lp, e.g. fused+mma+lp; DESIGN.md section 3)
+            and corpus size in --passages, smallest size first
             for every route, then the next size. With two sizes, the slope (extra passages over
             extra seconds between the two) is the steady rate with start-up (CUDA context, model
             upload, the canary) taken out. Each run's row is printed as soon as it is measured;
@@ -100,9 +102,16 @@ def split_paths(s):
     return [d for d in (s or "").split(":") if d]
 
 
-def spladex_env(args, decoder):
-    """spladex's environment: the CUDA library directories in front of LD_LIBRARY_PATH."""
-    env = dict(os.environ, SPLADEX_CUDA_DECODER=decoder)
+def spladex_env(args, route):
+    """spladex's environment for a route (decoder[+mma][+lp]): its three SPLADEX_CUDA_* route
+    variables, and the CUDA library directories in front of LD_LIBRARY_PATH."""
+    parts = route.split("+")
+    unknown = [p for p in parts[1:] if p not in ("mma", "lp")]
+    if unknown:
+        sys.exit("bench_gpu: route %s: unknown part %s (decoder[+mma][+lp])" % (route, unknown[0]))
+    env = dict(os.environ, SPLADEX_CUDA_DECODER=parts[0],
+               SPLADEX_CUDA_ATTENTION="mma" if "mma" in parts else "fp32",
+               SPLADEX_CUDA_ACTIVATIONS="lp" if "lp" in parts else "fp32")
     have = split_paths(env.get("LD_LIBRARY_PATH"))
     add = [d for d in split_paths(args.cuda_libs) if d not in have]
     if add:
@@ -191,15 +200,15 @@ TABLE_HEAD = ["| system | passages | seconds | passages/s | tokens/s | model TFL
 
 
 def run_spladex(args, ids_path, n, decoder, peak, flops, toks):
-    """One `spladex expand` over the first n passages with SPLADEX_CUDA_DECODER=decoder (chunked:
+    """One `spladex expand` over the first n passages on route `decoder` (spladex_env; chunked:
     cuBLAS in vocabulary chunks + max-pool; fused: cuda/decoder_maxpool.cu). Returns its run
     record (status ok / TIMEOUT / FAILED / SKIPPED, seconds, canary lines)."""
     rec = {"decoder": decoder, "passages": n, "status": "ok", "seconds": None, "canary": []}
-    system = "spladex fp16 top-%d, %s decoder, %d passages end to end" % (args.top_k, decoder, n)
+    system = "spladex fp16 top-%d, route %s, %d passages end to end" % (args.top_k, decoder, n)
     if left() - 10 < 5:
         rec["status"] = "SKIPPED (budget)"
         rec["row"] = row(system, n, toks, None, flops, peak, rec["status"])
-        print("bench_gpu: spladex %s decoder, %d passages: skipped, the time budget is spent"
+        print("bench_gpu: spladex route %s, %d passages: skipped, the time budget is spent"
               % (decoder, n), flush=True)
         return rec
     timeout = min(args.spladex_timeout, left() - 10)
@@ -209,7 +218,7 @@ def run_spladex(args, ids_path, n, decoder, peak, flops, toks):
            "--output", out_dir, "--device", "cuda:0", "--precision", "fp16", "--max-length", "256",
            "--batch-tokens", str(args.batch_tokens), "--top-k", str(args.top_k),
            "--shard-size", "100000", "--quiet"]
-    print("spladex (SPLADEX_CUDA_DECODER=%s, %d passages, timeout %.0f s): %s"
+    print("spladex (route %s, %d passages, timeout %.0f s): %s"
           % (decoder, n, timeout, " ".join(cmd)), flush=True)
     env = spladex_env(args, decoder)
     rc, out, err, dt = run_with_timeout(cmd, env, timeout)
@@ -266,7 +275,7 @@ def spladex_part(args, cfg, sizes, lengths, ids, offsets, flops, gpu, peak):
         done = {r["passages"]: r for r in runs if r["decoder"] == decoder}
         for a, b in zip(sizes, sizes[1:]):
             ra, rb = done[a], done[b]
-            name = "spladex fp16 top-%d, %s decoder, slope %d -> %d passages" % (args.top_k, decoder, a, b)
+            name = "spladex fp16 top-%d, route %s, slope %d -> %d passages" % (args.top_k, decoder, a, b)
             if ra["status"] != "ok" or rb["status"] != "ok":
                 r = row(name, b - a, 0, None, 0, peak, "n/a (a run is missing)")
             elif rb["seconds"] <= ra["seconds"]:
@@ -409,8 +418,10 @@ def main():
     ap.add_argument("--top-k", type=int, default=128,
                     help="spladex keeps the K largest weights per passage on the device (random "
                          "weights make ~all 30522 terms non-zero; real SPLADE docs keep ~100-200)")
-    ap.add_argument("--decoders", default="chunked,fused",
-                    help="spladex decoder routes to time, comma-separated (SPLADEX_CUDA_DECODER)")
+    ap.add_argument("--decoders", default="chunked,fused,fused+mma+lp",
+                    help="spladex routes to time, comma-separated: chunked or fused "
+                         "(SPLADEX_CUDA_DECODER), each with optional +mma "
+                         "(SPLADEX_CUDA_ATTENTION=mma) and +lp (SPLADEX_CUDA_ACTIVATIONS=lp)")
     ap.add_argument("--cuda-libs", default=os.environ.get("SPLADEX_CUDA_LIBS", ""),
                     help="directories (:-separated) of the CUDA libraries spladex needs on "
                          "LD_LIBRARY_PATH; kept out of torch's (default: $SPLADEX_CUDA_LIBS)")

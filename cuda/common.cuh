@@ -7,6 +7,7 @@
  *   store_lp(p, i, lp, v)     stores v as element i of p in the storage type lp (a cu_dtype:
  *                             __float2half_rn / __float2bfloat16_rn, of which cu_dtype.h has the
  *                             CPU twins, or fp32 as is)
+ *   load_lp(p, i, t)          element i of p, stored in type t, as a float (exact)
  *   warp_layernorm_row(...)   the LayerNorm of one row held by a warp (embed_layernorm.cu,
  *                             residual_layernorm.cu)
  * and, for launchers, grid_stride_blocks(n, threads): the grid of a grid-stride loop.
@@ -38,6 +39,12 @@ __device__ __forceinline__ void store_lp(void *p, size_t i, int lp, float v) {
     static_cast<__nv_bfloat16 *>(p)[i] = __float2bfloat16_rn(v);
   else
     static_cast<float *>(p)[i] = v;
+}
+
+__device__ __forceinline__ float load_lp(const void *p, size_t i, int t) {
+  if (t == CU_F16) return __half2float(static_cast<const __half *>(p)[i]);
+  if (t == CU_BF16) return __bfloat162float(static_cast<const __nv_bfloat16 *>(p)[i]);
+  return static_cast<const float *>(p)[i];
 }
 
 /* The LayerNorm of the row row[0, hidden) that the calling warp has just written (lane l the

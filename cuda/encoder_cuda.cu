@@ -15,6 +15,7 @@ extern "C" {
 #include "model.h"
 }
 #include "attention.h"
+#include "attention_mma.h"
 #include "bias_gelu.h"
 #include "cu_check.h"
 #include "cu_dtype.h"
@@ -80,7 +81,9 @@ struct enc_cuda {
   cu_dtype dt;
   size_t esz; /* bytes per GEMM operand element */
   int fused_decoder; /* 1: decoder_maxpool_cuda; 0: cuBLAS in vocabulary chunks + maxpool_logits */
-  char description[320];
+  int attn_mma;      /* 1: attention_mma_cuda (tensor cores); 0: attention_cuda (fp32) */
+  int act_lp;        /* 1: the GEMMs write fp16 / bf16 activations (the lp route); 0: fp32 */
+  char description[400];
   cudaStream_t stream;
   cublasHandle_t blas;
 
@@ -109,13 +112,17 @@ struct enc_cuda {
   float *carry;       /* (V) running max of an unfinished row (enc_rows.unfinished) */
   float *x;           /* (Nmax, H) hidden state */
   void *x_lp;         /* (Nmax, H) dtype copy, NULL for fp32 */
-  float *wide;        /* (Nmax, max(3H, F)) qkv, then the FFN activations */
-  void *big_lp;       /* (Nmax, F) dtype copy of the FFN activations, NULL for fp32 */
+  float *wide;        /* (Nmax, max(3H, F)) qkv, then the FFN activations; NULL in the lp route */
+  void *big_lp;       /* (Nmax, F) dtype copy of the FFN activations, NULL for fp32; in the lp
+                       * route (Nmax, max(3H, F)): qkv, then the FFN activations themselves */
   float *ctx;         /* (Nmax, H) attention output (fp32 mode) */
   void *ctx_lp;       /* (Nmax, H) dtype attention output, NULL for fp32 */
-  float *tmp;         /* (Nmax, H) projections, then the head output */
-  void *tmp_lp;       /* (Nmax, H) dtype copy of the head output, NULL for fp32 */
-  float *logits;      /* (Nb, Vb) one decoder block; NULL with the fused decoder */
+  float *tmp;         /* (Nmax, H) projections, then the head output (the lp route: the head's
+                       * LayerNorm rows only) */
+  void *tmp_lp;       /* (Nmax, H) dtype copy of the head output, NULL for fp32; in the lp route
+                       * the projections and the head's GELU output themselves */
+  void *logits;       /* (Nb, Vb) one decoder block, fp32 (lp route: dt); NULL with the fused
+                       * decoder */
   float *pooled;      /* (Bmax, V) running max, then weights */
   int32_t *row_nnz;   /* (Bmax) */
   void *blas_ws;
@@ -141,6 +148,19 @@ struct enc_cuda {
     int try_rc_ = (call);          \
     if (try_rc_ < 0) return try_rc_; \
   } while (0)
+
+/* A route chosen by environment variable `name`: unset or empty or `off` gives 0, `on` gives 1,
+ * anything else ERR_ARG naming both values. */
+static int env_route(const char *name, const char *off, const char *on, int *out) {
+  const char *v = getenv(name);
+  *out = 0;
+  if (!v || !*v || !strcmp(v, off)) return 0;
+  if (!strcmp(v, on)) {
+    *out = 1;
+    return 0;
+  }
+  return err_set(ERR_ARG, "%s=%s: expected %s or %s", name, v, off, on);
+}
 
 /* Lays out (or, with b->base set, assigns) the weight tensors. */
 static void layout_weights(enc_cuda *e, bump *b) {
@@ -195,14 +215,15 @@ static void layout_work(enc_cuda *e, bump *b) {
   e->carry = (float *)take(b, V * 4);
   e->x = (float *)take(b, N * H * 4);
   e->x_lp = lp ? take(b, N * H * es) : NULL;
-  e->wide = (float *)take(b, N * wide * 4);
-  e->big_lp = lp ? take(b, N * F * es) : NULL;
+  e->wide = e->act_lp ? NULL : (float *)take(b, N * wide * 4);
+  e->big_lp = lp ? take(b, N * (e->act_lp ? wide : F) * es) : NULL;
   e->ctx = lp ? NULL : (float *)take(b, N * H * 4);
   e->ctx_lp = lp ? take(b, N * H * es) : NULL;
   e->tmp = (float *)take(b, N * H * 4);
   e->tmp_lp = lp ? take(b, N * H * es) : NULL;
   e->logits = e->fused_decoder ? NULL
-                               : (float *)take(b, (size_t)e->token_block * CUTWIN_VOCAB_BLOCK * 4);
+                               : take(b, (size_t)e->token_block * CUTWIN_VOCAB_BLOCK *
+                                             (e->act_lp ? es : 4));
   e->pooled = (float *)take(b, B * V * 4);
   e->row_nnz = (int32_t *)take(b, B * 4);
   for (int i = 0; i < ENC_MAX_IN_FLIGHT; i++) {
@@ -327,28 +348,46 @@ extern "C" int enc_cuda_open(const model *m, const enc_options *opt, enc_cuda **
   bump b;
   if ((rc = CU_CHECK(cudaSetDevice(opt->device))) < 0) goto fail;
   if ((rc = CU_CHECK(cudaGetDeviceProperties(&prop, opt->device))) < 0) goto fail;
-  {
-    /* The decoder route: SPLADEX_CUDA_DECODER=chunked (the default until a GPU run has measured
-     * both routes: see cuda/decoder_maxpool.cu) or fused (fp16/bf16, hidden % 16 == 0, sm_80+). */
-    const char *route = getenv("SPLADEX_CUDA_DECODER");
-    if (route && !strcmp(route, "fused")) {
-      if (e->dt == CU_F32 || c->hidden % 16 || prop.major < 8) {
-        rc = err_set(ERR_ARG, "SPLADEX_CUDA_DECODER=fused needs --precision fp16 or bf16, a hidden "
-                     "size that is a multiple of 16 and a GPU of compute capability 8.0 or newer "
-                     "(here: %s, hidden %d, %d.%d)", cu_dtype_name(e->dt), c->hidden, prop.major,
-                     prop.minor);
-        goto fail;
-      }
-      e->fused_decoder = 1;
-    } else if (route && *route && strcmp(route, "chunked")) {
-      rc = err_set(ERR_ARG, "SPLADEX_CUDA_DECODER=%s: expected chunked or fused", route);
-      goto fail;
-    }
+  /* The routes, each chosen by an environment variable; the default is the route that came
+   * first, the reference, until a GPU run has measured and checked the other (issue 13):
+   *   SPLADEX_CUDA_DECODER=chunked|fused   cuBLAS in vocabulary chunks + max, or one fused kernel
+   *                                        (fp16/bf16, hidden % 16 == 0, sm_80+): decoder_maxpool.cu
+   *   SPLADEX_CUDA_ATTENTION=fp32|mma      attention.cu (fp32 CUDA cores) or attention_mma.cu
+   *                                        (tensor cores; fp16/bf16, head dim % 16 == 0, sm_80+)
+   *   SPLADEX_CUDA_ACTIVATIONS=fp32|lp     fp32 GEMM outputs with rounded copies for the next
+   *                                        GEMM, or GEMMs that write fp16/bf16 themselves, bias and
+   *                                        GELU applied on the 16-bit tensor (fp16/bf16; needs the
+   *                                        mma attention, which adds the QKV bias while staging) */
+  if ((rc = env_route("SPLADEX_CUDA_DECODER", "chunked", "fused", &e->fused_decoder)) < 0 ||
+      (rc = env_route("SPLADEX_CUDA_ATTENTION", "fp32", "mma", &e->attn_mma)) < 0 ||
+      (rc = env_route("SPLADEX_CUDA_ACTIVATIONS", "fp32", "lp", &e->act_lp)) < 0)
+    goto fail;
+  if (e->fused_decoder && (e->dt == CU_F32 || c->hidden % 16 || prop.major < 8)) {
+    rc = err_set(ERR_ARG, "SPLADEX_CUDA_DECODER=fused needs --precision fp16 or bf16, a hidden "
+                 "size that is a multiple of 16 and a GPU of compute capability 8.0 or newer "
+                 "(here: %s, hidden %d, %d.%d)", cu_dtype_name(e->dt), c->hidden, prop.major,
+                 prop.minor);
+    goto fail;
+  }
+  if (e->attn_mma &&
+      (!attention_mma_supported(c->hidden / c->n_heads, e->dt) || prop.major < 8)) {
+    rc = err_set(ERR_ARG, "SPLADEX_CUDA_ATTENTION=mma needs --precision fp16 or bf16, a head "
+                 "dim that is a multiple of 16 up to %d and a GPU of compute capability 8.0 or "
+                 "newer (here: %s, head dim %d, %d.%d)", ATTN_MMA_MAX_HEAD_DIM,
+                 cu_dtype_name(e->dt), c->hidden / c->n_heads, prop.major, prop.minor);
+    goto fail;
+  }
+  if (e->act_lp && !e->attn_mma) {
+    rc = err_set(ERR_ARG, "SPLADEX_CUDA_ACTIVATIONS=lp needs SPLADEX_CUDA_ATTENTION=mma (the "
+                 "fp32 attention kernel reads fp32 q, k, v with their bias added)");
+    goto fail;
   }
   /* The first line of every CUDA job: which card, how much memory, what precision and route. */
-  snprintf(e->description, sizeof e->description, "cuda:%d %s (%.1f GiB, sm_%d%d) %s, %s decoder",
+  snprintf(e->description, sizeof e->description,
+           "cuda:%d %s (%.1f GiB, sm_%d%d) %s, %s activations, %s attention, %s decoder",
            opt->device, prop.name, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
-           prop.major, prop.minor, cu_dtype_name(e->dt), e->fused_decoder ? "fused" : "chunked");
+           prop.major, prop.minor, cu_dtype_name(e->dt), e->act_lp ? cu_dtype_name(e->dt) : "fp32",
+           e->attn_mma ? "mma" : "fp32", e->fused_decoder ? "fused" : "chunked");
   if ((rc = CU_CHECK(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking))) < 0) goto fail;
   if ((rc = CU_CHECK(cudaStreamCreateWithFlags(&e->copy_stream, cudaStreamNonBlocking))) < 0)
     goto fail;
@@ -495,34 +534,69 @@ extern "C" int enc_cuda_submit(enc_cuda *e, const enc_batch *batch, const enc_ro
   /* GEMM operands: the dtype copies in fp16/bf16 mode, the fp32 tensors themselves in fp32. */
   const void *x_in = lp ? e->x_lp : (const void *)e->x;
   const void *ctx_in = lp ? e->ctx_lp : (const void *)e->ctx;
-  const void *big_in = lp ? e->big_lp : (const void *)e->wide;
-  const void *head_in = lp ? e->tmp_lp : (const void *)e->tmp;
+  const void *head_in;
 
   TRY(embed_layernorm_cuda(e->d_ids, e->d_positions, N, e->word_emb, e->pos_emb, e->type_row,
                            e->emb_ln_g, e->emb_ln_b, c->ln_eps, H, e->x, e->x_lp, dt, s));
-  for (int l = 0; l < c->n_layers; l++) {
-    const dev_layer *L = &e->layers[l];
-    TRY(linear_cuda(x_in, L->qkv_w, L->qkv_b, N, H, 3 * H, e->wide, 3 * H, dt, e->blas, s));
-    TRY(attention_cuda(e->wide, e->d_offsets, B, heads, H / heads, NULL, e->ctx, e->ctx_lp, dt,
-                       max_len, s));
-    TRY(linear_cuda(ctx_in, L->o_w, NULL, N, H, H, e->tmp, H, dt, e->blas, s));
-    TRY(residual_layernorm_cuda(e->tmp, L->o_b, e->x, L->attn_ln_g, L->attn_ln_b, c->ln_eps, N, H,
-                                e->x, e->x_lp, dt, s));
-    TRY(linear_cuda(x_in, L->ffn1_w, NULL, N, H, F, e->wide, F, dt, e->blas, s));
-    TRY(bias_gelu_cuda(e->wide, L->ffn1_b, N, F, e->big_lp, dt, s));
-    TRY(linear_cuda(big_in, L->ffn2_w, NULL, N, F, H, e->tmp, H, dt, e->blas, s));
-    TRY(residual_layernorm_cuda(e->tmp, L->ffn2_b, e->x, L->out_ln_g, L->out_ln_b, c->ln_eps, N,
-                                H, e->x, e->x_lp, dt, s));
+  if (e->act_lp) {
+    /* The lp route: every GEMM writes dt; the QKV bias is added by the attention kernel while it
+     * stages q, k, v, the other biases by the op that reads the GEMM's output. Residual stream x
+     * and LayerNorm statistics stay fp32. */
+    for (int l = 0; l < c->n_layers; l++) {
+      const dev_layer *L = &e->layers[l];
+      TRY(linear_cuda(e->x_lp, L->qkv_w, NULL, N, H, 3 * H, e->big_lp, 3 * H, dt, dt, e->blas, s));
+      TRY(attention_mma_cuda(e->big_lp, dt, L->qkv_b, e->d_offsets, B, heads, H / heads,
+                             e->ctx_lp, dt, max_len, s));
+      TRY(linear_cuda(e->ctx_lp, L->o_w, NULL, N, H, H, e->tmp_lp, H, dt, dt, e->blas, s));
+      TRY(residual_layernorm_cuda(e->tmp_lp, dt, L->o_b, e->x, L->attn_ln_g, L->attn_ln_b,
+                                  c->ln_eps, N, H, e->x, e->x_lp, dt, s));
+      TRY(linear_cuda(e->x_lp, L->ffn1_w, NULL, N, H, F, e->big_lp, F, dt, dt, e->blas, s));
+      TRY(bias_gelu_lp_cuda(e->big_lp, L->ffn1_b, N, F, dt, s));
+      TRY(linear_cuda(e->big_lp, L->ffn2_w, NULL, N, F, H, e->tmp_lp, H, dt, dt, e->blas, s));
+      TRY(residual_layernorm_cuda(e->tmp_lp, dt, L->ffn2_b, e->x, L->out_ln_g, L->out_ln_b,
+                                  c->ln_eps, N, H, e->x, e->x_lp, dt, s));
+    }
+    /* MLM head: x_lp = LN(gelu(x_lp . head_w^T + head_b)), the decoder's input (x is done). */
+    TRY(linear_cuda(e->x_lp, e->head_w, NULL, N, H, H, e->tmp_lp, H, dt, dt, e->blas, s));
+    TRY(bias_gelu_lp_cuda(e->tmp_lp, e->head_b, N, H, dt, s));
+    TRY(residual_layernorm_cuda(e->tmp_lp, dt, NULL, NULL, e->head_ln_g, e->head_ln_b, c->ln_eps,
+                                N, H, e->tmp, e->x_lp, dt, s));
+    head_in = e->x_lp;
+  } else {
+    const void *big_in = lp ? e->big_lp : (const void *)e->wide;
+    for (int l = 0; l < c->n_layers; l++) {
+      const dev_layer *L = &e->layers[l];
+      TRY(linear_cuda(x_in, L->qkv_w, L->qkv_b, N, H, 3 * H, e->wide, 3 * H, CU_F32, dt, e->blas,
+                      s));
+      if (e->attn_mma)
+        TRY(attention_mma_cuda(e->wide, CU_F32, NULL, e->d_offsets, B, heads, H / heads,
+                               e->ctx_lp, dt, max_len, s));
+      else
+        TRY(attention_cuda(e->wide, e->d_offsets, B, heads, H / heads, NULL, e->ctx, e->ctx_lp,
+                           dt, max_len, s));
+      TRY(linear_cuda(ctx_in, L->o_w, NULL, N, H, H, e->tmp, H, CU_F32, dt, e->blas, s));
+      TRY(residual_layernorm_cuda(e->tmp, CU_F32, L->o_b, e->x, L->attn_ln_g, L->attn_ln_b,
+                                  c->ln_eps, N, H, e->x, e->x_lp, dt, s));
+      TRY(linear_cuda(x_in, L->ffn1_w, NULL, N, H, F, e->wide, F, CU_F32, dt, e->blas, s));
+      TRY(bias_gelu_cuda(e->wide, L->ffn1_b, N, F, e->big_lp, dt, s));
+      TRY(linear_cuda(big_in, L->ffn2_w, NULL, N, F, H, e->tmp, H, CU_F32, dt, e->blas, s));
+      TRY(residual_layernorm_cuda(e->tmp, CU_F32, L->ffn2_b, e->x, L->out_ln_g, L->out_ln_b,
+                                  c->ln_eps, N, H, e->x, e->x_lp, dt, s));
+    }
+    /* MLM head: tmp = LN(gelu(x . head_w^T + head_b)). */
+    TRY(linear_cuda(x_in, e->head_w, NULL, N, H, H, e->tmp, H, CU_F32, dt, e->blas, s));
+    TRY(bias_gelu_cuda(e->tmp, e->head_b, N, H, NULL, dt, s));
+    TRY(residual_layernorm_cuda(e->tmp, CU_F32, NULL, NULL, e->head_ln_g, e->head_ln_b,
+                                c->ln_eps, N, H, e->tmp, e->tmp_lp, dt, s));
+    head_in = lp ? e->tmp_lp : (const void *)e->tmp;
   }
-  /* MLM head: tmp = LN(gelu(x . head_w^T + head_b)). */
-  TRY(linear_cuda(x_in, e->head_w, NULL, N, H, H, e->tmp, H, dt, e->blas, s));
-  TRY(bias_gelu_cuda(e->tmp, e->head_b, N, H, NULL, dt, s));
-  TRY(residual_layernorm_cuda(e->tmp, NULL, NULL, e->head_ln_g, e->head_ln_b, c->ln_eps, N, H,
-                              e->tmp, e->tmp_lp, dt, s));
 
   /* Decoder + max over each document's tokens (no bias: it is constant per term and added once
    * in sparsify): fused in one kernel, or cuBLAS in (Nb x Vb) blocks each max-pooled. */
   TRY(fill_cuda(e->pooled, (size_t)R * V, -INFINITY, s));
+  /* The chunked decoder's logits: fp32, or in the lp route dt (half the bytes written and read;
+   * the max of rounded logits is the rounded max). */
+  const cu_dtype logits_type = e->act_lp ? dt : CU_F32;
   if (e->fused_decoder)
     TRY(decoder_maxpool_cuda(head_in, e->decoder_w, N, H, V, e->d_row_offsets, R, e->pooled, dt,
                              s));
@@ -532,14 +606,16 @@ extern "C" int enc_cuda_submit(enc_cuda *e, const enc_batch *batch, const enc_ro
     for (int v0 = 0; v0 < V; v0 += CUTWIN_VOCAB_BLOCK) {
       const int vb = V - v0 < CUTWIN_VOCAB_BLOCK ? V - v0 : CUTWIN_VOCAB_BLOCK;
       const char *w = (const char *)e->decoder_w + (size_t)v0 * H * e->esz;
-      TRY(linear_cuda(in, w, NULL, n_rows, H, vb, e->logits, CUTWIN_VOCAB_BLOCK, dt, e->blas, s));
-      TRY(maxpool_logits_cuda(e->logits, CUTWIN_VOCAB_BLOCK, t0, n_rows, v0, vb, e->d_row_offsets,
-                              R, e->pooled, V, s));
+      TRY(linear_cuda(in, w, NULL, n_rows, H, vb, e->logits, CUTWIN_VOCAB_BLOCK, logits_type, dt,
+                      e->blas, s));
+      TRY(maxpool_logits_cuda(e->logits, logits_type, CUTWIN_VOCAB_BLOCK, t0, n_rows, v0, vb,
+                              e->d_row_offsets, R, e->pooled, V, s));
     }
   }
 
   if (rows && rows->continues) /* row 0 = max(row 0, carry) */
-    TRY(maxpool_logits_cuda(e->carry, V, 0, 1, 0, V, e->d_unit_offsets, 1, e->pooled, V, s));
+    TRY(maxpool_logits_cuda(e->carry, CU_F32, V, 0, 1, 0, V, e->d_unit_offsets, 1, e->pooled, V,
+                            s));
   if (rows && rows->unfinished) /* before sparsify turns the row into weights */
     TRY(CU_CHECK(cudaMemcpyAsync(e->carry, e->pooled + (size_t)(R - 1) * V,
                                  sizeof(float) * (size_t)V, cudaMemcpyDeviceToDevice, s)));

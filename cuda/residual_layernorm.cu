@@ -1,7 +1,7 @@
-/* residual_layernorm: one warp per row. out may alias x or residual (so no __restrict__ on
- * them): lane i reads x[i] and residual[i] before it writes out[i], and the later passes read
- * back only out[i] it wrote itself. Statistics in fp32, two passes: warp_layernorm_row of
- * common.cuh. */
+/* residual_layernorm: one warp per row. out may alias x (fp32) or residual (so no __restrict__
+ * on them): lane i reads x[i] and residual[i] before it writes out[i], and the later passes read
+ * back only out[i] it wrote itself. x in fp16 / bf16 is widened by load_lp. Statistics in fp32,
+ * two passes: warp_layernorm_row of common.cuh. */
 #include "residual_layernorm.h"
 
 #include "common.cuh"
@@ -11,7 +11,8 @@ namespace {
 const int kWarps = 8;
 }  // namespace
 
-static __global__ void k_residual_layernorm(const float *x, const float *__restrict__ bias,
+static __global__ void k_residual_layernorm(const void *x, int x_type,
+                                            const float *__restrict__ bias,
                                             const float *residual,
                                             const float *__restrict__ gamma,
                                             const float *__restrict__ beta, float eps, int n,
@@ -23,7 +24,7 @@ static __global__ void k_residual_layernorm(const float *x, const float *__restr
   const size_t base = (size_t)row * hidden;
   float sum = 0.0f;
   for (int i = lane; i < hidden; i += 32) {
-    float v = x[base + i];
+    float v = load_lp(x, base + i, x_type);
     if (bias) v += bias[i];
     if (residual) v += residual[base + i];
     out[base + i] = v;
@@ -32,13 +33,15 @@ static __global__ void k_residual_layernorm(const float *x, const float *__restr
   warp_layernorm_row(out + base, hidden, lane, sum, gamma, beta, eps, out_lp, base, lp);
 }
 
-extern "C" int residual_layernorm_cuda(const float *x, const float *bias, const float *residual,
+extern "C" int residual_layernorm_cuda(const void *x, cu_dtype x_type, const float *bias,
+                                       const float *residual,
                                        const float *gamma, const float *beta, float eps, int n,
                                        int hidden, float *out, void *out_lp, cu_dtype lp,
                                        cudaStream_t stream) {
   if (n <= 0) return 0;
   const unsigned blocks = (unsigned)((n + kWarps - 1) / kWarps);
-  k_residual_layernorm<<<blocks, kWarps * 32, 0, stream>>>(x, bias, residual, gamma, beta, eps, n,
-                                                            hidden, out, out_lp, (int)lp);
+  k_residual_layernorm<<<blocks, kWarps * 32, 0, stream>>>(x, (int)x_type, bias, residual, gamma,
+                                                            beta, eps, n, hidden, out, out_lp,
+                                                            (int)lp);
   return CU_CHECK_LAUNCH("k_residual_layernorm", stream);
 }

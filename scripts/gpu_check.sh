@@ -13,10 +13,12 @@
 #               directories go on LD_LIBRARY_PATH of the spladex and test processes only, never
 #               of python/torch. Random-weight models: the tiny ones for test_encoder_gpu,
 #               efficient-splade for the benchmarks
-#   correctness (cap 150 s) the GPU tests, each of which must pass on the device (exit 77 = no
+#   correctness (cap 200 s) the GPU tests, each of which must pass on the device (exit 77 = no
 #               device is a failure here): test_ops_gpu; test_attention_gpu (the tensor-core
 #               attention against its twin); test_encoder_gpu with the chunked
-#               decoder and again with SPLADEX_CUDA_DECODER=fused; test_export_gpu (export ciff
+#               decoder, again with SPLADEX_CUDA_DECODER=fused, and again on the 16-bit route
+#               (SPLADEX_CUDA_ATTENTION=mma SPLADEX_CUDA_ACTIVATIONS=lp, chunked decoder: the
+#               route tests/test_precision_emulation.c emulates); test_export_gpu (export ciff
 #               --device cuda == cpu, bytes); compute-sanitizer memcheck on test_ops_gpu --small
 #               and test_attention_gpu --small with SPLADEX_CUDA_SYNC=1
 #   ops         (cap 70 s) test_ops_gpu --bench: each op checked, then timed at real shapes;
@@ -25,7 +27,8 @@
 #   throughput  (cap 110 s) `spladex selftest --device cuda` (device against CPU on built-in
 #               passages; the efficient-splade random model, and models/splade-tiny when it is
 #               here: carry it), output in OUT/selftest.txt; benchmarks/bench_gpu.py --only
-#               spladex: spladex expand on the GPU, both decoder routes, at N/4 and N passages
+#               spladex: spladex expand on the GPU, both decoder routes and fused+mma+lp, at N/4
+#               and N passages
 #               (--passages N, default 200000); the slope between the two sizes is the rate
 #               without start-up; the "canary:" lines of those runs go into the summary
 #   clocks      (cap 10 s) nvidia-smi -q -d CLOCK,POWER,PERFORMANCE (clocks, throttle reasons)
@@ -33,7 +36,7 @@
 #               GPU and corpus (naver's formula), merged into the same bench_gpu.json/md;
 #               benchmarks/bench_export.py: CIFF export transposed on the CPU vs on the GPU
 #   ctest       (the rest; only when spladex was built here) the CPU tests
-# The first three groups take at most 330 s after the setup.
+# The first three groups take at most 380 s after the setup.
 # Large files (the 265 MB model, the ids files, spladex's shards, each step's full output) go to
 # GPU_CHECK_WORK (default /tmp/spladex-gpu-work); $OUT (else build-gpu/gpu-check-out) receives
 # only small files: gpu_check.log, ops_bench.txt, selftest.txt, bench_gpu.json, bench_gpu.md,
@@ -226,12 +229,14 @@ step "models" 90 bash -c "
 "
 
 if wanted correctness; then
-  group correctness 150
+  group correctness 200
   # run directly, not through ctest: here a skip (77: no device) must count as a failure
   step "test_ops_gpu" 40 "${spx[@]}" "$ops_bin"
   step "test_attention_gpu" 30 "${spx[@]}" "$build/test_attention_gpu"
   step "test_encoder_gpu chunked" 50 "${spx[@]}" SPLADEX_CUDA_DECODER=chunked "$build/test_encoder_gpu"
   step "test_encoder_gpu fused" 50 "${spx[@]}" SPLADEX_CUDA_DECODER=fused "$build/test_encoder_gpu"
+  step "test_encoder_gpu mma+lp" 50 "${spx[@]}" SPLADEX_CUDA_ATTENTION=mma SPLADEX_CUDA_ACTIVATIONS=lp \
+    "$build/test_encoder_gpu"
   step "test_export_gpu" 30 "${spx[@]}" "$build/test_export_gpu"
   cs=""
   for c in "$(command -v compute-sanitizer || true)" /usr/local/cuda/bin/compute-sanitizer \

@@ -24,10 +24,11 @@
  *                erff / expf / log1pf: fp32-level differences the emulation does not have).
  *   top_k 64 + threshold 0.1 on the device (fp32): row counts equal everywhere, identical term
  *                sets on >= 99% of the documents
- * The CUDA encoder's decoder route is whatever SPLADEX_CUDA_DECODER says (chunked by default):
- * scripts/gpu_check.sh runs this test once per route. The fused route computes in fp16 / bf16 only
- * (enc_cuda_open refuses fp32 there), so under SPLADEX_CUDA_DECODER=fused the fp32 encodings (the
- * fp32 comparison and the top-k block) run on the chunked route, and the output says so. The encoding is pipelined (two batches in
+ * The CUDA encoder's routes are whatever SPLADEX_CUDA_DECODER (chunked | fused),
+ * SPLADEX_CUDA_ATTENTION (fp32 | mma) and SPLADEX_CUDA_ACTIVATIONS (fp32 | lp) say (the first of
+ * each by default): scripts/gpu_check.sh runs this test once per route. The second routes compute
+ * in fp16 / bf16 only (enc_cuda_open refuses fp32 there), so the fp32 encodings (the fp32
+ * comparison and the top-k block) run on the first routes, and the output says so. The encoding is pipelined (two batches in
  * flight), and the second fixture runs with SPLADEX_CUDA_TOKEN_BLOCK=1000 (several decoder GEMMs
  * per batch).
  * A sum-pooled SparseEncoder (tests/fixtures/generated/st-sum, when present) must be refused.
@@ -52,18 +53,34 @@
 #ifdef SPLADEX_HAVE_CUDA
 enum { N_DOCS = ECMP_N_DOCS, TOP = ECMP_TOP };
 
-/* ecmp_encode_dense on the CUDA encoder, with the route the precision allows: an fp32 encoding
- * under SPLADEX_CUDA_DECODER=fused runs on the chunked route (the fused one refuses fp32). */
+/* The routes that refuse fp32 (see above): route_env_fp32 unsets those that are set, saving them
+ * into saved[] (NULL where unset), when p is fp32; route_env_restore sets them back. */
+static const char *const route_env[] = {"SPLADEX_CUDA_DECODER", "SPLADEX_CUDA_ATTENTION",
+                                        "SPLADEX_CUDA_ACTIVATIONS"};
+enum { N_ROUTE_ENV = sizeof route_env / sizeof route_env[0] };
+
+static void route_env_fp32(enc_precision p, char *saved[N_ROUTE_ENV]) {
+  int any = 0;
+  for (int i = 0; i < N_ROUTE_ENV; i++) {
+    const char *v = p == ENC_FP32 ? getenv(route_env[i]) : NULL;
+    saved[i] = v && *v ? strdup(v) : NULL;
+    if (saved[i]) unsetenv(route_env[i]), any = 1;
+  }
+  if (any) printf("test_encoder_gpu: fp32 runs on the default routes (the others are fp16/bf16 only)\n");
+}
+
+static void route_env_restore(char *saved[N_ROUTE_ENV]) {
+  for (int i = 0; i < N_ROUTE_ENV; i++)
+    if (saved[i]) setenv(route_env[i], saved[i], 1), free(saved[i]);
+}
+
+/* ecmp_encode_dense on the CUDA encoder, with the routes the precision allows. */
 static int encode_cuda(const model *m, const enc_options *opt, const ecmp_corpus *c, float *dense,
                        char *desc, size_t desc_cap) {
-  const char *route = getenv("SPLADEX_CUDA_DECODER");
-  const int fused_fp32 = route && !strcmp(route, "fused") && opt->precision == ENC_FP32;
-  if (fused_fp32) unsetenv("SPLADEX_CUDA_DECODER");
+  char *saved[N_ROUTE_ENV];
+  route_env_fp32(opt->precision, saved);
   int rc = ecmp_encode_dense(m, opt, c, N_DOCS, dense, desc, desc_cap);
-  if (fused_fp32) {
-    setenv("SPLADEX_CUDA_DECODER", "fused", 1);
-    printf("test_encoder_gpu: fp32 runs on the chunked route (the fused route is fp16/bf16 only)\n");
-  }
+  route_env_restore(saved);
   return rc;
 }
 
@@ -127,11 +144,10 @@ static void check_windows(const char *dir, const model *m, const ecmp_corpus *c,
     enc_options g = *o;
     g.backend = ENC_CUDA;
     g.precision = (enc_precision)p;
-    const char *route = getenv("SPLADEX_CUDA_DECODER");
-    const int fused_fp32 = route && !strcmp(route, "fused") && p == ENC_FP32;
-    if (fused_fp32) unsetenv("SPLADEX_CUDA_DECODER");
+    char *saved[N_ROUTE_ENV];
+    route_env_fp32((enc_precision)p, saved);
     int rc = windows_dense(m, &g, c, gpu, &n_gpu);
-    if (fused_fp32) setenv("SPLADEX_CUDA_DECODER", "fused", 1);
+    route_env_restore(saved);
     if (rc < 0) {
       fprintf(stderr, "test_encoder_gpu: CUDA windows on %s: %s\n", dir, err_msg());
       CHECK(!"cuda windows");

@@ -16,8 +16,15 @@
  *   bias_gelu           1e-6        bit-equal to cu_convert(gpu fp32 output)
  *   attention           2e-6        bit-equal to cu_convert(gpu fp32 output)
  *   linear (cuBLAS)     1e-5        1e-5 against fp32 math on the same rounded operands
- *                       (K up to 3072: summation order alone moves fp32 results by ~eps*sqrt(K))
- *   maxpool_logits      exact       -
+ *                       (K up to 3072: summation order alone moves fp32 results by ~eps*sqrt(K));
+ *                       with an fp16 / bf16 output: each element within 1 ulp of the type of
+ *                       the fp32 math + 1e-5 x its rms (the lp activations route)
+ *   residual_layernorm with an fp16 / bf16 x: 1e-6 against the twin on the widened x
+ *   bias_gelu_lp        each element within 1 ulp of the type of the twin's fp32 result
+ *                       (+ 1e-6: erff against the twin's rational erf)
+ *   refusals            linear: lp output with a bias or another operand type; bias_gelu_lp:
+ *                       fp32 (ERR_ARG, checked before any device call)
+ *   maxpool_logits      exact       exact (fp16 / bf16 logits: the twin on the widened values)
  *   decoder_maxpool     -           1e-5 against fp32 math on the same rounded operands (the
  *                                   chunked twin cutwin_decoder_maxpool, and for small shapes the
  *                                   fused twin); exact (0) on operands on a 1/8 grid, whose sums
@@ -165,6 +172,47 @@ static void compare_lp(const char *op, cu_dtype t, const char *shape, const void
   free(got), free(want);
 }
 
+/* n elements of type t (fp16 / bf16) on the device, widened into out. */
+static void lp_to_host(float *out, const void *d_lp, cu_dtype t, size_t n) {
+  uint16_t *h = malloc(2 * (n ? n : 1));
+  to_host(h, d_lp, 2 * n);
+  for (size_t i = 0; i < n; i++)
+    out[i] = t == CU_F16 ? cu_f16_bits_to_f32(h[i]) : cu_bf16_bits_to_f32(h[i]);
+  free(h);
+}
+
+/* An fp16 / bf16 output against the fp32 result of the twin (unrounded): every element within
+ * 1 ulp of t at the twin's magnitude, plus abs_tol (the fp32-level difference of the two
+ * computations); prints how many equal the twin rounded (cu_round) exactly. */
+static void compare_ulp(const char *op, cu_dtype t, const char *shape, const float *got,
+                        const float *want, size_t n, double abs_tol) {
+  const int mant = t == CU_F16 ? 10 : 7;
+  const double tiny = t == CU_F16 ? ldexp(1.0, -24) : ldexp(1.0, -133); /* smallest step */
+  size_t bad = 0, exact = 0;
+  double worst = 0;
+  for (size_t i = 0; i < n; i++) {
+    const double w = want[i], a = fabs(w);
+    int e = 0;
+    if (a > 0) frexp(a, &e); /* a = f * 2^e, f in [0.5, 1): the ulp is 2^(e - 1 - mant) */
+    const double ulp = a > 0 ? fmax(ldexp(1.0, e - 1 - mant), tiny) : tiny;
+    const double d = fabs((double)got[i] - w);
+    if (!(d <= ulp + abs_tol)) bad++;
+    if (d / (ulp + abs_tol) > worst) worst = d / (ulp + abs_tol);
+    exact += got[i] == cu_round(want[i], t);
+  }
+  printf("%-20s %-5s %-28s %zu of %zu beyond 1 ulp + %.2g (worst %.2f of it), %.2f%% equal to "
+         "the rounded twin %s\n", op, cu_dtype_name(t), shape, bad, n, abs_tol, worst,
+         n ? 100.0 * (double)exact / (double)n : 100.0, bad ? "FAIL" : "ok");
+  CHECK(bad == 0);
+}
+
+/* The root mean square of x[0, n). */
+static double rms(const float *x, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+  return n ? sqrt(s / (double)n) : 0.0;
+}
+
 /* A ragged batch: lengths[i] tokens, offsets (B + 1). */
 typedef struct {
   int n_docs, n, max_len;
@@ -242,14 +290,37 @@ static void test_residual_layernorm(int N, int H) {
     float *d_out = variant == 2 ? d_r : dev_poison(sizeof(float) * N * H);
     void *d_lp = dev_poison(2 * (size_t)N * H);
     cu_dtype t = variant == 0 ? CU_F16 : CU_BF16;
-    if (launched(residual_layernorm_cuda(d_x, vb ? d_bias : NULL, use_res ? d_r : NULL, d_g, d_b,
-                                         1e-5f, N, H, d_out, d_lp, t, S),
+    if (launched(residual_layernorm_cuda(d_x, CU_F32, vb ? d_bias : NULL, use_res ? d_r : NULL,
+                                         d_g, d_b, 1e-5f, N, H, d_out, d_lp, t, S),
                  "residual_layernorm")) {
       to_host(got, d_out, sizeof(float) * N * H);
       compare("residual_layernorm", "fp32", shape, got, ref, (size_t)N * H, 1e-6);
       compare_lp("residual_layernorm", t, shape, d_lp, got, (size_t)N * H);
     }
     dev_free_all();
+  }
+  /* x in fp16 / bf16 (the lp route: a GEMM's rounded output), bias + residual */
+  for (int t = CU_F16; t <= CU_BF16; t++) {
+    const cu_dtype dt = (cu_dtype)t;
+    float *xr = malloc(sizeof(float) * N * H);
+    void *hx = malloc(2 * (size_t)N * H);
+    for (size_t i = 0; i < (size_t)N * H; i++) xr[i] = cu_round(x[i], dt);
+    cu_convert(x, (size_t)N * H, dt, hx);
+    ops_residual_layernorm(xr, bias, r, g, b, 1e-5f, N, H, ref);
+    void *d_x = dev_copy(hx, 2 * (size_t)N * H);
+    float *d_r = dev_copy(r, sizeof(float) * N * H), *d_bias = dev_copy(bias, sizeof(float) * H);
+    float *d_g = dev_copy(g, sizeof(float) * H), *d_b = dev_copy(b, sizeof(float) * H);
+    float *d_out = dev_poison(sizeof(float) * N * H);
+    void *d_lp = dev_poison(2 * (size_t)N * H);
+    if (launched(residual_layernorm_cuda(d_x, dt, d_bias, d_r, d_g, d_b, 1e-5f, N, H, d_out, d_lp,
+                                         dt, S),
+                 "residual_layernorm lp x")) {
+      to_host(got, d_out, sizeof(float) * N * H);
+      compare("residual_layernorm", cu_dtype_name(dt), shape, got, ref, (size_t)N * H, 1e-6);
+      compare_lp("residual_layernorm", dt, shape, d_lp, got, (size_t)N * H);
+    }
+    dev_free_all();
+    free(xr), free(hx);
   }
   free(x), free(r), free(bias), free(g), free(b), free(ref), free(got);
 }
@@ -270,6 +341,22 @@ static void test_bias_gelu(int N, int F) {
       compare_lp("bias_gelu", CU_F16, shape, d_lp, got, (size_t)N * F);
     }
     dev_free_all();
+  }
+  /* bias_gelu_lp: in place on the 16-bit tensor, against the twin on the widened input */
+  for (int t = CU_F16; t <= CU_BF16; t++) {
+    const cu_dtype dt = (cu_dtype)t;
+    void *hx = malloc(2 * (size_t)N * F);
+    cu_convert(x, (size_t)N * F, dt, hx);
+    for (size_t i = 0; i < (size_t)N * F; i++) ref[i] = cu_round(x[i], dt);
+    ops_bias_gelu(ref, bias, N, F);
+    void *d_x = dev_copy(hx, 2 * (size_t)N * F);
+    float *d_bias = dev_copy(bias, sizeof(float) * F);
+    if (launched(bias_gelu_lp_cuda(d_x, d_bias, N, F, dt, S), "bias_gelu_lp")) {
+      lp_to_host(got, d_x, dt, (size_t)N * F);
+      compare_ulp("bias_gelu_lp", dt, shape, got, ref, (size_t)N * F, 1e-6);
+    }
+    dev_free_all();
+    free(hx);
   }
   free(x), free(bias), free(ref), free(got);
 }
@@ -295,7 +382,8 @@ static void test_linear(int N, int in, int out, int ldy, int with_bias) {
       CHECK(!"cublasSetMathMode");
     void *d_x = dev_copy(hx, cu_dtype_size(dt) * N * in), *d_w = dev_copy(hw, cu_dtype_size(dt) * out * in);
     float *d_bias = dev_copy(bias, sizeof(float) * out), *d_y = dev_poison(sizeof(float) * N * ldy);
-    if (launched(linear_cuda(d_x, d_w, with_bias ? d_bias : NULL, N, in, out, d_y, ldy, dt, blas, S),
+    if (launched(linear_cuda(d_x, d_w, with_bias ? d_bias : NULL, N, in, out, d_y, ldy, CU_F32, dt,
+                             blas, S),
                  "linear")) {
       to_host(got, d_y, sizeof(float) * N * ldy);
       /* compare the written columns only: the rest of each ldy row is not the op's */
@@ -308,6 +396,25 @@ static void test_linear(int N, int in, int out, int ldy, int with_bias) {
       free(g2), free(r2);
     }
     dev_free_all();
+    /* the lp route: the GEMM writes dt itself (no bias: the next op adds it) */
+    if (dt != CU_F32 && !with_bias) {
+      void *d_x2 = dev_copy(hx, cu_dtype_size(dt) * N * in);
+      void *d_w2 = dev_copy(hw, cu_dtype_size(dt) * out * in);
+      void *d_y2 = dev_poison(2 * (size_t)N * ldy);
+      if (launched(linear_cuda(d_x2, d_w2, NULL, N, in, out, d_y2, ldy, dt, dt, blas, S),
+                   "linear lp out")) {
+        float *g2 = malloc(sizeof(float) * N * ldy), *r2 = malloc(sizeof(float) * N * out);
+        lp_to_host(g2, d_y2, dt, (size_t)N * ldy);
+        for (int i = 0; i < N; i++) {
+          memmove(g2 + (size_t)i * out, g2 + (size_t)i * ldy, sizeof(float) * out);
+          memcpy(r2 + (size_t)i * out, ref + (size_t)i * ldy, sizeof(float) * out);
+        }
+        compare_ulp("linear lp out", dt, shape, g2, r2, (size_t)N * out,
+                    1e-5 * rms(r2, (size_t)N * out));
+        free(g2), free(r2);
+      }
+      dev_free_all();
+    }
     free(hx), free(hw);
   }
   free(x), free(w), free(bias), free(xr), free(wr), free(ref), free(got);
@@ -344,18 +451,28 @@ static void test_maxpool(const batch_shape *bs, int V, int t0, int rows, int v0,
   char shape[64];
   snprintf(shape, sizeof shape, "%s t0=%d rows=%d v0=%d vb=%d", bs->name, t0, rows, v0, vb);
   const int B = bs->n_docs, ld = vb + 3;
-  float *logits = host_random((size_t)rows * ld, -5, 5);
-  float *pooled = host_random((size_t)B * V, -5, 5), *got = malloc(sizeof(float) * B * V);
-  float *d_l = dev_copy(logits, sizeof(float) * rows * ld);
-  float *d_p = dev_copy(pooled, sizeof(float) * B * V);
-  int *d_off = dev_copy(bs->offsets, sizeof(int) * (B + 1));
-  ops_maxpool_logits(logits, ld, t0, rows, v0, vb, bs->offsets, B, pooled, V);
-  if (launched(maxpool_logits_cuda(d_l, ld, t0, rows, v0, vb, d_off, B, d_p, V, S), "maxpool_logits")) {
-    to_host(got, d_p, sizeof(float) * B * V);
-    compare("maxpool_logits", "fp32", shape, got, pooled, (size_t)B * V, 0.0);
+  const size_t n_logits = (size_t)rows * ld;
+  float *logits = host_random(n_logits, -5, 5), *start = host_random((size_t)B * V, -5, 5);
+  float *pooled = malloc(sizeof(float) * B * V), *got = malloc(sizeof(float) * B * V);
+  void *typed = malloc(sizeof(float) * n_logits);
+  /* fp32 logits, and fp16 / bf16 ones (the lp route): the twin on the widened values, exactly */
+  for (int t = CU_F32; t <= CU_BF16; t++) {
+    const cu_dtype lt = (cu_dtype)t;
+    cu_convert(logits, n_logits, lt, typed);
+    for (size_t i = 0; i < n_logits; i++) logits[i] = cu_round(logits[i], lt);
+    memcpy(pooled, start, sizeof(float) * B * V);
+    void *d_l = dev_copy(typed, cu_dtype_size(lt) * n_logits);
+    float *d_p = dev_copy(pooled, sizeof(float) * B * V);
+    int *d_off = dev_copy(bs->offsets, sizeof(int) * (B + 1));
+    ops_maxpool_logits(logits, ld, t0, rows, v0, vb, bs->offsets, B, pooled, V);
+    if (launched(maxpool_logits_cuda(d_l, lt, ld, t0, rows, v0, vb, d_off, B, d_p, V, S),
+                 "maxpool_logits")) {
+      to_host(got, d_p, sizeof(float) * B * V);
+      compare("maxpool_logits", cu_dtype_name(lt), shape, got, pooled, (size_t)B * V, 0.0);
+    }
+    dev_free_all();
   }
-  dev_free_all();
-  free(logits), free(pooled), free(got);
+  free(logits), free(start), free(pooled), free(got), free(typed);
 }
 
 /* The fused decoder + max against fp32 math on the same rounded operands. grid: operands k / 8,
@@ -435,6 +552,27 @@ static void test_decoder_maxpool_refusals(void) {
   }
   CHECK(cudaStreamSynchronize(S) == cudaSuccess);
   dev_free_all();
+}
+
+/* The lp route's launchers refuse what they do not do before any device call (NULL pointers are
+ * never touched): run without a device too. */
+static void check_refused(const char *what, int rc) {
+  const int ok = rc == ERR_ARG && err_msg()[0] != '\0';
+  printf("%-20s %-5s %-28s rc %d (%s) %s\n", "lp refusal", "-", what, rc, err_msg(),
+         ok ? "ok" : "FAIL");
+  CHECK(ok);
+  err_clear();
+}
+
+static void test_lp_refusals(void) {
+  err_clear();
+  check_refused("linear fp16 out + bias", linear_cuda(NULL, NULL, (const float *)8, 4, 16, 16,
+                                                      NULL, 16, CU_F16, CU_F16, NULL, NULL));
+  check_refused("linear bf16 out, fp16 in", linear_cuda(NULL, NULL, NULL, 4, 16, 16, NULL, 16,
+                                                        CU_BF16, CU_F16, NULL, NULL));
+  check_refused("linear fp16 out, fp32 in", linear_cuda(NULL, NULL, NULL, 4, 16, 16, NULL, 16,
+                                                        CU_F16, CU_F32, NULL, NULL));
+  check_refused("bias_gelu_lp fp32", bias_gelu_lp_cuda(NULL, NULL, 4, 16, CU_F32, NULL));
 }
 
 static void test_fill_convert(size_t n) {
@@ -809,24 +947,35 @@ static void bench_all(void) {
   BENCH_TIME(r, embed_layernorm_cuda(d_ids, d_pos, N, d_we, d_pe, d_g, d_g, d_b, 1e-12f, H, d_x,
                                      d_x_lp, dt, S));
   r = bench_add("linear qkv", shape_qkv, L, 2.0 * N * H * 3 * H, 0);
-  BENCH_TIME(r, linear_cuda(d_x_lp, d_wqkv, d_b, N, H, 3 * H, d_wide, 3 * H, dt, blas, S));
+  BENCH_TIME(r, linear_cuda(d_x_lp, d_wqkv, d_b, N, H, 3 * H, d_wide, 3 * H, CU_F32, dt, blas, S));
   r = bench_add("attention", shape_att, L, 4.0 * N * T * H, 0);
   BENCH_TIME(r, attention_cuda(d_wide, d_off, B, heads, H / heads, NULL, d_tmp, d_x_lp, dt, T, S));
   /* the attention output projection, and the MLM head's transform (same shape) */
   r = bench_add("linear out / head", shape_o, L + 1, 2.0 * N * H * H, 0);
-  BENCH_TIME(r, linear_cuda(d_x_lp, d_wo, NULL, N, H, H, d_tmp, H, dt, blas, S));
+  BENCH_TIME(r, linear_cuda(d_x_lp, d_wo, NULL, N, H, H, d_tmp, H, CU_F32, dt, blas, S));
   /* after attention and after the FFN of every layer, and in the MLM head */
   r = bench_add("residual_layernorm", shape_nh, 2 * L + 1, 0, NH * (4.0 * 3 + lp));
-  BENCH_TIME(r, residual_layernorm_cuda(d_tmp, d_b, d_res, d_g, d_b, 1e-12f, N, H, d_x, d_x_lp,
-                                        dt, S));
+  BENCH_TIME(r, residual_layernorm_cuda(d_tmp, CU_F32, d_b, d_res, d_g, d_b, 1e-12f, N, H, d_x,
+                                        d_x_lp, dt, S));
   r = bench_add("linear ffn1", shape_f1, L, 2.0 * N * H * F, 0);
-  BENCH_TIME(r, linear_cuda(d_x_lp, d_w1, NULL, N, H, F, d_wide, F, dt, blas, S));
+  BENCH_TIME(r, linear_cuda(d_x_lp, d_w1, NULL, N, H, F, d_wide, F, CU_F32, dt, blas, S));
   r = bench_add("bias_gelu", shape_nf, L, 0, NF * (4.0 * 2 + lp));
   BENCH_TIME(r, bias_gelu_cuda(d_wide, d_b, N, F, d_wide_lp, dt, S));
   r = bench_add("bias_gelu head", shape_nh, 1, 0, NH * 4.0 * 2);
   BENCH_TIME(r, bias_gelu_cuda(d_tmp, d_b, N, H, NULL, dt, S));
   r = bench_add("linear ffn2", shape_f2, L, 2.0 * N * F * H, 0);
-  BENCH_TIME(r, linear_cuda(d_wide_lp, d_w2, NULL, N, F, H, d_tmp, H, dt, blas, S));
+  BENCH_TIME(r, linear_cuda(d_wide_lp, d_w2, NULL, N, F, H, d_tmp, H, CU_F32, dt, blas, S));
+  /* The lp activations route's alternatives (SPLADEX_CUDA_ACTIVATIONS=lp; no share: rows to set
+   * beside the fp32 route's): GEMMs that write fp16, the GELU and the LayerNorm on 16-bit data. */
+  r = bench_add("linear qkv -> lp", shape_qkv, 0, 2.0 * N * H * 3 * H, 0);
+  BENCH_TIME(r, linear_cuda(d_x_lp, d_wqkv, NULL, N, H, 3 * H, d_wide_lp, 3 * H, dt, dt, blas, S));
+  r = bench_add("linear ffn1 -> lp", shape_f1, 0, 2.0 * N * H * F, 0);
+  BENCH_TIME(r, linear_cuda(d_x_lp, d_w1, NULL, N, H, F, d_wide_lp, F, dt, dt, blas, S));
+  r = bench_add("bias_gelu_lp", shape_nf, 0, 0, NF * lp * 2);
+  BENCH_TIME(r, bias_gelu_lp_cuda(d_wide_lp, d_b, N, F, dt, S));
+  r = bench_add("residual_layernorm lp", shape_nh, 0, 0, NH * (lp + 4.0 * 2 + lp));
+  BENCH_TIME(r, residual_layernorm_cuda(d_wide_lp, dt, d_b, d_res, d_g, d_b, 1e-12f, N, H, d_x,
+                                        d_x_lp, dt, S));
   r = bench_add("fill pooled", shape_bv, 1, 0, BV * 4.0);
   BENCH_TIME(r, fill_cuda(d_pooled, BV, -INFINITY, S));
 
@@ -841,10 +990,11 @@ static void bench_all(void) {
       for (int v0 = 0; v0 < V && rc == 0; v0 += CUTWIN_VOCAB_BLOCK) {
         const int vb = V - v0 < CUTWIN_VOCAB_BLOCK ? V - v0 : CUTWIN_VOCAB_BLOCK;
         const char *w = (const char *)d_wdec + (size_t)v0 * H * 2;
-        rc = linear_cuda(d_x_lp, w, NULL, N, H, vb, d_logits, CUTWIN_VOCAB_BLOCK, dt, blas, S);
+        rc = linear_cuda(d_x_lp, w, NULL, N, H, vb, d_logits, CUTWIN_VOCAB_BLOCK, CU_F32, dt,
+                         blas, S);
         if (rc == 0)
-          rc = maxpool_logits_cuda(d_logits, CUTWIN_VOCAB_BLOCK, 0, N, v0, vb, d_off, B, d_pooled,
-                                   V, S);
+          rc = maxpool_logits_cuda(d_logits, CU_F32, CUTWIN_VOCAB_BLOCK, 0, N, v0, vb, d_off, B,
+                                   d_pooled, V, S);
       }
     }
     float ms = 0;
@@ -896,9 +1046,11 @@ int main(int argc, char **argv) {
   printf("test_ops_gpu: built without CUDA: skipped\n");
   return CHECK_SKIP;
 #else
+  test_lp_refusals();
   if (!cu_have_device()) {
-    printf("test_ops_gpu: no usable CUDA device (cudaGetDeviceCount failed or found none): skipped\n");
-    return CHECK_SKIP;
+    printf("test_ops_gpu: no usable CUDA device (cudaGetDeviceCount failed or found none): skipped"
+           " (%d checks without a device, %d failed)\n", check_count, check_failures);
+    return check_failures ? 1 : CHECK_SKIP;
   }
   int bench = 0;
   for (int i = 1; i < argc; i++) {

@@ -26,10 +26,17 @@
  * the same GEMM up to the order of the fp32 sums. The fp32 ops are the CPU twins (ops_cpu.h), and
  * the decoder runs as the default (chunked) device route, cutwin_decoder_maxpool. Each rounding in
  * emu_encode_batch names the call of enc_cuda_submit it mirrors.
+ * That is the default route. Two more routes, which no GPU has run yet (issue 13), are emulated
+ * the same way (emu_route below): SPLADEX_CUDA_ATTENTION=mma (attention on tensor cores: q, k, v
+ * and the probabilities rounded, cutwin_attention_mma) and SPLADEX_CUDA_ACTIVATIONS=lp (every GEMM
+ * writes fp16 / bf16: its outputs, the GELU's output and the decoder's logits are rounded too).
+ * They must meet the same bounds: the rounding points they add are what this test measures.
  *
- * What it checks, per model and precision (the figures are printed):
+ * What it checks, per model, route and precision (the figures are printed):
  *   the emulation itself: in fp32 (cu_round the identity) it equals the CPU encoder, max abs
- *     weight error <= 1e-4 (test_encoder_gpu's fp32 bound): the composition is the encoder's;
+ *     weight error <= 1e-4 (test_encoder_gpu's fp32 bound): the composition is the encoder's
+ *     (on the second routes too, which the device runs in fp16 / bf16 only: where each bias
+ *     and op sits);
  *   fp16, bf16: max relative weight error <= ECMP_REL_FP16 / ECMP_REL_BF16 and top-64 sets the
  *     same on >= 99% of the documents with the tie allowance, as test_encoder_gpu checks them.
  * The strict fraction (no tie allowance) is printed, not checked.
@@ -44,8 +51,9 @@
  * {tiny-distilbert,tiny-bert} (scripts/make_random_model.py) and models/splade-tiny (vocab 30522),
  * in test_encoder_gpu's order, so that the corpora (one generator whose state runs on from model
  * to model) are the GPU test's. fp16 and bf16 run all ECMP_N_DOCS documents of every model; the
- * fp32 self-check runs the first EMU_FP32_DOCS on the 30522-vocabulary models (about 36 s in all
- * on 2 cores, half of it splade-tiny).
+ * fp32 self-check runs the first EMU_FP32_DOCS on the 30522-vocabulary models. The second routes
+ * run on the committed fixtures and models/splade-tiny (the trained model: its weights, not random
+ * ones, show whether the bounds hold in practice), on every model with --all-routes.
  * Legend: N tokens of a batch, B documents of a batch, H hidden, F ffn, V vocab, L layers.
  */
 #include <math.h>
@@ -99,6 +107,7 @@ typedef struct {
   float *logits;    /* (N, CUTWIN_VOCAB_BLOCK) one decoder block */
   float *pooled;    /* (B, V) running max, then weights */
   float *scratch;   /* attention scratch */
+  float *mma_scratch; /* cutwin_attention_mma scratch */
   float *vocab_scratch; /* (V) ops_sparsify_weights scratch */
   int32_t *ids;     /* (N) */
   int *positions;   /* (N) */
@@ -156,7 +165,7 @@ static int emu_weights_make(const model *m, cu_dtype t, emu_weights *w) {
 
 static void emu_workspace_free(emu_workspace *ws) {
   free(ws->x), free(ws->x_lp), free(ws->wide), free(ws->ctx), free(ws->tmp), free(ws->logits);
-  free(ws->pooled), free(ws->scratch), free(ws->vocab_scratch), free(ws->ids);
+  free(ws->pooled), free(ws->scratch), free(ws->mma_scratch), free(ws->vocab_scratch), free(ws->ids);
   free(ws->positions), free(ws->offsets), free(ws->row_nnz);
   memset(ws, 0, sizeof *ws);
 }
@@ -176,13 +185,14 @@ static int emu_workspace_make(const model *m, int max_len, emu_workspace *ws) {
   ws->pooled = malloc(sizeof(float) * B * V);
   const size_t scratch = ops_attention_scratch_floats(max_len, c->hidden / c->n_heads);
   ws->scratch = malloc(sizeof(float) * scratch);
+  ws->mma_scratch = malloc(sizeof(float) * cutwin_attention_mma_scratch_floats(c->hidden / c->n_heads));
   ws->vocab_scratch = malloc(sizeof(float) * V);
   ws->ids = malloc(sizeof(int32_t) * N);
   ws->positions = malloc(sizeof(int) * N);
   ws->offsets = malloc(sizeof(int) * (B + 1));
   ws->row_nnz = malloc(sizeof(int32_t) * B);
   if (!ws->x || !ws->x_lp || !ws->wide || !ws->ctx || !ws->tmp || !ws->logits || !ws->pooled ||
-      !ws->scratch || !ws->vocab_scratch || !ws->ids || !ws->positions || !ws->offsets ||
+      !ws->scratch || !ws->mma_scratch || !ws->vocab_scratch || !ws->ids || !ws->positions || !ws->offsets ||
       !ws->row_nnz) {
     emu_workspace_free(ws);
     return -1;
@@ -190,15 +200,28 @@ static int emu_workspace_make(const model *m, int max_len, emu_workspace *ws) {
   return 0;
 }
 
+/* The device routes the emulation follows (cuda/encoder_cuda.cu, enc_cuda_open):
+ *   EMU_FP32_ACT  the default: fp32 GEMM outputs and attention.cu, rounded copies for the GEMMs
+ *   EMU_MMA       SPLADEX_CUDA_ATTENTION=mma: the same, attention by attention_mma.cu
+ *                 (cutwin_attention_mma: q, k, v and p rounded to t, fp32 softmax)
+ *   EMU_LP_ACT    SPLADEX_CUDA_ACTIVATIONS=lp (with mma): every GEMM output rounded to t (the
+ *                 decoder's logits too), the QKV bias added by the attention while staging, bias
+ *                 + GELU on the rounded tensor and rounded again; residual stream and LayerNorm
+ *                 statistics fp32 */
+typedef enum { EMU_FP32_ACT, EMU_MMA, EMU_LP_ACT, EMU_N_ROUTES } emu_route;
+static const char *const emu_route_names[EMU_N_ROUTES] = {"fp32-act", "mma-attn", "lp-act"};
+
 /* Encodes one batch (n_docs documents, lengths summing to <= EMU_BATCH_TOKENS) as enc_cuda_submit
- * does in precision t, into dense rows (n_docs, V) of weights (threshold 0, no top-k). Each step
- * quotes the call of enc_cuda_submit it mirrors, with its line in cuda/encoder_cuda.cu (as of
- * 2026-11-26: the quoted call is the anchor when lines move). */
-static void emu_encode_batch(const model *m, const emu_weights *w, cu_dtype t,
+ * does in precision t on route r, into dense rows (n_docs, V) of weights (threshold 0, no
+ * top-k). Each step quotes the call of enc_cuda_submit it mirrors. */
+static void emu_encode_batch(const model *m, const emu_weights *w, cu_dtype t, emu_route r,
                              emu_workspace *ws, const int32_t *const *ids, const int *lengths,
                              int n_docs, float *dense) {
   const model_config *c = &m->cfg;
   const int H = c->hidden, F = c->ffn, V = c->vocab, heads = c->n_heads;
+  const int lp_act = r == EMU_LP_ACT;
+  /* A GEMM output in the lp route is rounded by cuBLAS (linear_cuda with y_type = dt). */
+  const cu_dtype gemm_out = lp_act ? t : CU_F32;
   /* Pack as enc_cuda_submit does: ids | positions | offsets. */
   int N = 0;
   ws->offsets[0] = 0;
@@ -210,59 +233,86 @@ static void emu_encode_batch(const model *m, const emu_weights *w, cu_dtype t,
   }
   const size_t NH = (size_t)N * H, NF = (size_t)N * F;
 
-  /* :471 embed_layernorm_cuda(..., e->x, e->x_lp, dt, s): x fp32, x_lp rounded. */
+  /* embed_layernorm_cuda(..., e->x, e->x_lp, dt, s): x fp32, x_lp rounded. */
   ops_embed_layernorm(ws->ids, ws->positions, N, m->word_emb, m->pos_emb, m->type_emb,
                       m->emb_ln_g, m->emb_ln_b, c->ln_eps, H, ws->x);
   emu_round(ws->x_lp, ws->x, NH, t);
   for (int l = 0; l < c->n_layers; l++) {
     const model_layer *S = &m->layers[l];
     const float *qkv_w = w->qkv_w + (size_t)l * 3 * H * H, *qkv_b = w->qkv_b + (size_t)l * 3 * H;
-    /* :475 linear_cuda(x_in = x_lp, L->qkv_w, L->qkv_b, ...): bias fp32, output fp32. */
-    ops_linear(ws->x_lp, qkv_w, qkv_b, N, H, 3 * H, ws->wide, 3 * H);
-    /* :476 attention_cuda(e->wide, ..., e->ctx, e->ctx_lp, dt, ...): fp32 inside, output
-     * rounded (e->ctx is NULL in fp16 / bf16: only ctx_lp is written). */
-    ops_attention(ws->wide, ws->offsets, n_docs, heads, H / heads, ws->scratch, ws->ctx);
-    emu_round(ws->ctx, ws->ctx, NH, t);
-    /* :478 linear_cuda(ctx_in = ctx_lp, L->o_w, NULL, ...) */
+    if (lp_act) {
+      /* linear_cuda(e->x_lp, L->qkv_w, NULL, ..., e->big_lp, 3 * H, dt, dt, ...): rounded, no
+       * bias; attention_mma_cuda(e->big_lp, dt, L->qkv_b, ...) adds it while staging. */
+      ops_linear(ws->x_lp, qkv_w, NULL, N, H, 3 * H, ws->wide, 3 * H);
+      emu_round(ws->wide, ws->wide, (size_t)N * 3 * H, t);
+      cutwin_attention_mma(ws->wide, qkv_b, ws->offsets, n_docs, heads, H / heads, t,
+                           ws->mma_scratch, ws->ctx);
+    } else {
+      /* linear_cuda(x_in = x_lp, L->qkv_w, L->qkv_b, ..., CU_F32, dt, ...): bias fp32, output
+       * fp32. */
+      ops_linear(ws->x_lp, qkv_w, qkv_b, N, H, 3 * H, ws->wide, 3 * H);
+      if (r == EMU_MMA) {
+        /* attention_mma_cuda(e->wide, CU_F32, NULL, ..., e->ctx_lp, dt, ...) */
+        cutwin_attention_mma(ws->wide, NULL, ws->offsets, n_docs, heads, H / heads, t,
+                             ws->mma_scratch, ws->ctx);
+      } else {
+        /* attention_cuda(e->wide, ..., e->ctx, e->ctx_lp, dt, ...): fp32 inside, output rounded
+         * (e->ctx is NULL in fp16 / bf16: only ctx_lp is written). */
+        ops_attention(ws->wide, ws->offsets, n_docs, heads, H / heads, ws->scratch, ws->ctx);
+        emu_round(ws->ctx, ws->ctx, NH, t);
+      }
+    }
+    /* linear_cuda(ctx_lp, L->o_w, NULL, ..., e->tmp or e->tmp_lp, H, gemm_out, dt, ...) */
     ops_linear(ws->ctx, w->o_w + (size_t)l * H * H, NULL, N, H, H, ws->tmp, H);
-    /* :479 residual_layernorm_cuda(e->tmp, L->o_b, e->x, ..., e->x, e->x_lp, dt, s) */
+    emu_round(ws->tmp, ws->tmp, NH, gemm_out);
+    /* residual_layernorm_cuda(e->tmp / e->tmp_lp, ..., L->o_b, e->x, ..., e->x, e->x_lp, dt, s) */
     ops_residual_layernorm(ws->tmp, S->o_b, ws->x, S->attn_ln_g, S->attn_ln_b, c->ln_eps, N, H,
                            ws->x);
     emu_round(ws->x_lp, ws->x, NH, t);
-    /* :481 linear_cuda(x_in = x_lp, L->ffn1_w, NULL, ..., e->wide, F, ...) */
+    /* linear_cuda(x_lp, L->ffn1_w, NULL, ..., e->wide or e->big_lp, F, gemm_out, dt, ...) */
     ops_linear(ws->x_lp, w->ffn1_w + (size_t)l * F * H, NULL, N, H, F, ws->wide, F);
-    /* :482 bias_gelu_cuda(e->wide, L->ffn1_b, N, F, e->big_lp, dt, s): ffn2 reads big_lp. */
+    emu_round(ws->wide, ws->wide, NF, gemm_out);
+    /* bias_gelu_cuda(e->wide, L->ffn1_b, N, F, e->big_lp, dt, s) or bias_gelu_lp_cuda(e->big_lp,
+     * L->ffn1_b, N, F, dt, s): ffn2 reads big_lp, rounded either way. */
     ops_bias_gelu(ws->wide, S->ffn1_b, N, F);
     emu_round(ws->wide, ws->wide, NF, t);
-    /* :483 linear_cuda(big_in = big_lp, L->ffn2_w, NULL, ...) */
+    /* linear_cuda(big_lp, L->ffn2_w, NULL, ..., gemm_out, dt, ...) */
     ops_linear(ws->wide, w->ffn2_w + (size_t)l * H * F, NULL, N, F, H, ws->tmp, H);
-    /* :484 residual_layernorm_cuda(e->tmp, L->ffn2_b, e->x, ..., e->x, e->x_lp, dt, s) */
+    emu_round(ws->tmp, ws->tmp, NH, gemm_out);
+    /* residual_layernorm_cuda(..., L->ffn2_b, e->x, ..., e->x, e->x_lp, dt, s) */
     ops_residual_layernorm(ws->tmp, S->ffn2_b, ws->x, S->out_ln_g, S->out_ln_b, c->ln_eps, N, H,
                            ws->x);
     emu_round(ws->x_lp, ws->x, NH, t);
   }
-  /* :488 linear_cuda(x_in = x_lp, e->head_w, NULL, ...); :489 bias_gelu_cuda(e->tmp,
-   * e->head_b, ..., NULL, ...): not rounded; :490 residual_layernorm_cuda(e->tmp, NULL, NULL, ...,
-   * e->tmp, e->tmp_lp, ...): rounded. */
+  /* MLM head: linear_cuda(x_lp, e->head_w, NULL, ..., gemm_out, ...); bias_gelu_cuda(e->tmp,
+   * e->head_b, ..., NULL, ...): not rounded (fp32 route) or bias_gelu_lp_cuda(e->tmp_lp, ...):
+   * rounded (lp route); residual_layernorm_cuda(..., NULL, NULL, ...) whose rounded copy (tmp_lp,
+   * or x_lp in the lp route) is the decoder's input. */
   ops_linear(ws->x_lp, w->head_w, NULL, N, H, H, ws->tmp, H);
+  emu_round(ws->tmp, ws->tmp, NH, gemm_out);
   ops_bias_gelu(ws->tmp, m->head_b, N, H);
+  emu_round(ws->tmp, ws->tmp, NH, gemm_out);
   ops_residual_layernorm(ws->tmp, NULL, NULL, m->head_ln_g, m->head_ln_b, c->ln_eps, N, H,
                          ws->tmp);
   emu_round(ws->tmp, ws->tmp, NH, t);
-  /* :495 fill_cuda(e->pooled, ..., -INFINITY); :498-507 the chunked decoder (linear_cuda on
-   * head_in = tmp_lp and the rounded decoder_w, maxpool_logits_cuda; one token block: 3000
-   * tokens < kTokenBlockMax); :510 sparsify_weights_cuda (threshold 0, no top-k here). */
+  /* fill_cuda(e->pooled, ..., -INFINITY); the chunked decoder (linear_cuda on the rounded
+   * head output and the rounded decoder_w, maxpool_logits_cuda; one token block: 3000 tokens <
+   * kTokenBlockMax); sparsify_weights_cuda (threshold 0, no top-k here). */
   ops_fill(ws->pooled, (size_t)n_docs * V, -INFINITY);
   cutwin_decoder_maxpool(ws->tmp, w->decoder_w, N, H, V, ws->offsets, n_docs, N,
                          CUTWIN_VOCAB_BLOCK, ws->logits, ws->pooled);
+  /* The lp route's chunked decoder GEMM writes its logits in dt (linear_cuda(..., e->logits,
+   * CUTWIN_VOCAB_BLOCK, logits_type = dt, ...)) and maxpool_logits_cuda widens them: rounding is
+   * monotonic, so the max of the rounded logits is the fp32 max rounded. */
+  emu_round(ws->pooled, ws->pooled, (size_t)n_docs * V, gemm_out);
   ops_sparsify_weights(ws->pooled, m->decoder_b, n_docs, V, 0.0f, 0, ws->row_nnz,
                        ws->vocab_scratch);
   memcpy(dense, ws->pooled, sizeof(float) * (size_t)n_docs * V);
 }
 
-/* Encodes the first n_docs documents of c in test_encoder_gpu's batches, emulating precision t,
- * into dense rows (n_docs, V). Returns 0, or -1 when out of memory. */
-static int emu_encode_dense(const model *m, cu_dtype t, const enc_options *opt,
+/* Encodes the first n_docs documents of c in test_encoder_gpu's batches, emulating precision t on
+ * route r, into dense rows (n_docs, V). Returns 0, or -1 when out of memory. */
+static int emu_encode_dense(const model *m, cu_dtype t, emu_route r, const enc_options *opt,
                             const ecmp_corpus *c, int n_docs, float *dense) {
   emu_weights w;
   emu_workspace ws = {0};
@@ -272,7 +322,7 @@ static int emu_encode_dense(const model *m, cu_dtype t, const enc_options *opt,
   const size_t V = (size_t)m->cfg.vocab;
   for (int d0 = 0; d0 < n_docs;) {
     const int n = ecmp_batch_size(c, d0, n_docs, opt);
-    emu_encode_batch(m, &w, t, &ws, (const int32_t *const *)(c->ids + d0), c->lengths + d0, n,
+    emu_encode_batch(m, &w, t, r, &ws, (const int32_t *const *)(c->ids + d0), c->lengths + d0, n,
                      dense + (size_t)d0 * V);
     d0 += n;
   }
@@ -283,7 +333,11 @@ fail:
   return rc;
 }
 
-static void check_model(const char *dir, uint64_t *rng) {
+/* --all-routes: the second routes on every model (by default on the committed fixtures and on
+ * models/splade-tiny, the trained model, to keep CI's time; the others add ~2 min). */
+static int all_routes;
+
+static void check_model(const char *dir, int optional, uint64_t *rng) {
   model *m = NULL;
   if (model_load(dir, &m) < 0) {
     fprintf(stderr, "test_precision_emulation: cannot load %s: %s\n", dir, err_msg());
@@ -314,31 +368,46 @@ static void check_model(const char *dir, uint64_t *rng) {
     CHECK(!"cpu encoder");
     goto done;
   }
-  for (int p = ENC_FP32; p <= ENC_BF16; p++) {
-    const double rel_bound = ecmp_rel_bound((enc_precision)p);
-    /* fp32 checks the emulation's composition, on fewer documents where the vocabulary is large
-     * (lengths 1, 2, 3 and the maximum are among the first). */
-    const int n = p == ENC_FP32 && V > 1000 ? EMU_FP32_DOCS : n_docs;
-    const double start = emu_seconds();
-    if (emu_encode_dense(m, (cu_dtype)p, &o, &c, n, emu) < 0) {
-      CHECK(!"out of memory");
+  const int D = m->cfg.hidden / m->cfg.n_heads;
+  for (int r = 0; r < EMU_N_ROUTES; r++) {
+    if (r != EMU_FP32_ACT && !cutwin_attention_mma_supported(D)) {
+      printf("%-40s route %s: head dim %d is refused by attention_mma (enc_cuda_open): not "
+             "emulated\n", dir, emu_route_names[r], D);
       continue;
     }
-    ecmp_stats st;
-    if (ecmp_compare(cpu, emu, n, V, rel_bound, &st) < 0) {
-      CHECK(!"out of memory");
+    if (r != EMU_FP32_ACT && optional && !all_routes && !strstr(dir, "splade-tiny")) {
+      printf("%-40s route %s: not emulated (--all-routes)\n", dir, emu_route_names[r]);
       continue;
     }
-    printf("%-40s emulated %s, %3d docs: max abs %-9.3g max rel %-9.3g (bound %-6.3g) top-%d "
-           "identical %5.1f%% (strict %5.1f%%, band %.3g, band needed %.3g) %.1f s\n",
-           dir, cu_dtype_name((cu_dtype)p), n, st.max_abs, st.max_rel,
-           p == ENC_FP32 ? 0.0 : rel_bound, ECMP_TOP, 100.0 * st.same_top_fraction,
-           100.0 * st.same_top_strict_fraction, rel_bound, st.band_needed, emu_seconds() - start);
-    if (p == ENC_FP32) {
-      CHECK(st.max_abs <= 1e-4);
-    } else {
-      CHECK(st.same_top_fraction >= ECMP_SAME_TOP_FRACTION);
-      CHECK(st.max_rel <= rel_bound);
+    for (int p = ENC_FP32; p <= ENC_BF16; p++) {
+      const double rel_bound = ecmp_rel_bound((enc_precision)p);
+      /* fp32 checks the emulation's composition (cu_round the identity: on the second routes,
+       * which the device runs in fp16 / bf16 only, it checks where each bias and op sits), on
+       * fewer documents where the vocabulary is large (lengths 1, 2, 3 and the maximum are
+       * among the first). */
+      const int n = p == ENC_FP32 && V > 1000 ? EMU_FP32_DOCS : n_docs;
+      const double start = emu_seconds();
+      if (emu_encode_dense(m, (cu_dtype)p, (emu_route)r, &o, &c, n, emu) < 0) {
+        CHECK(!"out of memory");
+        continue;
+      }
+      ecmp_stats st;
+      if (ecmp_compare(cpu, emu, n, V, rel_bound, &st) < 0) {
+        CHECK(!"out of memory");
+        continue;
+      }
+      printf("%-40s %-8s emulated %s, %3d docs: max abs %-9.3g max rel %-9.3g (bound %-6.3g) "
+             "top-%d identical %5.1f%% (strict %5.1f%%, band %.3g, band needed %.3g) %.1f s\n",
+             dir, emu_route_names[r], cu_dtype_name((cu_dtype)p), n, st.max_abs, st.max_rel,
+             p == ENC_FP32 ? 0.0 : rel_bound, ECMP_TOP, 100.0 * st.same_top_fraction,
+             100.0 * st.same_top_strict_fraction, rel_bound, st.band_needed,
+             emu_seconds() - start);
+      if (p == ENC_FP32) {
+        CHECK(st.max_abs <= 1e-4);
+      } else {
+        CHECK(st.same_top_fraction >= ECMP_SAME_TOP_FRACTION);
+        CHECK(st.max_rel <= rel_bound);
+      }
     }
   }
 done:
@@ -383,7 +452,15 @@ static int exists(const char *path) {
   return stat(path, &st) == 0;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--all-routes")) {
+      all_routes = 1;
+    } else {
+      fprintf(stderr, "usage: test_precision_emulation [--all-routes]\n");
+      return 2;
+    }
+  }
   check_top_set();
   uint64_t rng = ECMP_RNG_SEED; /* runs on from one model's corpus to the next, as on the GPU */
   for (int i = 0; i < ECMP_N_MODELS; i++) {
@@ -395,7 +472,7 @@ int main(void) {
       printf("test_precision_emulation: %s absent, not compared\n", dir);
       continue;
     }
-    check_model(dir, &rng);
+    check_model(dir, optional, &rng);
   }
   return check_report("test_precision_emulation");
 }
