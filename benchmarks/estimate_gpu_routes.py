@@ -9,9 +9,9 @@ Routes (DESIGN.md section 3):
   fp32-act  the default: GEMMs write fp32, k_bias_rows pre-fills the QKV output for beta = 1,
             bias + GELU reads fp32 and writes fp32 plus the fp16 copy, the chunked decoder writes
             and the max-pool reads fp32 logits
-  lp-act    SPLADEX_CUDA_ACTIVATIONS=lp (with SPLADEX_CUDA_ATTENTION=mma): GEMMs write fp16, the
-            QKV bias is added by the attention kernel while it stages q, k, v, bias + GELU in place
-            on fp16, the chunked decoder's logits fp16
+  lp-act    SPLADEX_CUDA_ACTIVATIONS=lp (with SPLADEX_CUDA_ATTENTION=mma): the layer GEMMs write
+            fp16, the QKV bias is added by the attention kernel while it stages q, k, v, bias +
+            GELU in place on fp16, the chunked decoder's logits fp16; the MLM head as fp32-act
 The attention kernels' own time (the issue's model: ~36% of a batch on the fp32 route, bound by
 instruction issue, not by bytes) is not modelled here: see benchmarks/RESULTS.md.
 
@@ -50,8 +50,9 @@ def traffic(n, lp_route):
         else:
             add("bias gelu", nf * 4 + nf * 4 + nf * 2)    # read fp32, write fp32 + fp16 copy
         add("ffn2 gemm", nf * 2 + nh * a)
-    # MLM head: GEMM, bias + GELU, LayerNorm (fp32 rows + the fp16 decoder input)
-    add("head", nh * 2 + nh * a + 2 * nh * a + nh * a + nh * 4 + nh * 2)
+    # MLM head, fp32 on both routes: GEMM, bias + GELU, LayerNorm (fp32 rows + the fp16 input
+    # of the decoder)
+    add("head", nh * 2 + nh * 4 + 2 * nh * 4 + nh * 4 + nh * 4 + nh * 2)
     # chunked decoder: every logit written by the GEMM and read by the max-pool
     add("decoder logits", 2 * n * V * a)
     return ops

@@ -28,7 +28,9 @@
  * SPLADEX_CUDA_ATTENTION (fp32 | mma) and SPLADEX_CUDA_ACTIVATIONS (fp32 | lp) say (the first of
  * each by default): scripts/gpu_check.sh runs this test once per route. The second routes compute
  * in fp16 / bf16 only (enc_cuda_open refuses fp32 there), so the fp32 encodings (the fp32
- * comparison and the top-k block) run on the first routes, and the output says so. The encoding is pipelined (two batches in
+ * comparison and the top-k block) run on the first routes, and the output says so; so do the
+ * models whose head dim the mma attention refuses (not a multiple of 16: the tiny fixtures have
+ * 8), for its two route variables. The encoding is pipelined (two batches in
  * flight), and the second fixture runs with SPLADEX_CUDA_TOKEN_BLOCK=1000 (several decoder GEMMs
  * per batch).
  * A sum-pooled SparseEncoder (tests/fixtures/generated/st-sum, when present) must be refused.
@@ -45,6 +47,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "cuda_twins.h"
 #include "encoder.h"
 #include "encoder_compare.h"
 #include "err.h"
@@ -53,20 +56,26 @@
 #ifdef SPLADEX_HAVE_CUDA
 enum { N_DOCS = ECMP_N_DOCS, TOP = ECMP_TOP };
 
-/* The routes that refuse fp32 (see above): route_env_fp32 unsets those that are set, saving them
- * into saved[] (NULL where unset), when p is fp32; route_env_restore sets them back. */
+/* The routes that refuse fp32 or a model (see above): route_env_allowed unsets those that are set
+ * and that enc_cuda_open would refuse for model m in precision p, saving them into saved[] (NULL
+ * where left alone); route_env_restore sets them back. */
 static const char *const route_env[] = {"SPLADEX_CUDA_DECODER", "SPLADEX_CUDA_ATTENTION",
                                         "SPLADEX_CUDA_ACTIVATIONS"};
 enum { N_ROUTE_ENV = sizeof route_env / sizeof route_env[0] };
 
-static void route_env_fp32(enc_precision p, char *saved[N_ROUTE_ENV]) {
+static void route_env_allowed(const model *m, enc_precision p, char *saved[N_ROUTE_ENV]) {
+  const int mma_ok = cutwin_attention_mma_supported(m->cfg.hidden / m->cfg.n_heads);
   int any = 0;
   for (int i = 0; i < N_ROUTE_ENV; i++) {
-    const char *v = p == ENC_FP32 ? getenv(route_env[i]) : NULL;
+    const int refused = p == ENC_FP32 || (i > 0 && !mma_ok);
+    const char *v = refused ? getenv(route_env[i]) : NULL;
     saved[i] = v && *v ? strdup(v) : NULL;
     if (saved[i]) unsetenv(route_env[i]), any = 1;
   }
-  if (any) printf("test_encoder_gpu: fp32 runs on the default routes (the others are fp16/bf16 only)\n");
+  if (any)
+    printf("test_encoder_gpu: %s runs on the default routes (%s)\n",
+           p == ENC_FP32 ? "fp32" : "this model",
+           p == ENC_FP32 ? "the others are fp16/bf16 only" : "head dim not a multiple of 16");
 }
 
 static void route_env_restore(char *saved[N_ROUTE_ENV]) {
@@ -78,7 +87,7 @@ static void route_env_restore(char *saved[N_ROUTE_ENV]) {
 static int encode_cuda(const model *m, const enc_options *opt, const ecmp_corpus *c, float *dense,
                        char *desc, size_t desc_cap) {
   char *saved[N_ROUTE_ENV];
-  route_env_fp32(opt->precision, saved);
+  route_env_allowed(m, opt->precision, saved);
   int rc = ecmp_encode_dense(m, opt, c, N_DOCS, dense, desc, desc_cap);
   route_env_restore(saved);
   return rc;
@@ -145,7 +154,7 @@ static void check_windows(const char *dir, const model *m, const ecmp_corpus *c,
     g.backend = ENC_CUDA;
     g.precision = (enc_precision)p;
     char *saved[N_ROUTE_ENV];
-    route_env_fp32((enc_precision)p, saved);
+    route_env_allowed(m, (enc_precision)p, saved);
     int rc = windows_dense(m, &g, c, gpu, &n_gpu);
     route_env_restore(saved);
     if (rc < 0) {

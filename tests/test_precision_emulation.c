@@ -28,8 +28,8 @@
  * emu_encode_batch names the call of enc_cuda_submit it mirrors.
  * That is the default route. Two more routes, which no GPU has run yet (issue 13), are emulated
  * the same way (emu_route below): SPLADEX_CUDA_ATTENTION=mma (attention on tensor cores: q, k, v
- * and the probabilities rounded, cutwin_attention_mma) and SPLADEX_CUDA_ACTIVATIONS=lp (every GEMM
- * writes fp16 / bf16: its outputs, the GELU's output and the decoder's logits are rounded too).
+ * and the probabilities rounded, cutwin_attention_mma) and SPLADEX_CUDA_ACTIVATIONS=lp (every layer
+ * GEMM writes fp16 / bf16: its outputs, the GELU's output and the decoder's logits are rounded too).
  * They must meet the same bounds: the rounding points they add are what this test measures.
  *
  * What it checks, per model, route and precision (the figures are printed):
@@ -204,10 +204,10 @@ static int emu_workspace_make(const model *m, int max_len, emu_workspace *ws) {
  *   EMU_FP32_ACT  the default: fp32 GEMM outputs and attention.cu, rounded copies for the GEMMs
  *   EMU_MMA       SPLADEX_CUDA_ATTENTION=mma: the same, attention by attention_mma.cu
  *                 (cutwin_attention_mma: q, k, v and p rounded to t, fp32 softmax)
- *   EMU_LP_ACT    SPLADEX_CUDA_ACTIVATIONS=lp (with mma): every GEMM output rounded to t (the
- *                 decoder's logits too), the QKV bias added by the attention while staging, bias
- *                 + GELU on the rounded tensor and rounded again; residual stream and LayerNorm
- *                 statistics fp32 */
+ *   EMU_LP_ACT    SPLADEX_CUDA_ACTIVATIONS=lp (with mma): every layer GEMM's output rounded to t
+ *                 (the decoder's logits too; the MLM head stays as on the fp32 route), the QKV
+ *                 bias added by the attention while staging, bias + GELU on the rounded tensor
+ *                 and rounded again; residual stream and LayerNorm statistics fp32 */
 typedef enum { EMU_FP32_ACT, EMU_MMA, EMU_LP_ACT, EMU_N_ROUTES } emu_route;
 static const char *const emu_route_names[EMU_N_ROUTES] = {"fp32-act", "mma-attn", "lp-act"};
 
@@ -284,14 +284,13 @@ static void emu_encode_batch(const model *m, const emu_weights *w, cu_dtype t, e
                            ws->x);
     emu_round(ws->x_lp, ws->x, NH, t);
   }
-  /* MLM head: linear_cuda(x_lp, e->head_w, NULL, ..., gemm_out, ...); bias_gelu_cuda(e->tmp,
-   * e->head_b, ..., NULL, ...): not rounded (fp32 route) or bias_gelu_lp_cuda(e->tmp_lp, ...):
-   * rounded (lp route); residual_layernorm_cuda(..., NULL, NULL, ...) whose rounded copy (tmp_lp,
-   * or x_lp in the lp route) is the decoder's input. */
+  /* MLM head, fp32 on every route: linear_cuda(x_in = x_lp, e->head_w, NULL, ..., CU_F32, ...);
+   * bias_gelu_cuda(e->tmp, e->head_b, ..., NULL, ...): not rounded; residual_layernorm_cuda(e->tmp,
+   * ..., e->tmp, e->tmp_lp, ...): rounded, the decoder's input. (Rounding the head's GEMM and
+   * GELU outputs too, as a first lp route did, took splade-tiny's fp16 max rel error from 0.00334
+   * to 0.00499 of the 0.005 bound.) */
   ops_linear(ws->x_lp, w->head_w, NULL, N, H, H, ws->tmp, H);
-  emu_round(ws->tmp, ws->tmp, NH, gemm_out);
   ops_bias_gelu(ws->tmp, m->head_b, N, H);
-  emu_round(ws->tmp, ws->tmp, NH, gemm_out);
   ops_residual_layernorm(ws->tmp, NULL, NULL, m->head_ln_g, m->head_ln_b, c->ln_eps, N, H,
                          ws->tmp);
   emu_round(ws->tmp, ws->tmp, NH, t);
@@ -336,6 +335,9 @@ fail:
 /* --all-routes: the second routes on every model (by default on the committed fixtures and on
  * models/splade-tiny, the trained model, to keep CI's time; the others add ~2 min). */
 static int all_routes;
+/* Models on which the second routes were emulated: none is a failure (their check would be
+ * empty: every committed fixture has head dim 8, which the mma kernel refuses). */
+static int second_route_models;
 
 static void check_model(const char *dir, int optional, uint64_t *rng) {
   model *m = NULL;
@@ -402,6 +404,7 @@ static void check_model(const char *dir, int optional, uint64_t *rng) {
              p == ENC_FP32 ? 0.0 : rel_bound, ECMP_TOP, 100.0 * st.same_top_fraction,
              100.0 * st.same_top_strict_fraction, rel_bound, st.band_needed,
              emu_seconds() - start);
+      if (r == EMU_MMA && p == ENC_FP32) second_route_models++;
       if (p == ENC_FP32) {
         CHECK(st.max_abs <= 1e-4);
       } else {
@@ -474,5 +477,10 @@ int main(int argc, char **argv) {
     }
     check_model(dir, optional, &rng);
   }
+  if (!second_route_models)
+    fprintf(stderr, "test_precision_emulation: the mma and lp routes were emulated on no model "
+            "(they need a head dim that is a multiple of 16: models/splade-tiny, fetched by "
+            "scripts/fetch_model.sh rasyosef/splade-tiny models/splade-tiny)\n");
+  CHECK(second_route_models > 0);
   return check_report("test_precision_emulation");
 }
