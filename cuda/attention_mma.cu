@@ -292,6 +292,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+#ifndef SPLADEX_CUDA_EMU /* tests/emu/test_attention_mma_emu.cpp: g++ compiles the code above */
 template <int D, typename T>
 void launch(dim3 grid, cudaStream_t stream, const void *qkv, int qkv_type, const float *bias,
             const int *doc_offsets, int n_heads, void *out) {
@@ -314,8 +315,10 @@ void launch_t(int head_dim, dim3 grid, cudaStream_t stream, const void *qkv, int
     default: launch<128, T>(grid, stream, qkv, qkv_type, bias, doc_offsets, n_heads, out); break;
   }
 }
+#endif
 }  // namespace
 
+#ifndef SPLADEX_CUDA_EMU
 extern "C" int attention_mma_supported(int head_dim, cu_dtype lp) {
   return cutwin_attention_mma_supported(head_dim) && (lp == CU_F16 || lp == CU_BF16);
 }
@@ -343,3 +346,4 @@ extern "C" int attention_mma_cuda(const void *qkv, cu_dtype qkv_type, const floa
                             n_heads, out_lp);
   return CU_CHECK_LAUNCH("k_attention_mma", stream);
 }
+#endif
