@@ -1,8 +1,8 @@
 /* cuda_emu.h: a host emulation of the CUDA execution model, enough to compile a kernel's own .cu
  * source with g++ and run it on the CPU (tests/emu/test_attention_mma_emu.cpp is the manual: what
- * it checks, what is and is not emulated). Include this first, then the .cu with
- * SPLADEX_CUDA_EMU defined (the .cu leaves out its host launchers, whose <<< >>> g++ cannot
- * parse), then launch with cuda_emu_launch.
+ * it checks, what is and is not emulated). Include this first (it defines SPLADEX_CUDA_EMU, under
+ * which a .cu leaves out its host launchers, whose <<< >>> g++ cannot parse), then the .cu, then
+ * run its kernel with cuda_emu_launch.
  *
  * Mapping: __global__ / __device__ / __host__ / __forceinline__ / __launch_bounds__ vanish;
  * __shared__ is `static` (one copy per kernel instantiation, shared by the block's threads; the
@@ -14,9 +14,9 @@
  * Volta and later (independent thread scheduling). Only full warps and the full mask
  * 0xffffffff are emulated; anything else aborts with a message, as does a barrier that can no
  * longer complete because a thread of the block (or warp) has returned (a hang or undefined
- * behaviour on a device). The barriers are mutex / condition-variable ones: everything a thread
- * wrote before a barrier is visible to every thread after it (happens-before), nothing else is
- * ordered.
+ * behaviour on a device). The barriers are sequentially consistent atomics with futex waits:
+ * everything a thread wrote before a barrier happens before what every thread does after it;
+ * nothing else is ordered.
  * Not emulated: timing, occupancy, the memory model beyond the barriers (a race the kernel's
  * barriers do not order may or may not show), bank conflicts, device math (expf, division,
  * conversions are the host's: glibc and cuda_fp16.h's host paths), the tensor cores' internal
