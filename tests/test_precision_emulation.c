@@ -78,6 +78,21 @@ enum { EMU_BATCH_DOCS = 48, EMU_BATCH_TOKENS = 3000 };
 /* Documents of the fp32 self-check on the 30522-vocabulary models (all of them on the others). */
 enum { EMU_FP32_DOCS = 64 };
 
+/* Under AddressSanitizer (scripts/test.sh's sanitizer stage: ~7x slower) the second routes run on
+ * the first EMU_FP32_DOCS documents with the max relative error checked and the top-64 fraction
+ * only printed: that build looks for memory errors in the same code paths; the Release build of
+ * the same CI run checks the fraction on every document. */
+#if defined(__SANITIZE_ADDRESS__)
+#define EMU_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMU_SANITIZED 1
+#endif
+#endif
+#ifndef EMU_SANITIZED
+#define EMU_SANITIZED 0
+#endif
+
 static double emu_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -387,7 +402,9 @@ static void check_model(const char *dir, int optional, uint64_t *rng) {
        * which the device runs in fp16 / bf16 only, it checks where each bias and op sits), on
        * fewer documents where the vocabulary is large (lengths 1, 2, 3 and the maximum are
        * among the first). */
-      const int n = p == ENC_FP32 && V > 1000 ? EMU_FP32_DOCS : n_docs;
+      const int n = (p == ENC_FP32 && V > 1000) || (EMU_SANITIZED && r != EMU_FP32_ACT)
+                        ? EMU_FP32_DOCS
+                        : n_docs;
       const double start = emu_seconds();
       if (emu_encode_dense(m, (cu_dtype)p, (emu_route)r, &o, &c, n, emu) < 0) {
         CHECK(!"out of memory");
@@ -408,7 +425,11 @@ static void check_model(const char *dir, int optional, uint64_t *rng) {
       if (p == ENC_FP32) {
         CHECK(st.max_abs <= 1e-4);
       } else {
-        CHECK(st.same_top_fraction >= ECMP_SAME_TOP_FRACTION);
+        if (n == n_docs)
+          CHECK(st.same_top_fraction >= ECMP_SAME_TOP_FRACTION);
+        else
+          printf("%-40s %-8s top-%d fraction not checked on %d documents (sanitizer build)\n",
+                 dir, emu_route_names[r], ECMP_TOP, n);
         CHECK(st.max_rel <= rel_bound);
       }
     }
