@@ -29,6 +29,7 @@ static __global__ void k_maxpool_logits(const void *__restrict__ logits, int log
   }
 }
 
+#ifndef SPLADEX_CUDA_EMU /* tests/emu/test_lp_kernels_emu.cpp: g++ compiles the code above */
 extern "C" int maxpool_logits_cuda(const void *logits, cu_dtype logits_type, int ld, int t0,
                                    int n_rows, int v0, int vb, const int *doc_offsets, int n_docs,
                                    float *pooled, int vocab, cudaStream_t stream) {
@@ -39,3 +40,4 @@ extern "C" int maxpool_logits_cuda(const void *logits, cu_dtype logits_type, int
                                                  doc_offsets, n_docs, pooled, vocab);
   return CU_CHECK_LAUNCH("k_maxpool_logits", stream);
 }
+#endif
