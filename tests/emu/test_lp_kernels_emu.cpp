@@ -19,7 +19,7 @@
  * Grids: the launchers' formulas, gridDim.y capped (kYCap) so that the grid-stride loops over
  * rows / documents run more than once, and the emulation stays fast (a std::thread per CUDA
  * thread, tests/emu/cuda_emu.h says what is and is not emulated).
- * Usage: test_lp_kernels_emu [--quick]  (--quick: the larger shapes only, one output type each;
+ * Usage: test_lp_kernels_emu [--quick]  (--quick: 9 of the 25 cases, every kernel and type;
  * used under the sanitizers)
  * The kernels' only hook: each .cu leaves out its host launchers under SPLADEX_CUDA_EMU.
  */
