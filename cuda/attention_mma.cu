@@ -39,6 +39,7 @@
 extern "C" {
 #include "err.h"
 }
+#include "common.cuh"
 #include "cu_check.h"
 #include "cuda_twins.h"
 
@@ -89,37 +90,29 @@ template <> struct Operand<__nv_bfloat16> {
 };
 #undef ATTN_MMA_SYNC
 
-/* Element i of qkv (in qkv_type) as a float (exact). */
-__device__ __forceinline__ float load_wide(const void *__restrict__ qkv, int qkv_type, size_t i) {
-  if (qkv_type == CU_F16) return __half2float(static_cast<const __half *>(qkv)[i]);
-  if (qkv_type == CU_BF16) return __bfloat162float(static_cast<const __nv_bfloat16 *>(qkv)[i]);
-  return static_cast<const float *>(qkv)[i];
-}
-
 /* Row-major staging of rows [0, n_rows) of a (document, head) slice: row r, columns [col, col + D)
- * of qkv row first_row + r, as (x + bias) * scale (scaled) or x + bias, rounded to T; rows
+ * of qkv row first_row + r (widened by load_lp), as (x + bias) * scale (scale 1 for the keys:
+ * exact), rounded to T; rows
  * r >= n_valid are 0. dst: (n_rows, D / 2 + kPadWords) words, two elements per word. */
 template <typename T>
 __device__ __forceinline__ void stage_rows(uint32_t *dst, int row_words, const void *qkv,
                                            int qkv_type, size_t ld, size_t first_row, size_t col,
                                            const float *bias, int n_valid, int n_rows, int D,
-                                           bool scaled, float scale) {
+                                           float scale) {
   const int pairs = D / 2;
   for (int i = (int)threadIdx.x; i < n_rows * pairs; i += kThreads) {
     const int r = i / pairs, c = 2 * (i - r * pairs);
     float x0 = 0.0f, x1 = 0.0f;
     if (r < n_valid) {
       const size_t at = (first_row + (size_t)r) * ld + col + (size_t)c;
-      x0 = load_wide(qkv, qkv_type, at);
-      x1 = load_wide(qkv, qkv_type, at + 1);
+      x0 = load_lp(qkv, at, qkv_type);
+      x1 = load_lp(qkv, at + 1, qkv_type);
       if (bias) {
         x0 += bias[c];
         x1 += bias[c + 1];
       }
-      if (scaled) {
-        x0 *= scale;
-        x1 *= scale;
-      }
+      x0 *= scale;
+      x1 *= scale;
     }
     dst[r * row_words + c / 2] = Operand<T>::pack(x0, x1);
   }
@@ -138,11 +131,11 @@ __device__ __forceinline__ void stage_v_transposed(uint32_t *dst, int row_words,
     float x0 = 0.0f, x1 = 0.0f;
     const size_t at = (first_row + (size_t)j) * ld + col + (size_t)c;
     if (j < n_valid) {
-      x0 = load_wide(qkv, qkv_type, at);
+      x0 = load_lp(qkv, at, qkv_type);
       if (bias) x0 += bias[c];
     }
     if (j + 1 < n_valid) {
-      x1 = load_wide(qkv, qkv_type, at + ld);
+      x1 = load_lp(qkv, at + ld, qkv_type);
       if (bias) x1 += bias[c];
     }
     dst[c * row_words + kp] = Operand<T>::pack(x0, x1);
@@ -179,7 +172,7 @@ __global__ void __launch_bounds__(kThreads)
 
   /* 1. queries -> ks -> registers (A fragments, one per 16 dims) */
   stage_rows<T>(ks, kRowWords, qkv, qkv_type, ld, (size_t)(start + q0), cq, bq, nq,
-                (nq + 15) / 16 * 16, D, true, scale);
+                (nq + 15) / 16 * 16, D, scale);
   __syncthreads();
   uint32_t qa[kDimSteps][4];
 #pragma unroll
@@ -202,7 +195,7 @@ __global__ void __launch_bounds__(kThreads)
     const int n_chunks = (nk + kChunk - 1) / kChunk;
     __syncthreads(); /* every warp is done with ks (queries or the last tile) and vt */
     stage_rows<T>(ks, kRowWords, qkv, qkv_type, ld, (size_t)(start + k0), ck, bk, nk,
-                  n_chunks * kChunk, D, false, 1.0f);
+                  n_chunks * kChunk, D, 1.0f);
     stage_v_transposed<T>(vt, kVWords, qkv, qkv_type, ld, (size_t)(start + k0), cv, bv, nk,
                           n_chunks * kChunk, D);
     __syncthreads();

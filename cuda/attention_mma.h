@@ -20,12 +20,13 @@
 #include <cuda_runtime_api.h>
 
 #include "cu_dtype.h"
+#include "cuda_twins.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-enum { ATTN_MMA_MAX_HEAD_DIM = 128 };
+enum { ATTN_MMA_MAX_HEAD_DIM = CUTWIN_MMA_MAX_HEAD_DIM };
 
 /* Attention of documents [0, n_docs) of the packed batch, written to out_lp in lp. qkv holds the
  * GEMM output in qkv_type (fp32, fp16 or bf16); qkv_bias, if not NULL, is added while staging

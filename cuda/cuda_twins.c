@@ -289,7 +289,7 @@ size_t cutwin_attention_mma_scratch_floats(int head_dim) {
 }
 
 int cutwin_attention_mma_supported(int head_dim) {
-  return head_dim >= 16 && head_dim <= 128 && head_dim % 16 == 0;
+  return head_dim >= 16 && head_dim <= CUTWIN_MMA_MAX_HEAD_DIM && head_dim % 16 == 0;
 }
 
 float cutwin_attention_mma_rowsum(const float *p, int n_keys) {
@@ -304,15 +304,14 @@ float cutwin_attention_mma_rowsum(const float *p, int n_keys) {
 }
 
 /* Rows [0, n) of one (document, head) slice of qkv, columns [col, col + D): (x + bias) * scale
- * (bias NULL: x * scale; scale 1: none), rounded to lp, into dst (n, D). */
+ * (bias NULL: x * scale; scale 1, the keys and values: exact), rounded to lp, into dst (n, D). */
 static void mma_stage(const float *qkv, size_t ld, size_t row0, int n, size_t col, int D,
-                      const float *bias, float scale, int scaled, cu_dtype lp, float *dst) {
+                      const float *bias, float scale, cu_dtype lp, float *dst) {
   for (int r = 0; r < n; r++)
     for (int c = 0; c < D; c++) {
       float x = qkv[(row0 + (size_t)r) * ld + col + (size_t)c];
       if (bias) x += bias[col + (size_t)c];
-      if (scaled) x *= scale;
-      dst[(size_t)r * D + c] = cu_round(x, lp);
+      dst[(size_t)r * D + c] = cu_round(x * scale, lp);
     }
 }
 
@@ -337,7 +336,7 @@ void cutwin_attention_mma(const float *qkv, const float *qkv_bias, const int *do
       /* one iteration: one thread block (blockIdx.z = q0 / QB) */
       for (int q0 = 0; q0 < len; q0 += QB) {
         const int nq = len - q0 < QB ? len - q0 : QB;
-        mma_stage(qkv, ld, (size_t)(start + q0), nq, cq, D, qkv_bias, scale, 1, lp, qs);
+        mma_stage(qkv, ld, (size_t)(start + q0), nq, cq, D, qkv_bias, scale, lp, qs);
         for (int r = 0; r < nq; r++) {
           ms[r] = -INFINITY;
           ls[r] = 0.0f;
@@ -345,8 +344,8 @@ void cutwin_attention_mma(const float *qkv, const float *qkv_bias, const int *do
         memset(os, 0, sizeof(float) * (size_t)nq * D);
         for (int k0 = 0; k0 < len; k0 += KT) {
           const int nk = len - k0 < KT ? len - k0 : KT;
-          mma_stage(qkv, ld, (size_t)(start + k0), nk, ck, D, qkv_bias, 1.0f, 0, lp, ks);
-          mma_stage(qkv, ld, (size_t)(start + k0), nk, cv, D, qkv_bias, 1.0f, 0, lp, vs);
+          mma_stage(qkv, ld, (size_t)(start + k0), nk, ck, D, qkv_bias, 1.0f, lp, ks);
+          mma_stage(qkv, ld, (size_t)(start + k0), nk, cv, D, qkv_bias, 1.0f, lp, vs);
           for (int r = 0; r < nq; r++) {
             const float *q = qs + (size_t)r * D;
             float *o = os + (size_t)r * D;

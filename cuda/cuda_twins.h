@@ -152,8 +152,9 @@ void cutwin_decoder_maxpool_fused(const float *rows,      /* (N, H) */
 enum {
   CUTWIN_MMA_QUERY_BLOCK = 64, /* queries per thread block: 4 warps of 16 (the M of m16n8k16) */
   CUTWIN_MMA_KEY_TILE = 64,    /* keys per shared-memory tile: one online-softmax step */
-  CUTWIN_MMA_KEY_CHUNK = 16    /* keys per P.V mma (its K); a tile's chunks past the document's
+  CUTWIN_MMA_KEY_CHUNK = 16,   /* keys per P.V mma (its K); a tile's chunks past the document's
                                   end are skipped (their probabilities are exactly 0 anyway) */
+  CUTWIN_MMA_MAX_HEAD_DIM = 128 /* the largest head dim (a multiple of 16) the kernel takes */
 };
 
 /* 1 when the kernel (and so the twin) supports head dim D: a multiple of 16 in [16, 128]. Plain C:
