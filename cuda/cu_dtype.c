@@ -3,6 +3,7 @@
  * checks it against the compiler's _Float16 and against a rounding written with doubles. */
 #include "cu_dtype.h"
 
+#include <math.h>
 #include <string.h>
 
 size_t cu_dtype_size(cu_dtype t) { return t == CU_F32 ? 4 : 2; }
@@ -70,6 +71,23 @@ uint16_t cu_f32_to_bf16_bits(float f) {
 }
 
 float cu_bf16_bits_to_f32(uint16_t h) { return cu_bits_f32((uint32_t)h << 16); }
+
+uint16_t cu_f32_to_bits(float f, cu_dtype t) {
+  return t == CU_F16 ? cu_f32_to_f16_bits(f) : cu_f32_to_bf16_bits(f);
+}
+
+float cu_bits_to_f32(uint16_t h, cu_dtype t) {
+  return t == CU_F16 ? cu_f16_bits_to_f32(h) : cu_bf16_bits_to_f32(h);
+}
+
+double cu_ulp(double x, cu_dtype t) {
+  const int mant = t == CU_F16 ? 10 : t == CU_BF16 ? 7 : 23;
+  const double tiny = ldexp(1.0, t == CU_F16 ? -24 : t == CU_BF16 ? -133 : -149);
+  int e = 0;
+  if (x == 0.0) return tiny;
+  frexp(fabs(x), &e); /* |x| = f 2^e, f in [0.5, 1) */
+  return fmax(ldexp(1.0, e - 1 - mant), tiny);
+}
 
 float cu_round(float f, cu_dtype t) {
   switch (t) {

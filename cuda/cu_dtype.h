@@ -39,6 +39,15 @@ uint16_t cu_f32_to_bf16_bits(float f);
 /* The float value of bfloat16 bits h (exact). */
 float cu_bf16_bits_to_f32(uint16_t h);
 
+/* The 16-bit bits of f in t and back, for t = CU_F16 or CU_BF16 (the two functions above). */
+uint16_t cu_f32_to_bits(float f, cu_dtype t);
+float cu_bits_to_f32(uint16_t h, cu_dtype t);
+
+/* One ulp of t at |x|: 2^(e - 1 - m) for |x| in [2^(e-1), 2^e), m = t's mantissa bits (23, 10,
+ * 7), never below t's smallest step (2^-149, 2^-24, 2^-133), which is also the ulp at 0. For the
+ * tests' "within 1 ulp of the 16-bit type" bounds. */
+double cu_ulp(double x, cu_dtype t);
+
 /* f rounded to t and back to float (t == CU_F32: f itself). */
 float cu_round(float f, cu_dtype t);
 

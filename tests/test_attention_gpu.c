@@ -65,14 +65,6 @@ static int32_t ordered(uint16_t bits) {
   return (bits & 0x8000u) ? -(int32_t)(bits & 0x7fffu) : (int32_t)bits;
 }
 
-static uint16_t lp_bits(float x, cu_dtype lp) {
-  return lp == CU_F16 ? cu_f32_to_f16_bits(x) : cu_f32_to_bf16_bits(x);
-}
-
-static float lp_value(uint16_t bits, cu_dtype lp) {
-  return lp == CU_F16 ? cu_f16_bits_to_f32(bits) : cu_bf16_bits_to_f32(bits);
-}
-
 /* One case: a batch of n_docs documents of lens[] tokens, n_heads heads of head_dim. */
 static void run_case(const int *lens, int n_docs, int n_heads, int head_dim, cu_dtype lp,
                      cu_dtype qkv_type, int with_bias) {
@@ -118,9 +110,9 @@ static void run_case(const int *lens, int n_docs, int n_heads, int head_dim, cu_
     int32_t max_ulp = 0;
     double num = 0, den = 0;
     for (size_t i = 0; i < nout; i++) {
-      const float g = lp_value(got[i], lp);
+      const float g = cu_bits_to_f32(got[i], lp);
       int32_t ulp = isnan(g) ? INT32_MAX
-                             : abs(ordered(got[i]) - ordered(lp_bits(twin[i], lp)));
+                             : abs(ordered(got[i]) - ordered(cu_f32_to_bits(twin[i], lp)));
       if (ulp > max_ulp) max_ulp = ulp;
       equal += ulp == 0;
       num += isnan(g) ? INFINITY : ((double)g - twin[i]) * ((double)g - twin[i]);

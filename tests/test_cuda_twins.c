@@ -136,6 +136,24 @@ static void make_pooled(float *pooled, float *bias, int B, int V, int ties) {
   }
 }
 
+/* cu_ulp is the gap to the next value of the type, for every positive finite fp16 and bf16 value
+ * below the largest (the gap read off consecutive bit patterns), and cu_f32_to_bits /
+ * cu_bits_to_f32 round-trip each of them. */
+static void test_ulp(void) {
+  const cu_dtype types[2] = {CU_F16, CU_BF16};
+  const uint16_t last[2] = {0x7bfe, 0x7f7e}; /* one below the largest finite */
+  for (int k = 0; k < 2; k++) {
+    int bad = 0;
+    for (uint32_t h = 0; h <= last[k]; h++) {
+      const float v = cu_bits_to_f32((uint16_t)h, types[k]);
+      const double gap = (double)cu_bits_to_f32((uint16_t)(h + 1), types[k]) - v;
+      bad += cu_ulp(v, types[k]) != gap || cu_ulp(-v, types[k]) != gap;
+      bad += cu_f32_to_bits(v, types[k]) != h;
+    }
+    CHECK(bad == 0);
+  }
+}
+
 static void test_sparsify(void) {
   const int V = 1537, B = 9; /* V not a multiple of the scan block */
   float *p0 = malloc(sizeof(float) * B * V), *p1 = malloc(sizeof(float) * B * V);
@@ -846,6 +864,7 @@ static void test_attention_mma_isolation(void) {
 
 int main(void) {
   test_rounding();
+  test_ulp();
   test_sparsify();
   test_attention();
   test_decoder_blocks();

@@ -177,7 +177,7 @@ static void lp_to_host(float *out, const void *d_lp, cu_dtype t, size_t n) {
   uint16_t *h = malloc(2 * (n ? n : 1));
   to_host(h, d_lp, 2 * n);
   for (size_t i = 0; i < n; i++)
-    out[i] = t == CU_F16 ? cu_f16_bits_to_f32(h[i]) : cu_bf16_bits_to_f32(h[i]);
+    out[i] = cu_bits_to_f32(h[i], t);
   free(h);
 }
 
@@ -186,15 +186,10 @@ static void lp_to_host(float *out, const void *d_lp, cu_dtype t, size_t n) {
  * computations); prints how many equal the twin rounded (cu_round) exactly. */
 static void compare_ulp(const char *op, cu_dtype t, const char *shape, const float *got,
                         const float *want, size_t n, double abs_tol) {
-  const int mant = t == CU_F16 ? 10 : 7;
-  const double tiny = t == CU_F16 ? ldexp(1.0, -24) : ldexp(1.0, -133); /* smallest step */
   size_t bad = 0, exact = 0;
   double worst = 0;
   for (size_t i = 0; i < n; i++) {
-    const double w = want[i], a = fabs(w);
-    int e = 0;
-    if (a > 0) frexp(a, &e); /* a = f * 2^e, f in [0.5, 1): the ulp is 2^(e - 1 - mant) */
-    const double ulp = a > 0 ? fmax(ldexp(1.0, e - 1 - mant), tiny) : tiny;
+    const double w = want[i], ulp = cu_ulp(w, t);
     const double d = fabs((double)got[i] - w);
     if (!(d <= ulp + abs_tol)) bad++;
     if (d / (ulp + abs_tol) > worst) worst = d / (ulp + abs_tol);

@@ -82,10 +82,6 @@ static float uniform(float lo, float hi) { /* xorshift64 */
   return lo + (hi - lo) * (float)(uint32_t)(rng_state >> 40) / 16777216.0f;
 }
 
-static uint16_t lp_bits(float x, cu_dtype lp) {
-  return lp == CU_F16 ? cu_f32_to_f16_bits(x) : cu_f32_to_bf16_bits(x);
-}
-
 enum { LEAD_ROWS = 3, TAIL_ROWS = 5, POISON = 0xffff };
 
 /* One launch of k_attention_mma<D, T> over documents of lengths lens[0, n_docs) (packed after
@@ -131,7 +127,7 @@ static int run_case(const int *lens, int n_docs, int heads, cu_dtype qkv_type, b
       const size_t i = (size_t)r * H + c;
       if (r < offsets[0] || r >= offsets[n_docs]) {
         stray += out[i] != POISON;
-      } else if (out[i] != lp_bits(twin[i], lp)) {
+      } else if (out[i] != cu_f32_to_bits(twin[i], lp)) {
         if (!differ++) first = i;
       }
     }
@@ -142,7 +138,7 @@ static int run_case(const int *lens, int n_docs, int heads, cu_dtype qkv_type, b
          with_bias ? "on" : "off", n_docs, offsets[n_docs] - offsets[0], differ,
          (size_t)(offsets[n_docs] - offsets[0]) * H, stray, ok ? "ok" : "FAIL");
   if (differ) {
-    const uint16_t want = lp_bits(twin[first], lp);
+    const uint16_t want = cu_f32_to_bits(twin[first], lp);
     printf("  first: row %zu column %zu: kernel 0x%04x, twin 0x%04x (%g)\n", first / H, first % H,
            out[first], want, twin[first]);
   }

@@ -59,10 +59,6 @@ static std::vector<float> random_vector(size_t n, float lo, float hi) {
   return v;
 }
 
-static float lp_widen(uint16_t bits, cu_dtype t) {
-  return t == CU_F16 ? cu_f16_bits_to_f32(bits) : cu_bf16_bits_to_f32(bits);
-}
-
 /* A buffer of n elements of E with GUARD poisoned elements on each side: data() is element 0. */
 template <typename E> struct Guarded {
   std::vector<E> all;
@@ -102,19 +98,16 @@ template <typename T> static int bias_gelu_case(int n, int f, bool with_bias) {
   cuda_emu_launch(grid, dim3(256, 1, 1), [=] { k_bias_gelu_lp<T>(x_arg, b, n, f); });
 
   /* within 1 ulp of t at the twin's magnitude, + 1e-6 */
-  const int mant = t == CU_F16 ? 10 : 7;
-  const double tiny = t == CU_F16 ? ldexp(1.0, -24) : ldexp(1.0, -133), abs_tol = 1e-6;
+  const double abs_tol = 1e-6;
   size_t beyond = 0, exact = 0;
   double worst = 0;
   for (size_t i = 0; i < want.size(); i++) {
-    const double w = want[i], a = fabs(w), got = lp_widen(buf.data()[i], t);
-    int e = 0;
-    if (a > 0) frexp(a, &e); /* a = m 2^e, m in [0.5, 1): its ulp is 2^(e - 1 - mant) */
-    const double bound = (a > 0 ? fmax(ldexp(1.0, e - 1 - mant), tiny) : tiny) + abs_tol;
+    const double w = want[i], got = cu_bits_to_f32(buf.data()[i], t);
+    const double bound = cu_ulp(w, t) + abs_tol;
     const double d = fabs(got - w);
     beyond += !(d <= bound);
     worst = fmax(worst, d / bound);
-    exact += buf.data()[i] == (t == CU_F16 ? cu_f32_to_f16_bits(want[i]) : cu_f32_to_bf16_bits(want[i]));
+    exact += buf.data()[i] == cu_f32_to_bits(want[i], t);
   }
   const size_t stray = buf.stray();
   char what[256];
