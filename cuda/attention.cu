@@ -36,7 +36,7 @@ static __global__ void __launch_bounds__(256) k_attention(const float *__restric
                                    const int *__restrict__ doc_offsets, int n_heads, int head_dim,
                                    float scale, float *__restrict__ out, void *__restrict__ out_lp,
                                    int lp) {
-  extern __shared__ float smem[];
+  CU_DYNAMIC_SHARED(float, smem, 16);
   const int b = blockIdx.x, h = blockIdx.y;
   const int start = doc_offsets[b], len = doc_offsets[b + 1] - start;
   const int warps = (int)(blockDim.x / 32), warp = (int)(threadIdx.x / 32);
@@ -140,8 +140,7 @@ extern "C" int attention_cuda(const float *qkv, const int *doc_offsets, int n_do
   if (z > 65535) return err_set(ERR_ARG, "attention: max length %d is too long", max_len);
   const size_t smem = smem_floats(head_dim, warps) * sizeof(float);
   dim3 grid((unsigned)n_docs, (unsigned)n_heads, (unsigned)z);
-  k_attention<<<grid, warps * 32, smem, stream>>>(qkv, doc_offsets, n_heads, head_dim,
-                                                 1.0f / sqrtf((float)head_dim), out, out_lp,
-                                                 (int)lp);
+  CU_LAUNCH(grid, warps * 32, smem, stream, k_attention)
+      (qkv, doc_offsets, n_heads, head_dim, 1.0f / sqrtf((float)head_dim), out, out_lp, (int)lp);
   return CU_CHECK_LAUNCH("k_attention", stream);
 }

@@ -285,13 +285,12 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-#ifndef SPLADEX_CUDA_EMU /* tests/emu/test_attention_mma_emu.cpp: g++ compiles the code above */
+#ifndef SPLADEX_CUDA_EMU_KERNELS_ONLY /* tests/emu/test_attention_mma_emu.cpp: the kernel alone */
 template <int D, typename T>
 void launch(dim3 grid, cudaStream_t stream, const void *qkv, int qkv_type, const float *bias,
             const int *doc_offsets, int n_heads, void *out) {
-  k_attention_mma<D, T><<<grid, kThreads, 0, stream>>>(qkv, qkv_type, bias, doc_offsets, n_heads,
-                                                       1.0f / sqrtf((float)D),
-                                                       static_cast<T *>(out));
+  CU_LAUNCH(grid, kThreads, 0, stream, k_attention_mma<D, T>)
+      (qkv, qkv_type, bias, doc_offsets, n_heads, 1.0f / sqrtf((float)D), static_cast<T *>(out));
 }
 
 template <typename T>
@@ -311,7 +310,7 @@ void launch_t(int head_dim, dim3 grid, cudaStream_t stream, const void *qkv, int
 #endif
 }  // namespace
 
-#ifndef SPLADEX_CUDA_EMU
+#ifndef SPLADEX_CUDA_EMU_KERNELS_ONLY
 extern "C" int attention_mma_supported(int head_dim, cu_dtype lp) {
   return cutwin_attention_mma_supported(head_dim) && (lp == CU_F16 || lp == CU_BF16);
 }

@@ -56,13 +56,13 @@ static __global__ void k_bias_gelu_lp(T *__restrict__ x, const float *__restrict
   }
 }
 
-#ifndef SPLADEX_CUDA_EMU /* tests/emu/test_lp_kernels_emu.cpp: g++ compiles the code above */
+#ifndef SPLADEX_CUDA_EMU_KERNELS_ONLY /* tests/emu/test_lp_kernels_emu.cpp: the kernels alone */
 extern "C" int bias_gelu_cuda(float *x, const float *bias, int n, int features, void *out_lp,
                               cu_dtype lp, cudaStream_t stream) {
   if (n <= 0 || features <= 0) return 0;
   const int threads = 256;
   dim3 grid((unsigned)((features + threads - 1) / threads), (unsigned)(n < 65535 ? n : 65535));
-  k_bias_gelu<<<grid, threads, 0, stream>>>(x, bias, n, features, out_lp, (int)lp);
+  CU_LAUNCH(grid, threads, 0, stream, k_bias_gelu)(x, bias, n, features, out_lp, (int)lp);
   return CU_CHECK_LAUNCH("k_bias_gelu", stream);
 }
 
@@ -74,10 +74,11 @@ extern "C" int bias_gelu_lp_cuda(void *x, const float *bias, int n, int features
   const int threads = 256;
   dim3 grid((unsigned)((features + threads - 1) / threads), (unsigned)(n < 65535 ? n : 65535));
   if (lp == CU_F16)
-    k_bias_gelu_lp<<<grid, threads, 0, stream>>>(static_cast<__half *>(x), bias, n, features);
+    CU_LAUNCH(grid, threads, 0, stream, k_bias_gelu_lp<__half>)
+        (static_cast<__half *>(x), bias, n, features);
   else
-    k_bias_gelu_lp<<<grid, threads, 0, stream>>>(static_cast<__nv_bfloat16 *>(x), bias, n,
-                                                 features);
+    CU_LAUNCH(grid, threads, 0, stream, k_bias_gelu_lp<__nv_bfloat16>)
+        (static_cast<__nv_bfloat16 *>(x), bias, n, features);
   return CU_CHECK_LAUNCH("k_bias_gelu_lp", stream);
 }
 #endif

@@ -10,7 +10,16 @@
  *   load_lp(p, i, t)          element i of p, stored in type t, as a float (exact)
  *   warp_layernorm_row(...)   the LayerNorm of one row held by a warp (embed_layernorm.cu,
  *                             residual_layernorm.cu)
- * and, for launchers, grid_stride_blocks(n, threads): the grid of a grid-stride loop.
+ * and, for launchers, grid_stride_blocks(n, threads): the grid of a grid-stride loop, and
+ *   CU_LAUNCH(grid, block, smem, stream, kernel)(args...)
+ *                             kernel<<<grid, block, smem, stream>>>(args...) (the kernel last,
+ *                             so a template's commas need no parentheses); under the emulation
+ *                             of tests/emu/cuda_emu.h, which compiles these files with g++ (the
+ *                             emulated device of the `emu` tests), a checked launch that runs the
+ *                             grid on the CPU
+ *   CU_DYNAMIC_SHARED(type, name, align)
+ *                             extern __shared__ __align__(align) type name[] (the launch's
+ *                             dynamic shared memory), or the emulation's buffer
  */
 #ifndef SPLADEX_CUDA_COMMON_CUH
 #define SPLADEX_CUDA_COMMON_CUH
@@ -21,6 +30,16 @@
 #include <cuda_fp16.h>
 
 #include "cu_dtype.h"
+
+#ifdef SPLADEX_CUDA_EMU
+#define CU_LAUNCH(grid, block, smem, stream, ...) \
+  cuda_emu_launcher(grid, block, smem, stream, __VA_ARGS__)
+#define CU_DYNAMIC_SHARED(type, name, align) \
+  type *name = static_cast<type *>(cuda_emu_dynamic_shared())
+#else
+#define CU_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#define CU_DYNAMIC_SHARED(type, name, align) extern __shared__ __align__(align) type name[]
+#endif
 
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

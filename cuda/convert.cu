@@ -14,6 +14,6 @@ static __global__ void k_convert(const float *__restrict__ x, size_t n, int t,
 extern "C" int convert_cuda(const float *x, size_t n, cu_dtype t, void *out, cudaStream_t stream) {
   if (n == 0) return 0;
   const int threads = 256;
-  k_convert<<<grid_stride_blocks(n, threads), threads, 0, stream>>>(x, n, (int)t, out);
+  CU_LAUNCH(grid_stride_blocks(n, threads), threads, 0, stream, k_convert)(x, n, (int)t, out);
   return CU_CHECK_LAUNCH("k_convert", stream);
 }

@@ -74,6 +74,7 @@
 extern "C" {
 #include "err.h"
 }
+#include "common.cuh"
 #include "cu_check.h"
 #include "cuda_twins.h"
 
@@ -110,6 +111,7 @@ static_assert(kLdC % 4 == 0, "wmma float store: ldm a multiple of 4");
 static_assert(kSmemBytes % 16 == 0, "first_doc follows the ring / tile");
 
 /* 16 bytes global -> shared, bypassing L1; src_bytes 0 writes 16 zero bytes and reads nothing. */
+#ifndef SPLADEX_CUDA_EMU
 __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int src_bytes) {
   const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
@@ -120,6 +122,16 @@ template <int N>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
+#else /* tests/emu/cuda_emu.h: the same three, deferred copies on the CPU */
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int src_bytes) {
+  cuda_emu_cp_async16(smem, gmem, src_bytes);
+}
+__device__ __forceinline__ void cp_async_commit() { cuda_emu_cp_async_commit(); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  cuda_emu_cp_async_wait(N);
+}
+#endif
 
 /* The merge rule of the file comment (twin: cutwin_fmax_merge). */
 __device__ __forceinline__ void atomic_fmax(float *addr, float value) {
@@ -159,7 +171,7 @@ __global__ void __launch_bounds__(kThreads, 2)
                       float *__restrict__ pooled, int n_token_tiles, int n_vocab_tiles) {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
   using namespace nvcuda;
-  extern __shared__ __align__(128) unsigned char smem[];
+  CU_DYNAMIC_SHARED(unsigned char, smem, 128);
   T *ring = reinterpret_cast<T *>(smem);
   int *first_doc = reinterpret_cast<int *>(smem + kSmemBytes); /* (kGroups), past ring / tile */
   float *tile = reinterpret_cast<float *>(smem); /* reuses the ring after the K loop */
@@ -286,9 +298,9 @@ int launch(const void *rows, const void *decoder_w, int n, int hidden, int vocab
                                      (int)cudaSharedmemCarveoutMaxShared));
   if (rc < 0) return rc;
   const unsigned blocks = (unsigned)n_token_tiles * (unsigned)n_vocab_tiles;
-  k_decoder_maxpool<T><<<blocks, kThreads, kDynamicBytes, stream>>>(
-      static_cast<const T *>(rows), static_cast<const T *>(decoder_w), n, hidden, vocab,
-      doc_offsets, n_docs, pooled, n_token_tiles, n_vocab_tiles);
+  CU_LAUNCH(blocks, kThreads, kDynamicBytes, stream, k_decoder_maxpool<T>)
+      (static_cast<const T *>(rows), static_cast<const T *>(decoder_w), n, hidden, vocab,
+       doc_offsets, n_docs, pooled, n_token_tiles, n_vocab_tiles);
   return CU_CHECK_LAUNCH("k_decoder_maxpool", stream);
 }
 } /* namespace */

@@ -42,8 +42,8 @@ extern "C" int embed_layernorm_cuda(const int32_t *ids, const int *positions, in
                                     cudaStream_t stream) {
   if (n <= 0) return 0;
   const unsigned blocks = (unsigned)((n + kWarps - 1) / kWarps);
-  k_embed_layernorm<<<blocks, kWarps * 32, 0, stream>>>(ids, positions, n, word_emb, pos_emb,
-                                                         type_row, gamma, beta, eps, hidden, out,
-                                                         out_lp, (int)lp);
+  CU_LAUNCH(blocks, kWarps * 32, 0, stream, k_embed_layernorm)
+      (ids, positions, n, word_emb, pos_emb, type_row, gamma, beta, eps, hidden, out, out_lp,
+       (int)lp);
   return CU_CHECK_LAUNCH("k_embed_layernorm", stream);
 }

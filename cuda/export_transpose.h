@@ -12,7 +12,7 @@
  * This header is plain C with no CUDA types: it gives the function types below, which the table
  * of cuda_api.h holds; host/cmd_export.c calls the functions through that table (loaded by
  * host/cuda_module.h), so the CLI never links CUDA. The functions themselves are declared only for
- * the CUDA side (__CUDACC__).
+ * the CUDA side (__CUDACC__, or g++ under the emulation of tests/emu/cuda_emu.h).
  *
  * The CPU twin of the transpose is cutwin_csr_to_csc (cuda_twins.h); the device-level launcher
  * beside it is csr_to_csc_cuda (csr_to_csc.h).
@@ -67,7 +67,7 @@ typedef int export_transpose_run_fn(export_transpose *t,
 /* Synchronizes and frees everything. export_transpose_close(NULL) is a no-op. */
 typedef void export_transpose_close_fn(export_transpose *t);
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(SPLADEX_CUDA_EMU)
 /* Defined in export_transpose.cu; C callers reach them through cuda_api.h instead (see above). */
 export_transpose_open_fn export_transpose_open;
 export_transpose_reserve_fn export_transpose_reserve;

@@ -12,6 +12,6 @@ static __global__ void k_fill(float *__restrict__ x, size_t n, float value) {
 extern "C" int fill_cuda(float *x, size_t n, float value, cudaStream_t stream) {
   if (n == 0) return 0;
   const int threads = 256;
-  k_fill<<<grid_stride_blocks(n, threads), threads, 0, stream>>>(x, n, value);
+  CU_LAUNCH(grid_stride_blocks(n, threads), threads, 0, stream, k_fill)(x, n, value);
   return CU_CHECK_LAUNCH("k_fill", stream);
 }

@@ -5,6 +5,7 @@
 
 #include <cublas_v2.h>
 
+#include "common.cuh"
 #include "cu_check.h"
 
 extern "C" {
@@ -35,7 +36,7 @@ extern "C" int linear_cuda(const void *x, const void *w, const float *bias, int 
   if (bias) {
     const int threads = 256;
     dim3 grid((unsigned)((out_features + threads - 1) / threads), (unsigned)(n < 65535 ? n : 65535));
-    k_bias_rows<<<grid, threads, 0, stream>>>((float *)y, ldy, bias, n, out_features);
+    CU_LAUNCH(grid, threads, 0, stream, k_bias_rows)((float *)y, ldy, bias, n, out_features);
     if ((rc = CU_CHECK_LAUNCH("k_bias_rows", stream)) < 0) return rc;
   }
   /* cublasSetStream resets the handle's workspace to the default pool: only when it changes. */

@@ -29,15 +29,15 @@ static __global__ void k_maxpool_logits(const void *__restrict__ logits, int log
   }
 }
 
-#ifndef SPLADEX_CUDA_EMU /* tests/emu/test_lp_kernels_emu.cpp: g++ compiles the code above */
+#ifndef SPLADEX_CUDA_EMU_KERNELS_ONLY /* tests/emu/test_lp_kernels_emu.cpp: the kernels alone */
 extern "C" int maxpool_logits_cuda(const void *logits, cu_dtype logits_type, int ld, int t0,
                                    int n_rows, int v0, int vb, const int *doc_offsets, int n_docs,
                                    float *pooled, int vocab, cudaStream_t stream) {
   if (n_rows <= 0 || vb <= 0 || n_docs <= 0) return 0;
   const int threads = 256;
   dim3 grid((unsigned)((vb + threads - 1) / threads), (unsigned)(n_docs < 65535 ? n_docs : 65535));
-  k_maxpool_logits<<<grid, threads, 0, stream>>>(logits, (int)logits_type, ld, t0, n_rows, v0, vb,
-                                                 doc_offsets, n_docs, pooled, vocab);
+  CU_LAUNCH(grid, threads, 0, stream, k_maxpool_logits)
+      (logits, (int)logits_type, ld, t0, n_rows, v0, vb, doc_offsets, n_docs, pooled, vocab);
   return CU_CHECK_LAUNCH("k_maxpool_logits", stream);
 }
 #endif

@@ -33,7 +33,7 @@ static __global__ void k_residual_layernorm(const void *x, int x_type,
   warp_layernorm_row(out + base, hidden, lane, sum, gamma, beta, eps, out_lp, base, lp);
 }
 
-#ifndef SPLADEX_CUDA_EMU /* tests/emu/test_lp_kernels_emu.cpp: g++ compiles the code above */
+#ifndef SPLADEX_CUDA_EMU_KERNELS_ONLY /* tests/emu/test_lp_kernels_emu.cpp: the kernels alone */
 extern "C" int residual_layernorm_cuda(const void *x, cu_dtype x_type, const float *bias,
                                        const float *residual,
                                        const float *gamma, const float *beta, float eps, int n,
@@ -41,9 +41,8 @@ extern "C" int residual_layernorm_cuda(const void *x, cu_dtype x_type, const flo
                                        cudaStream_t stream) {
   if (n <= 0) return 0;
   const unsigned blocks = (unsigned)((n + kWarps - 1) / kWarps);
-  k_residual_layernorm<<<blocks, kWarps * 32, 0, stream>>>(x, (int)x_type, bias, residual, gamma,
-                                                            beta, eps, n, hidden, out, out_lp,
-                                                            (int)lp);
+  CU_LAUNCH(blocks, kWarps * 32, 0, stream, k_residual_layernorm)
+      (x, (int)x_type, bias, residual, gamma, beta, eps, n, hidden, out, out_lp, (int)lp);
   return CU_CHECK_LAUNCH("k_residual_layernorm", stream);
 }
 #endif

@@ -4,6 +4,7 @@
 
 #include <cub/block/block_scan.cuh>
 
+#include "common.cuh"
 #include "cu_check.h"
 
 namespace {
@@ -30,6 +31,6 @@ static __global__ void __launch_bounds__(kThreads)
 extern "C" int row_offsets_cuda(const int32_t *row_nnz, int n, int64_t *indptr,
                                 cudaStream_t stream) {
   if (n < 0) return 0;
-  k_row_offsets<<<1, kThreads, 0, stream>>>(row_nnz, n, indptr);
+  CU_LAUNCH(1, kThreads, 0, stream, k_row_offsets)(row_nnz, n, indptr);
   return CU_CHECK_LAUNCH("k_row_offsets", stream);
 }

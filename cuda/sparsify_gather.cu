@@ -5,6 +5,7 @@
 
 #include <cub/block/block_scan.cuh>
 
+#include "common.cuh"
 #include "cu_check.h"
 #include "cuda_twins.h"
 
@@ -39,7 +40,7 @@ extern "C" int sparsify_gather_cuda(const float *weights, int n_docs, int vocab,
                                     const int64_t *indptr, int32_t *indices, float *values,
                                     cudaStream_t stream) {
   if (n_docs <= 0) return 0;
-  k_sparsify_gather<<<(unsigned)n_docs, kThreads, 0, stream>>>(weights, vocab, threshold, indptr,
-                                                               indices, values);
+  CU_LAUNCH((unsigned)n_docs, kThreads, 0, stream, k_sparsify_gather)
+      (weights, vocab, threshold, indptr, indices, values);
   return CU_CHECK_LAUNCH("k_sparsify_gather", stream);
 }

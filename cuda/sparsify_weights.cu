@@ -12,6 +12,7 @@
 
 #include <cub/block/block_scan.cuh>
 
+#include "common.cuh"
 #include "cu_check.h"
 #include "cuda_twins.h"
 
@@ -93,7 +94,7 @@ extern "C" int sparsify_weights_cuda(float *pooled, const float *decoder_bias, i
                                      float *scratch, cudaStream_t stream) {
   (void)scratch;
   if (n_docs <= 0) return 0;
-  k_sparsify_weights<<<(unsigned)n_docs, kThreads, 0, stream>>>(pooled, decoder_bias, vocab,
-                                                                threshold, top_k, row_nnz);
+  CU_LAUNCH((unsigned)n_docs, kThreads, 0, stream, k_sparsify_weights)
+      (pooled, decoder_bias, vocab, threshold, top_k, row_nnz);
   return CU_CHECK_LAUNCH("k_sparsify_weights", stream);
 }

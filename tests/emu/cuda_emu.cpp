@@ -1,14 +1,21 @@
-/* cuda_emu.cpp: the host emulation of tests/emu/cuda_emu.h (threads, barriers, warp exchanges,
- * the m16n8k16 mma). */
+/* cuda_emu.cpp: the host emulation of tests/emu/cuda_emu.h (fibers, barriers, warp exchanges,
+ * cp.async, the m16n8k16 mma). */
 #include "cuda_emu.h"
 
-#include <atomic>
+#include <sys/mman.h>
+#include <ucontext.h>
+
 #include <cstdio>
 #include <cstdlib>
-#include <thread>
+#include <string>
 #include <vector>
 
-thread_local dim3 cuda_emu_thread_idx, cuda_emu_block_idx;
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define CUDA_EMU_ASAN 1
+#endif
+
+dim3 cuda_emu_thread_idx, cuda_emu_block_idx;
 dim3 cuda_emu_block_dim, cuda_emu_grid_dim;
 
 namespace {
@@ -20,37 +27,39 @@ namespace {
   abort();
 }
 
-/* A barrier of n threads (C++20 atomic wait / notify: a futex, no mutex to re-acquire on the way
- * out). A thread that returns from the kernel leaves (leave()); a barrier that waits for a thread
- * that has left can never complete: whichever of the two comes second aborts with the message
- * (sequentially consistent: at least one of them sees the other). */
+/* A barrier of n fibers: arrivals counted, a generation that the last arrival advances; a fiber
+ * waits for the generation it arrived in to pass. `done` counts the fibers that have returned:
+ * a barrier with one of them can never complete (die). */
 struct Barrier {
-  std::atomic<int> arrived{0}, left{0};
-  std::atomic<unsigned> generation{0};
-  int n = 0;
+  int n = 0, arrived = 0, done = 0;
+  unsigned generation = 0;
   const char *what = "";
-
   void reset(int threads, const char *message) {
     n = threads;
+    arrived = done = 0;
     what = message;
-    arrived = 0;
-    left = 0;
   }
-  void wait() {
-    const unsigned g = generation.load();
-    if (arrived.fetch_add(1) + 1 == n) {
-      arrived.store(0);
-      generation.fetch_add(1);
-      generation.notify_all();
-      return;
-    }
-    if (left.load()) die(what);
-    while (generation.load() == g) generation.wait(g);
-  }
-  void leave() {
-    left.fetch_add(1);
-    if (arrived.load()) die(what);
-  }
+};
+
+/* A 16-byte cp.async not yet landed: its group (the thread's commit count when issued). */
+struct Copy {
+  void *dst;
+  const void *src;
+  int bytes;
+  unsigned group;
+};
+
+/* One CUDA thread: its context and stack, what it waits for, its exchange parity (see
+ * cuda_emu_warp_exchange) and its cp.async queue. */
+enum { kStackBytes = 256 << 10 };
+struct Fiber {
+  ucontext_t ctx;
+  void *stack = nullptr;
+  Barrier *waiting = nullptr; /* the barrier it waits at, or null */
+  unsigned wait_generation = 0;
+  bool done = false;
+  unsigned exchange_parity = 0, commits = 0;
+  std::vector<Copy> copies;
 };
 
 /* One warp's exchange buffers: two, used alternately, so that one barrier per exchange suffices
@@ -63,7 +72,105 @@ struct Warp {
 
 Barrier block_barrier;
 std::vector<Warp> warps;
-thread_local unsigned exchange_parity;
+std::vector<Fiber> fibers;
+int current = -1; /* the running fiber, -1 in the scheduler */
+ucontext_t scheduler;
+const std::function<void()> *running_kernel;
+std::vector<unsigned char> dynamic_shared;
+unsigned char *dynamic_base; /* its first 128-byte aligned byte */
+#ifdef CUDA_EMU_ASAN
+void *scheduler_fake_stack;
+const void *scheduler_stack_bottom;
+size_t scheduler_stack_size;
+#endif
+
+Fiber &self() {
+  if (current < 0) die("a device function called outside a kernel");
+  return fibers[(size_t)current];
+}
+
+/* The running fiber arrives at barrier b and waits for its generation to pass (the scheduler
+ * resumes it then); the last arrival advances it and goes on. */
+void barrier_wait(Barrier &b) {
+  if (b.done) die(b.what);
+  if (++b.arrived == b.n) {
+    b.arrived = 0;
+    b.generation++;
+    return;
+  }
+  Fiber &f = self();
+  f.waiting = &b;
+  f.wait_generation = b.generation;
+#ifdef CUDA_EMU_ASAN
+  void *fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, scheduler_stack_bottom, scheduler_stack_size);
+#endif
+  swapcontext(&f.ctx, &scheduler);
+#ifdef CUDA_EMU_ASAN
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
+}
+
+void fiber_main() {
+#ifdef CUDA_EMU_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &scheduler_stack_bottom, &scheduler_stack_size);
+#endif
+  (*running_kernel)();
+  Fiber &f = self();
+  if (!f.copies.empty()) die("a thread returned with cp.async copies it never waited for");
+  f.done = true;
+  Barrier &w = warps[cuda_emu_thread_idx.x / 32].barrier;
+  w.done++;
+  block_barrier.done++;
+  if (w.arrived) die(w.what);
+  if (block_barrier.arrived) die(block_barrier.what);
+#ifdef CUDA_EMU_ASAN
+  __sanitizer_start_switch_fiber(nullptr, scheduler_stack_bottom, scheduler_stack_size);
+#endif
+  /* returns to uc_link: the scheduler */
+}
+
+/* Runs the block's fibers until all have returned: each runnable one in turn (a fresh one, or one
+ * whose barrier generation has passed) until it blocks or returns. */
+void run_block(dim3 block_idx) {
+  const size_t n = fibers.size();
+  for (size_t i = 0; i < n; i++) {
+    Fiber &f = fibers[i];
+    f.waiting = nullptr;
+    f.done = false;
+    f.exchange_parity = f.commits = 0;
+    f.copies.clear();
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = f.stack;
+    f.ctx.uc_stack.ss_size = kStackBytes;
+    f.ctx.uc_link = &scheduler;
+    makecontext(&f.ctx, fiber_main, 0);
+  }
+  size_t finished = 0;
+  while (finished < n) {
+    bool progress = false;
+    for (size_t i = 0; i < n; i++) {
+      Fiber &f = fibers[i];
+      if (f.done || (f.waiting && f.waiting->generation == f.wait_generation)) continue;
+      f.waiting = nullptr;
+      current = (int)i;
+      cuda_emu_thread_idx = dim3((unsigned)i, 0, 0);
+      cuda_emu_block_idx = block_idx;
+#ifdef CUDA_EMU_ASAN
+      __sanitizer_start_switch_fiber(&scheduler_fake_stack, f.stack, kStackBytes);
+#endif
+      swapcontext(&scheduler, &f.ctx);
+#ifdef CUDA_EMU_ASAN
+      __sanitizer_finish_switch_fiber(scheduler_fake_stack, nullptr, nullptr);
+#endif
+      current = -1;
+      progress = true;
+      if (f.done) finished++;
+    }
+    if (!progress && finished < n)
+      die("the block's threads wait at different barriers (a hang on a device)");
+  }
+}
 
 float widen(uint16_t bits, bool bf16) {
   if (bf16) {
@@ -78,24 +185,55 @@ float widen(uint16_t bits, bool bf16) {
 
 }  // namespace
 
-void __syncthreads() {
-  block_barrier.wait();
-}
+void __syncthreads() { barrier_wait(block_barrier); }
 
-void cuda_emu_check_shfl(unsigned mask, int lane_mask) {
-  if (mask != 0xffffffffu) die("__shfl_xor_sync: only the full mask 0xffffffff is emulated");
-  if (lane_mask < 0 || lane_mask >= 32) die("__shfl_xor_sync: lane mask outside [0, 32)");
+void cuda_emu_check_shfl(unsigned mask, int lane) {
+  if (mask != 0xffffffffu) die("__shfl_sync: only the full mask 0xffffffff is emulated");
+  if (lane < 0 || lane >= 32) die("__shfl_sync: a lane outside [0, 32)");
 }
 
 void cuda_emu_warp_exchange(const void *mine, size_t bytes, void *all) {
   if (bytes > CUDA_EMU_MAX_EXCHANGE) die("cuda_emu_warp_exchange: too many bytes");
   Warp &w = warps[cuda_emu_thread_idx.x / 32];
-  const unsigned lane = cuda_emu_thread_idx.x % 32, p = exchange_parity;
-  exchange_parity ^= 1u;
+  if (w.barrier.n != 32) die("a warp-wide operation in a partial warp (not emulated)");
+  Fiber &f = self();
+  const unsigned lane = cuda_emu_thread_idx.x % 32, p = f.exchange_parity;
+  f.exchange_parity ^= 1u;
   memcpy(w.buffer[p][lane], mine, bytes);
-  w.barrier.wait();
+  barrier_wait(w.barrier);
   for (int l = 0; l < 32; l++)
     memcpy(static_cast<unsigned char *>(all) + (size_t)l * bytes, w.buffer[p][l], bytes);
+}
+
+void cuda_emu_cp_async16(void *smem, const void *gmem, int src_bytes) {
+  if (src_bytes != 0 && src_bytes != 16) die("cp.async: src_bytes other than 0 or 16");
+  Fiber &f = self();
+  f.copies.push_back(Copy{smem, gmem, src_bytes, f.commits});
+}
+
+void cuda_emu_cp_async_commit() { self().commits++; }
+
+void cuda_emu_cp_async_wait(int n) {
+  Fiber &f = self();
+  /* groups 0 .. commits - 1 exist; all but the newest n land */
+  const long limit = (long)f.commits - n;
+  size_t kept = 0;
+  for (const Copy &c : f.copies) {
+    if ((long)c.group < limit) {
+      if (c.bytes)
+        memcpy(c.dst, c.src, 16);
+      else
+        memset(c.dst, 0, 16);
+    } else {
+      f.copies[kept++] = c;
+    }
+  }
+  f.copies.resize(kept);
+}
+
+void *cuda_emu_dynamic_shared() {
+  self();
+  return dynamic_base;
 }
 
 void cuda_emu_mma_m16n8k16(bool bf16, float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
@@ -125,32 +263,63 @@ void cuda_emu_mma_m16n8k16(bool bf16, float (&d)[4], const uint32_t (&a)[4], uin
   }
 }
 
-long cuda_emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel) {
-  if (block.y != 1 || block.z != 1 || block.x == 0 || block.x % 32)
-    die("cuda_emu_launch: blocks of a multiple of 32 threads in x only");
+/* The asm statement's text (stringized, quotes and all) must be this, whitespace and quotes
+ * removed, with TYPE f16 or bf16: then d, a, b0, b1 are the operands it binds. */
+static std::string asm_expected(const char *type) {
+  const std::string t = type;
+  return "mma.sync.aligned.m16n8k16.row.col.f32." + t + "." + t +
+         ".f32{%0,%1,%2,%3},{%4,%5,%6,%7},{%8,%9},{%0,%1,%2,%3};:+f(d[0]),+f(d[1]),+f(d[2]),"
+         "+f(d[3]):r(a[0]),r(a[1]),r(a[2]),r(a[3]),r(b0),r(b1)";
+}
+
+void cuda_emu_asm_mma(const char *text, float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                      uint32_t b1) {
+  static const std::string f16 = asm_expected("f16"), bf16 = asm_expected("bf16");
+  std::string s;
+  for (const char *c = text; *c; c++)
+    if (*c != ' ' && *c != '"' && *c != '\\' && *c != '\n' && *c != '\t') s += *c;
+  if (s != f16 && s != bf16) {
+    fprintf(stderr, "cuda_emu: asm not emulated: %s\n(expected %s)\n", s.c_str(), f16.c_str());
+    abort();
+  }
+  cuda_emu_mma_m16n8k16(s == bf16, d, a, b0, b1);
+}
+
+long cuda_emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel,
+                     size_t dynamic_smem) {
+  if (block.y != 1 || block.z != 1 || block.x == 0 || block.x > 1024)
+    die("cuda_emu_launch: blocks of 1 to 1024 threads in x only");
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0) die("cuda_emu_launch: an empty grid");
+  if (current >= 0) die("cuda_emu_launch: a launch from a kernel");
   cuda_emu_grid_dim = grid;
   cuda_emu_block_dim = block;
-  warps = std::vector<Warp>(block.x / 32);
+  running_kernel = &kernel;
+  warps = std::vector<Warp>((block.x + 31) / 32);
+  if (fibers.size() != block.x) {
+    for (Fiber &f : fibers) munmap(f.stack, kStackBytes);
+    fibers = std::vector<Fiber>(block.x);
+    for (Fiber &f : fibers) {
+      f.stack = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (f.stack == MAP_FAILED) die("cuda_emu_launch: no memory for the fibers' stacks");
+    }
+  }
+  /* 128-byte aligned: a vector of 128 more, the data from the first aligned byte */
+  dynamic_shared.assign(dynamic_smem + 128, 0xff);
+  dynamic_base = dynamic_shared.data() + (128 - (uintptr_t)dynamic_shared.data() % 128) % 128;
   long blocks = 0;
   for (unsigned z = 0; z < grid.z; z++)
     for (unsigned y = 0; y < grid.y; y++)
       for (unsigned x = 0; x < grid.x; x++, blocks++) {
         block_barrier.reset((int)block.x, "__syncthreads() with a thread of the block returned (it "
                             "would hang on a device)");
-        for (Warp &w : warps)
-          w.barrier.reset(32, "a warp-wide operation (shuffle, mma) with a lane of the warp returned");
-        std::vector<std::thread> threads;
-        threads.reserve(block.x);
-        for (unsigned i = 0; i < block.x; i++)
-          threads.emplace_back([&kernel, i, x, y, z] {
-            cuda_emu_thread_idx = dim3(i, 0, 0);
-            cuda_emu_block_idx = dim3(x, y, z);
-            exchange_parity = 0;
-            kernel();
-            warps[i / 32].barrier.leave();
-            block_barrier.leave();
-          });
-        for (std::thread &t : threads) t.join();
+        for (size_t w = 0; w < warps.size(); w++)
+          warps[w].barrier.reset((int)std::min<unsigned>(32, block.x - 32 * (unsigned)w),
+                                 "a warp-wide operation (shuffle, mma) with a lane of the warp "
+                                 "returned");
+        memset(dynamic_base, 0xff, dynamic_smem);
+        run_block(dim3(x, y, z));
       }
+  running_kernel = nullptr;
   return blocks;
 }

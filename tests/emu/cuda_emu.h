@@ -1,27 +1,40 @@
 /* cuda_emu.h: a host emulation of the CUDA execution model, enough to compile a kernel's own .cu
- * source with g++ and run it on the CPU (tests/emu/test_attention_mma_emu.cpp is the manual: what
- * it checks, what is and is not emulated). Include this first (it defines SPLADEX_CUDA_EMU, under
- * which a .cu leaves out its host launchers, whose <<< >>> g++ cannot parse), then the .cu, then
- * run its kernel with cuda_emu_launch.
+ * source with g++ and run it on the CPU. Two uses:
+ *  - a kernel test includes this, then the .cu (defining SPLADEX_CUDA_EMU_KERNELS_ONLY first,
+ *    under which the .cu leaves out its host launchers), and runs the kernel with
+ *    cuda_emu_launch (tests/emu/test_attention_mma_emu.cpp is the manual of that use);
+ *  - the emulated device: every .cu of cuda/, launchers included, compiled by g++ with this header
+ *    and linked with tests/emu/cuda_emu_runtime.cpp (the CUDA runtime, cuBLAS and cuSPARSE calls,
+ *    emulated) into libspladex_cuda_emu.so, which the GPU tests load or link in place of
+ *    libspladex_cuda.so (CMakeLists.txt: the `emu` tests). A launch there is CU_LAUNCH of
+ *    cuda/common.cuh, which comes here (cuda_emu_launcher): it checks the launch configuration
+ *    as the runtime would and runs the grid at once (the emulated streams are synchronous).
+ * Nothing here runs on a GPU, and nothing here says anything about one beyond the algorithms.
  *
  * Mapping: __global__ / __device__ / __host__ / __forceinline__ / __launch_bounds__ vanish;
  * __shared__ is `static` (one copy per kernel instantiation, shared by the block's threads; the
  * blocks of a grid run one after another, so one copy is enough; it is not cleared between
- * blocks, as shared memory is not); threadIdx / blockIdx / blockDim / gridDim are thread_local.
- * Each CUDA thread of a block is one std::thread. __syncthreads() is a barrier of the block's
- * threads; __shfl_xor_sync and cuda_emu_mma_m16n8k16 are warp-wide exchanges (a barrier of the
- * warp's 32 threads), so a warp proceeds in lockstep only where the kernel synchronizes it, as on
- * Volta and later (independent thread scheduling). Only full warps and the full mask
- * 0xffffffff are emulated; anything else aborts with a message, as does a barrier that can no
- * longer complete because a thread of the block (or warp) has returned (a hang or undefined
- * behaviour on a device). The barriers are sequentially consistent atomics with futex waits:
- * everything a thread wrote before a barrier happens before what every thread does after it;
- * nothing else is ordered.
- * Not emulated: timing, occupancy, the memory model beyond the barriers (a race the kernel's
- * barriers do not order may or may not show), bank conflicts, device math (expf, division,
+ * blocks, as shared memory is not); dynamic shared memory (CU_DYNAMIC_SHARED of common.cuh) is a
+ * buffer of the launch's size, filled with 0xff bytes (NaN as floats) at each block's start, so a
+ * read of what the block never wrote shows. threadIdx / blockIdx / blockDim / gridDim are the
+ * running CUDA thread's.
+ * Each CUDA thread of a block is a fiber (ucontext) of the one host thread that launches: the
+ * block's threads run in turn, each until it blocks at a barrier or returns. __syncthreads() is a
+ * barrier of the block's threads; __shfl_xor_sync, __shfl_sync and cuda_emu_mma_m16n8k16 are
+ * warp-wide exchanges (a barrier of the warp's threads), so a warp proceeds in lockstep only
+ * where the kernel synchronizes it, as on Volta and later (independent thread scheduling). Only
+ * the full mask 0xffffffff is emulated; anything else aborts with a message, as does a barrier
+ * that can no longer complete because a thread of the block (or warp) has returned (a hang or
+ * undefined behaviour on a device), or threads of a block that wait at different barriers.
+ * cp.async (cuda_emu_cp_async16 / _commit / _wait) is deferred: a copy lands when the thread
+ * waits for its group, so a read of the destination before the wait sees the old bytes, as it
+ * may on a device. Atomics are plain read-modify-writes (one host thread runs everything).
+ * Not emulated: timing, occupancy, concurrency (the fibers run one at a time, so a race the
+ * kernel's barriers do not order does NOT show), bank conflicts, device math (expf, division,
  * conversions are the host's: glibc and cuda_fp16.h's host paths), the tensor cores' internal
- * rounding (cuda_emu_mma_m16n8k16 adds the 16 products in order in fp32, see there).
- * C++20 (g++), pthreads. Not thread-safe across launches: one cuda_emu_launch at a time.
+ * rounding (cuda_emu_mma_m16n8k16 and the wmma of tests/emu/shim/mma.h add the 16 products in
+ * order in fp32, see there), CUB (tests/emu/shim/cub: BlockScan with CUB's contract, not its
+ * code). C++20 (g++). Not thread-safe: one launch at a time.
  */
 #ifndef SPLADEX_CUDA_EMU_H
 #define SPLADEX_CUDA_EMU_H
@@ -30,6 +43,7 @@
 #define SPLADEX_CUDA_EMU 1
 #endif
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -40,7 +54,7 @@
 #include <cublas_api.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
-#include <cuda_runtime_api.h>
+#include <cuda_runtime.h>
 
 #undef __global__
 #undef __device__
@@ -55,8 +69,8 @@
 #define __launch_bounds__(...)
 #define __shared__ static
 
-/* The calling CUDA thread's coordinates (valid inside a kernel run by cuda_emu_launch). */
-extern thread_local dim3 cuda_emu_thread_idx, cuda_emu_block_idx;
+/* The running CUDA thread's coordinates (valid inside a kernel run by cuda_emu_launch). */
+extern dim3 cuda_emu_thread_idx, cuda_emu_block_idx;
 extern dim3 cuda_emu_block_dim, cuda_emu_grid_dim;
 #define threadIdx cuda_emu_thread_idx
 #define blockIdx cuda_emu_block_idx
@@ -83,9 +97,73 @@ template <typename V> V __shfl_xor_sync(unsigned mask, V v, int lane_mask) {
   return all[(cuda_emu_thread_idx.x % 32) ^ (unsigned)lane_mask];
 }
 
+/* Lane src_lane's value of v. */
+template <typename V> V __shfl_sync(unsigned mask, V v, int src_lane) {
+  cuda_emu_check_shfl(mask, src_lane);
+  V all[32];
+  cuda_emu_warp_exchange(&v, sizeof v, all);
+  return all[src_lane];
+}
+
 inline float __fmaf_rn(float a, float b, float c) { return std::fmaf(a, b, c); }
 using std::max;
 using std::min;
+/* CUDA's integer min / max take mixed operands (an int and an enum constant) by conversion */
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+
+/* The C++ overload of cuda_runtime.h (declared there for nvcc only): a kernel as the function. */
+template <typename F> cudaError_t cudaFuncSetAttribute(F *func, cudaFuncAttribute attr, int value) {
+  return ::cudaFuncSetAttribute(reinterpret_cast<const void *>(func), attr, value);
+}
+
+/* Bit casts and atomics (plain read-modify-writes: one host thread runs every CUDA thread, and a
+ * fiber never yields inside one). Each returns the old value, as CUDA's do. */
+inline unsigned __float_as_uint(float x) {
+  unsigned u;
+  memcpy(&u, &x, sizeof u);
+  return u;
+}
+inline int __float_as_int(float x) {
+  int i;
+  memcpy(&i, &x, sizeof i);
+  return i;
+}
+inline float __uint_as_float(unsigned u) {
+  float x;
+  memcpy(&x, &u, sizeof x);
+  return x;
+}
+inline float __int_as_float(int i) {
+  float x;
+  memcpy(&x, &i, sizeof x);
+  return x;
+}
+template <typename V> V atomicAdd(V *p, V v) {
+  const V old = *p;
+  *p = old + v;
+  return old;
+}
+template <typename V> V atomicMax(V *p, V v) {
+  const V old = *p;
+  *p = std::max(old, v);
+  return old;
+}
+template <typename V> V atomicMin(V *p, V v) {
+  const V old = *p;
+  *p = std::min(old, v);
+  return old;
+}
+
+/* cp.async.cg.shared.global of 16 bytes (src_bytes 0: 16 zero bytes, nothing read; else 16),
+ * commit_group, wait_group n: the copies of the calling thread's groups other than its newest n
+ * land when it waits (in the order issued); an uncommitted copy belongs to no group yet. */
+void cuda_emu_cp_async16(void *smem, const void *gmem, int src_bytes);
+void cuda_emu_cp_async_commit();
+void cuda_emu_cp_async_wait(int n);
+
+/* The running launch's dynamic shared memory (CU_DYNAMIC_SHARED; 128-byte aligned). */
+void *cuda_emu_dynamic_shared();
 
 /* mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16}.{f16,bf16}.f32 of the calling warp, every lane
  * calling it with its fragments: d += A B, A 16 x 16 from the lanes' a[4], B 16 x 8 from their
@@ -100,9 +178,44 @@ using std::min;
 void cuda_emu_mma_m16n8k16(bool bf16, float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
                            uint32_t b1);
 
+/* cuda/attention_mma.cu's one inline asm, the mma.sync of its ATTN_MMA_SYNC: the `asm` macro
+ * below turns `asm(...)` into this call with the statement's text (stringized) and the operands
+ * the asm binds (d, a, b0, b1, by name). The text, whitespace and quotes removed, must be the
+ * m16n8k16 .f16 or .bf16 mma with exactly those operands, or it aborts naming it; then it is
+ * cuda_emu_mma_m16n8k16. (`asm volatile(...)`, as in decoder_maxpool.cu, is not caught: such a
+ * .cu has #ifdef SPLADEX_CUDA_EMU alternatives.) */
+void cuda_emu_asm_mma(const char *text, float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                      uint32_t b1);
+#define asm(...) cuda_emu_asm_mma(#__VA_ARGS__, d, a, b0, b1)
+
 /* Runs kernel() as a grid of grid.x * grid.y * grid.z blocks of block.x threads (block.y and
- * block.z must be 1, block.x a multiple of 32), one block after another in x, y, z order, each
- * with block.x std::threads. Returns the number of blocks run. */
-long cuda_emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel);
+ * block.z must be 1), one block after another in x, y, z order, each with block.x fibers, with
+ * dynamic_smem bytes of dynamic shared memory. Aborts on a configuration no device runs. Returns
+ * the number of blocks run. */
+long cuda_emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel,
+                     size_t dynamic_smem = 0);
+
+/* CU_LAUNCH(grid, block, smem, stream, kernel)(args...) of cuda/common.cuh under the emulation:
+ * the launch configuration is checked as the runtime checks it (block size 1..1024 threads in x
+ * only, grid within 2^31 - 1 x 65535 x 65535, dynamic shared memory within the kernel's limit:
+ * 48 KiB unless cudaFuncSetAttribute raised it); a bad one records the runtime's error (for
+ * cudaGetLastError, as a failed <<< >>> does) and runs nothing. Else the grid runs at once. */
+bool cuda_emu_launch_checked(const void *func, dim3 grid, dim3 block, size_t smem,
+                             const std::function<void()> &kernel);
+
+template <typename... P> struct CudaEmuLauncher {
+  void (*kernel)(P...);
+  dim3 grid, block;
+  size_t smem;
+  template <typename... A> void operator()(A &&...args) const {
+    cuda_emu_launch_checked(reinterpret_cast<const void *>(kernel), grid, block, smem,
+                            [&] { kernel(args...); });
+  }
+};
+template <typename... P>
+CudaEmuLauncher<P...> cuda_emu_launcher(dim3 grid, dim3 block, size_t smem, cudaStream_t,
+                                        void (*kernel)(P...)) {
+  return CudaEmuLauncher<P...>{kernel, grid, block, smem};
+}
 
 #endif

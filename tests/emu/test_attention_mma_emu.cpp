@@ -24,13 +24,14 @@
  * algorithm, with the mma built from the PTX ISA's fragment tables (cuda_emu.cpp) rather than
  * from cuda_twins.h's helpers. What it does not show: anything about real hardware: timing,
  * occupancy, register spills (tests/sh/test_sass.sh), the memory model beyond the barriers (each
- * CUDA thread is a std::thread, __syncthreads a barrier of the block, shuffles and mma barriers of
- * the warp: a race the barriers do not order may pass here), warp-synchronous code the kernel
- * does not synchronize, bank conflicts, the tensor cores' own rounding, device expf.
+ * CUDA thread is a fiber run until it blocks, __syncthreads a barrier of the block, shuffles and
+ * mma barriers of the warp: a race the barriers do not order does not show), warp-synchronous
+ * code the kernel does not synchronize, bank conflicts, the tensor cores' own rounding, device expf.
  * The kernel's only hook: cuda/attention_mma.cu leaves out its host launchers under
- * SPLADEX_CUDA_EMU (g++ cannot parse <<< >>>). Its inline-asm mma.sync is caught by the `asm`
- * macro below, which checks the instruction and operand text exactly and calls
- * cuda_emu_mma_m16n8k16 with the operands the asm names (d, a, b0, b1).
+ * SPLADEX_CUDA_EMU_KERNELS_ONLY (the emulated device of the `emu` tests compiles them too). Its
+ * inline-asm mma.sync is caught by cuda_emu.h's `asm` macro, which checks the instruction and
+ * operand text exactly and calls cuda_emu_mma_m16n8k16 with the operands the asm names (d, a,
+ * b0, b1).
  */
 #include "cuda_emu.h"
 
@@ -41,38 +42,12 @@
 #include <type_traits>
 #include <vector>
 
-/* the kernel: cuda/attention_mma.cu itself */
-void cuda_emu_asm_mma(const char *text, float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                      uint32_t b1);
-#define asm(...) cuda_emu_asm_mma(#__VA_ARGS__, d, a, b0, b1)
+/* the kernel: cuda/attention_mma.cu itself, without its launchers */
+#define SPLADEX_CUDA_EMU_KERNELS_ONLY 1
 #include "../../cuda/attention_mma.cu"
-#undef asm
 
 #include "cu_dtype.h"
 #include "cuda_twins.h"
-
-/* The asm statement's text (stringized, quotes and all) must be this, whitespace and quotes
- * removed, with TYPE f16 or bf16: then d, a, b0, b1 are the operands it binds. */
-static std::string asm_expected(const char *type) {
-  const std::string t = type;
-  return "mma.sync.aligned.m16n8k16.row.col.f32." + t + "." + t +
-         ".f32{%0,%1,%2,%3},{%4,%5,%6,%7},{%8,%9},{%0,%1,%2,%3};:+f(d[0]),+f(d[1]),+f(d[2]),"
-         "+f(d[3]):r(a[0]),r(a[1]),r(a[2]),r(a[3]),r(b0),r(b1)";
-}
-
-void cuda_emu_asm_mma(const char *text, float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                      uint32_t b1) {
-  static const std::string f16 = asm_expected("f16"), bf16 = asm_expected("bf16");
-  std::string s;
-  for (const char *c = text; *c; c++)
-    if (*c != ' ' && *c != '"' && *c != '\\' && *c != '\n' && *c != '\t') s += *c;
-  if (s != f16 && s != bf16) {
-    fprintf(stderr, "test_attention_mma_emu: asm not emulated: %s\n(expected %s)\n", s.c_str(),
-            f16.c_str());
-    abort();
-  }
-  cuda_emu_mma_m16n8k16(s == bf16, d, a, b0, b1);
-}
 
 static uint64_t rng_state = 0x1234567887654321ull;
 static float uniform(float lo, float hi) { /* xorshift64 */

@@ -17,11 +17,11 @@
  * every output must keep their bits (no stray write); the logits' padding columns and the rows
  * around the block hold 1e30, which a read outside the block would put into the max.
  * Grids: the launchers' formulas, gridDim.y capped (kYCap) so that the grid-stride loops over
- * rows / documents run more than once, and the emulation stays fast (a std::thread per CUDA
- * thread, tests/emu/cuda_emu.h says what is and is not emulated).
+ * rows / documents run more than once (tests/emu/cuda_emu.h says what is and is not emulated).
  * Usage: test_lp_kernels_emu [--quick]  (--quick: 9 of the 25 cases, every kernel and type;
  * used under the sanitizers)
- * The kernels' only hook: each .cu leaves out its host launchers under SPLADEX_CUDA_EMU.
+ * The kernels' only hook: each .cu leaves out its host launchers under
+ * SPLADEX_CUDA_EMU_KERNELS_ONLY.
  */
 #include "cuda_emu.h"
 
@@ -32,6 +32,7 @@
 #include <vector>
 
 /* the kernels: the .cu files themselves */
+#define SPLADEX_CUDA_EMU_KERNELS_ONLY 1
 #include "../../cuda/bias_gelu.cu"
 #include "../../cuda/maxpool_logits.cu"
 #include "../../cuda/residual_layernorm.cu"
