@@ -22,7 +22,9 @@
  *  - one device (ordinal 0; any other -> cudaErrorInvalidDevice), properties of an H100-like part
  *    whose name says "CUDA EMULATED on the CPU (spladex tests/emu): not a GPU" (sm_90, 132 SMs,
  *    8 GiB, 48 KiB shared per block or 232448 bytes opted in). The first call that opens the
- *    device prints one line to stderr saying the device is emulated.
+ *    device (cudaGetDeviceCount, cudaSetDevice, cudaGetDeviceProperties, an allocation or a
+ *    stream, event, cuBLAS or cuSPARSE handle's creation) prints one line to stderr saying the
+ *    device is emulated; nothing else is printed unless a check fails.
  *  - everything executes synchronously, in call order, on the calling host thread: an async call
  *    has done its work when it returns. Streams and events are heap handles; using or destroying
  *    one that is not live -> cudaErrorInvalidResourceHandle (NULL, cudaStreamLegacy and
@@ -52,7 +54,8 @@
  *    in float in the order p = 0..k-1 from 0, times alpha, plus beta * C only when beta != 0 (C is
  *    not read when beta == 0), rounded once to C's type. alpha and beta are host floats (pointer
  *    mode host; a device pointer there aborts). Deterministic, but NOT cuBLAS's rounding: cuBLAS
- *    sums in another order (tiles, split-k, tensor-core blocks), so compare with a tolerance.
+ *    sums in another order (tiles, split-k, tensor-core blocks), so compare with a tolerance. A large GEMM splits its rows of C over a second host
+ *    thread, joined before the call returns (same result: each element's sum is one thread's).
  *  - cusparseCsr2cscEx2 (CUDA_R_32F, NUMERIC or SYMBOLIC, base zero or one, ALG1 = DEFAULT): a
  *    stable counting sort, rows ascending within each column; the input must be a valid CSR
  *    (rowptr starts at base, non-decreasing, ends at nnz + base, columns in range), else
