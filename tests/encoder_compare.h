@@ -88,19 +88,20 @@ typedef struct {
   int32_t **ids;  /* [D] (lengths[d]) each: [CLS] random ids [SEP] */
 } ecmp_corpus;
 
-/* ECMP_N_DOCS documents of random ids of m's vocabulary with ragged lengths (1, 2, 3, max_len,
+/* n_docs (ECMP_N_DOCS but in test_encoder_gpu --quick) documents of random ids of m's vocabulary with ragged lengths (1, 2, 3, max_len,
  * then random up to max_len; every 5th one odd and MS MARCO-ish, 41..109 tokens), [CLS] first and
  * [SEP] last. Draws from *rng. Returns 0 and *out, or -1 when out of memory (then *out holds
  * nothing to free). The caller frees with ecmp_corpus_free(). */
-static inline int ecmp_corpus_make(const model *m, int max_len, uint64_t *rng, ecmp_corpus *out) {
+static inline int ecmp_corpus_make(const model *m, int n_docs, int max_len, uint64_t *rng,
+                                   ecmp_corpus *out) {
   ecmp_corpus c;
-  c.n_docs = ECMP_N_DOCS;
+  c.n_docs = n_docs;
   c.max_len = max_len;
-  c.lengths = malloc(sizeof(int) * ECMP_N_DOCS);
-  c.ids = calloc(ECMP_N_DOCS, sizeof(int32_t *));
+  c.lengths = malloc(sizeof(int) * (size_t)n_docs);
+  c.ids = calloc((size_t)n_docs, sizeof(int32_t *));
   const int V = m->cfg.vocab;
   if (!c.lengths || !c.ids) goto fail;
-  for (int d = 0; d < ECMP_N_DOCS; d++) {
+  for (int d = 0; d < n_docs; d++) {
     int len = d < 3 ? d + 1 : d == 3 ? max_len : 1 + (int)(ecmp_rng_u32(rng) % (uint32_t)max_len);
     if (d % 5 == 4 && len > 75) len = (40 + (int)(ecmp_rng_u32(rng) % 70)) | 1;
     if (len > max_len) len = max_len;
@@ -114,7 +115,7 @@ static inline int ecmp_corpus_make(const model *m, int max_len, uint64_t *rng, e
   *out = c;
   return 0;
 fail:
-  for (int d = 0; c.ids && d < ECMP_N_DOCS; d++) free(c.ids[d]);
+  for (int d = 0; c.ids && d < n_docs; d++) free(c.ids[d]);
   free(c.ids);
   free(c.lengths);
   memset(out, 0, sizeof *out);

@@ -39,6 +39,8 @@
  * models/splade-tiny (vocab 30522) and tests/fixtures/generated/tiny-bert-v105879 (vocab 105879,
  * above 65535 and not a multiple of the decoder tiles), tests/fixtures/generated/tiny-roberta
  * (RobertaForMaskedLM: positions after padding_idx + 1, vocab 50265). Exits 77 (ctest: Not Run) without CUDA or a device.
+ * Usage: test_encoder_gpu [--quick]  (--quick: 48 documents of at most 64 tokens per model, for
+ * the emulated device of the `emu` tests, CMakeLists.txt)
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -54,7 +56,11 @@
 #include "model.h"
 
 #ifdef SPLADEX_HAVE_CUDA
-enum { N_DOCS = ECMP_N_DOCS, TOP = ECMP_TOP };
+enum { TOP = ECMP_TOP };
+
+/* Documents per model and the cap on their length: ECMP_N_DOCS and 256, or with --quick 48 and
+ * 64 (the emulated device of the `emu` tests runs every CUDA thread on the CPU). */
+static int docs_per_model = ECMP_N_DOCS, len_cap = 256;
 
 /* The routes that refuse fp32 or a model (see above): route_env_allowed unsets those that are set
  * and that enc_cuda_open would refuse for model m in precision p, saving them into saved[] (NULL
@@ -88,14 +94,14 @@ static int encode_cuda(const model *m, const enc_options *opt, const ecmp_corpus
                        char *desc, size_t desc_cap) {
   char *saved[N_ROUTE_ENV];
   route_env_allowed(m, opt->precision, saved);
-  int rc = ecmp_encode_dense(m, opt, c, N_DOCS, dense, desc, desc_cap);
+  int rc = ecmp_encode_dense(m, opt, c, docs_per_model, dense, desc, desc_cap);
   route_env_restore(saved);
   return rc;
 }
 
 /* ---- long documents: several sequences (windows) per output row, rows split over batches ---- */
 
-enum { WIN_SEQS = 60 }; /* the corpus's first 60 sequences, grouped into documents */
+enum { WIN_SEQS = 60 }; /* the corpus's first 60 sequences (all when fewer), grouped into documents */
 
 /* Encodes the first WIN_SEQS sequences of c as documents of 1, 3, 2, 6, 1, 4, ... sequences
  * (enc_rows) into dense rows (*n_rows, V): batches of at most 8 sequences or opt's token budget,
@@ -104,18 +110,19 @@ enum { WIN_SEQS = 60 }; /* the corpus's first 60 sequences, grouped into documen
 static int windows_dense(const model *m, const enc_options *opt, const ecmp_corpus *c,
                          float *dense, int *n_rows) {
   static const int pattern[] = {1, 3, 2, 6, 1, 4, 5, 2, 7, 1};
+  const int seqs = c->n_docs < WIN_SEQS ? c->n_docs : WIN_SEQS;
   int doc_of[WIN_SEQS], n_docs = 0; /* the document of each sequence */
-  for (int q = 0, k = 0; q < WIN_SEQS; k++, n_docs++)
-    for (int j = 0; j < pattern[k % 10] && q < WIN_SEQS; j++) doc_of[q++] = n_docs;
+  for (int q = 0, k = 0; q < seqs; k++, n_docs++)
+    for (int j = 0; j < pattern[k % 10] && q < seqs; j++) doc_of[q++] = n_docs;
   encoder *e = NULL;
   int rc = enc_open(m, opt, &e);
   if (rc < 0) return rc;
   const int V = m->cfg.vocab;
   memset(dense, 0, sizeof(float) * (size_t)n_docs * V);
   int out_row = 0, carried = 0;
-  for (int q0 = 0; q0 < WIN_SEQS && rc == 0;) {
+  for (int q0 = 0; q0 < seqs && rc == 0;) {
     int n = 0, tokens = 0;
-    while (q0 + n < WIN_SEQS && n < 8 && tokens + c->lengths[q0 + n] <= opt->max_batch_tokens)
+    while (q0 + n < seqs && n < 8 && tokens + c->lengths[q0 + n] <= opt->max_batch_tokens)
       tokens += c->lengths[q0 + n++];
     int row_seqs[8], R = 0;
     for (int i = 0; i < n; i++) {
@@ -123,7 +130,7 @@ static int windows_dense(const model *m, const enc_options *opt, const ecmp_corp
       else row_seqs[R++] = 1;
     }
     const int last = q0 + n - 1;
-    enc_rows rows = {R, row_seqs, carried, last + 1 < WIN_SEQS && doc_of[last + 1] == doc_of[last]};
+    enc_rows rows = {R, row_seqs, carried, last + 1 < seqs && doc_of[last + 1] == doc_of[last]};
     enc_batch b = {n, (const int32_t *const *)(c->ids + q0), c->lengths + q0};
     enc_result r;
     if ((rc = enc_run_rows(e, &b, &rows, &r)) < 0) break;
@@ -181,12 +188,12 @@ static void check_model(const char *dir, uint64_t *rng) {
     return;
   }
   const int V = m->cfg.vocab;
-  int max_len = m->cfg.max_positions < 256 ? m->cfg.max_positions : 256;
+  int max_len = m->cfg.max_positions < len_cap ? m->cfg.max_positions : len_cap;
   ecmp_corpus c;
-  float *cpu = malloc(sizeof(float) * (size_t)N_DOCS * V);
-  float *gpu = malloc(sizeof(float) * (size_t)N_DOCS * V);
+  float *cpu = malloc(sizeof(float) * (size_t)docs_per_model * V);
+  float *gpu = malloc(sizeof(float) * (size_t)docs_per_model * V);
   char desc[400], cdesc[400];
-  if (ecmp_corpus_make(m, max_len, rng, &c) < 0 || !cpu || !gpu) {
+  if (ecmp_corpus_make(m, docs_per_model, max_len, rng, &c) < 0 || !cpu || !gpu) {
     CHECK(!"out of memory");
     free(cpu), free(gpu);
     ecmp_corpus_free(&c); /* zeroed when ecmp_corpus_make failed */
@@ -199,7 +206,7 @@ static void check_model(const char *dir, uint64_t *rng) {
   o.max_batch_docs = 48;
   o.max_batch_tokens = 3000;
   o.threads = 0;
-  if (ecmp_encode_dense(m, &o, &c, N_DOCS, cpu, cdesc, sizeof cdesc) < 0) {
+  if (ecmp_encode_dense(m, &o, &c, docs_per_model, cpu, cdesc, sizeof cdesc) < 0) {
     fprintf(stderr, "test_encoder_gpu: CPU encoder on %s: %s\n", dir, err_msg());
     CHECK(!"cpu encoder");
     goto done;
@@ -215,7 +222,7 @@ static void check_model(const char *dir, uint64_t *rng) {
       continue;
     }
     ecmp_stats st;
-    if (ecmp_compare(cpu, gpu, N_DOCS, V, rel_bound, &st) < 0) {
+    if (ecmp_compare(cpu, gpu, docs_per_model, V, rel_bound, &st) < 0) {
       CHECK(!"out of memory");
       continue;
     }
@@ -237,7 +244,7 @@ static void check_model(const char *dir, uint64_t *rng) {
     enc_options k = o;
     k.top_k = TOP;
     k.threshold = 0.1f;
-    if (ecmp_encode_dense(m, &k, &c, N_DOCS, cpu, cdesc, sizeof cdesc) < 0) {
+    if (ecmp_encode_dense(m, &k, &c, docs_per_model, cpu, cdesc, sizeof cdesc) < 0) {
       CHECK(!"cpu encoder top-k");
       goto done;
     }
@@ -248,7 +255,7 @@ static void check_model(const char *dir, uint64_t *rng) {
       goto done;
     }
     int same = 0, counts = 0;
-    for (int d = 0; d < N_DOCS; d++) {
+    for (int d = 0; d < docs_per_model; d++) {
       const float *rc = cpu + (size_t)d * V, *rg = gpu + (size_t)d * V;
       int nc = 0, ng = 0, eq = 1;
       for (int v = 0; v < V; v++) {
@@ -259,9 +266,9 @@ static void check_model(const char *dir, uint64_t *rng) {
       same += eq;
     }
     printf("%-40s %-34s top_k %d thr 0.1: counts equal %d/%d, sets identical %d/%d\n", dir, desc,
-           TOP, counts, N_DOCS, same, N_DOCS);
-    CHECK(same >= 0.99 * N_DOCS);
-    CHECK(counts >= 0.99 * N_DOCS);
+           TOP, counts, docs_per_model, same, docs_per_model);
+    CHECK(same >= 0.99 * docs_per_model);
+    CHECK(counts >= 0.99 * docs_per_model);
   }
 done:
   free(cpu), free(gpu);
@@ -275,7 +282,16 @@ static int exists(const char *path) {
 }
 #endif
 
-int main(void) {
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--quick") == 0) {
+      docs_per_model = 48;
+      len_cap = 64;
+    } else {
+      fprintf(stderr, "usage: test_encoder_gpu [--quick]\n");
+      return 2;
+    }
+  }
 #ifndef SPLADEX_HAVE_CUDA
   printf("test_encoder_gpu: built without CUDA: skipped\n");
   return CHECK_SKIP;

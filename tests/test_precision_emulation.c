@@ -367,7 +367,7 @@ static void check_model(const char *dir, int optional, uint64_t *rng) {
   float *cpu = malloc(sizeof(float) * (size_t)n_docs * V);
   float *emu = malloc(sizeof(float) * (size_t)n_docs * V);
   char cdesc[400];
-  if (ecmp_corpus_make(m, max_len, rng, &c) < 0 || !cpu || !emu) {
+  if (ecmp_corpus_make(m, n_docs, max_len, rng, &c) < 0 || !cpu || !emu) {
     CHECK(!"out of memory");
     free(cpu), free(emu);
     ecmp_corpus_free(&c); /* zeroed when ecmp_corpus_make failed */

@@ -3,7 +3,9 @@
 #include "cuda_emu.h"
 
 #include <sys/mman.h>
+#ifndef __x86_64__
 #include <ucontext.h>
+#endif
 
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +19,39 @@
 
 dim3 cuda_emu_thread_idx, cuda_emu_block_idx;
 dim3 cuda_emu_block_dim, cuda_emu_grid_dim;
+
+/* The switch between fibers. On x86-64 an own one (the callee-saved registers pushed on the old
+ * stack, the stack pointer swapped; MXCSR and the x87 control word are left alone: nothing here
+ * changes the rounding modes): glibc's swapcontext also saves the signal mask, a system call per
+ * switch, which made the emulation ~50x slower. Other machines use ucontext. */
+#ifdef __x86_64__
+extern "C" void cuda_emu_switch(void **save_sp, void *load_sp);
+__asm__(R"(
+.text
+.p2align 4
+.globl cuda_emu_switch
+.type cuda_emu_switch, @function
+cuda_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+.size cuda_emu_switch, .-cuda_emu_switch
+.section .note.GNU-stack, "", @progbits
+.text
+)");
+#endif
 
 namespace {
 
@@ -53,7 +88,11 @@ struct Copy {
  * cuda_emu_warp_exchange) and its cp.async queue. */
 enum { kStackBytes = 256 << 10 };
 struct Fiber {
+#ifdef __x86_64__
+  void *sp; /* its saved stack pointer (cuda_emu_switch) */
+#else
   ucontext_t ctx;
+#endif
   void *stack = nullptr;
   Barrier *waiting = nullptr; /* the barrier it waits at, or null */
   unsigned wait_generation = 0;
@@ -74,7 +113,11 @@ Barrier block_barrier;
 std::vector<Warp> warps;
 std::vector<Fiber> fibers;
 int current = -1; /* the running fiber, -1 in the scheduler */
+#ifdef __x86_64__
+void *scheduler_sp;
+#else
 ucontext_t scheduler;
+#endif
 const std::function<void()> *running_kernel;
 std::vector<unsigned char> dynamic_shared;
 unsigned char *dynamic_base; /* its first 128-byte aligned byte */
@@ -87,6 +130,14 @@ size_t scheduler_stack_size;
 Fiber &self() {
   if (current < 0) die("a device function called outside a kernel");
   return fibers[(size_t)current];
+}
+
+void to_scheduler(Fiber &f) {
+#ifdef __x86_64__
+  cuda_emu_switch(&f.sp, scheduler_sp);
+#else
+  swapcontext(&f.ctx, &scheduler);
+#endif
 }
 
 /* The running fiber arrives at barrier b and waits for its generation to pass (the scheduler
@@ -105,7 +156,7 @@ void barrier_wait(Barrier &b) {
   void *fake = nullptr;
   __sanitizer_start_switch_fiber(&fake, scheduler_stack_bottom, scheduler_stack_size);
 #endif
-  swapcontext(&f.ctx, &scheduler);
+  to_scheduler(f);
 #ifdef CUDA_EMU_ASAN
   __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #endif
@@ -127,7 +178,11 @@ void fiber_main() {
 #ifdef CUDA_EMU_ASAN
   __sanitizer_start_switch_fiber(nullptr, scheduler_stack_bottom, scheduler_stack_size);
 #endif
-  /* returns to uc_link: the scheduler */
+#ifdef __x86_64__
+  to_scheduler(f); /* never resumed */
+  abort();
+#endif
+  /* else returns to uc_link: the scheduler */
 }
 
 /* Runs the block's fibers until all have returned: each runnable one in turn (a fresh one, or one
@@ -140,11 +195,22 @@ void run_block(dim3 block_idx) {
     f.done = false;
     f.exchange_parity = f.commits = 0;
     f.copies.clear();
+#ifdef __x86_64__
+    /* the stack as cuda_emu_switch leaves it, returning into fiber_main as if called: from
+     * the 16-byte aligned top down, a null return address for fiber_main, fiber_main (what the
+     * switch's ret pops), rbp rbx r12 r13 r14 r15 (0) */
+    uint64_t *top = reinterpret_cast<uint64_t *>(static_cast<char *>(f.stack) + kStackBytes);
+    uint64_t *sp = top - 8;
+    memset(sp, 0, 8 * sizeof *sp);
+    sp[6] = reinterpret_cast<uint64_t>(&fiber_main);
+    f.sp = sp;
+#else
     getcontext(&f.ctx);
     f.ctx.uc_stack.ss_sp = f.stack;
     f.ctx.uc_stack.ss_size = kStackBytes;
     f.ctx.uc_link = &scheduler;
     makecontext(&f.ctx, fiber_main, 0);
+#endif
   }
   size_t finished = 0;
   while (finished < n) {
@@ -159,7 +225,11 @@ void run_block(dim3 block_idx) {
 #ifdef CUDA_EMU_ASAN
       __sanitizer_start_switch_fiber(&scheduler_fake_stack, f.stack, kStackBytes);
 #endif
+#ifdef __x86_64__
+      cuda_emu_switch(&scheduler_sp, f.sp);
+#else
       swapcontext(&scheduler, &f.ctx);
+#endif
 #ifdef CUDA_EMU_ASAN
       __sanitizer_finish_switch_fiber(scheduler_fake_stack, nullptr, nullptr);
 #endif
@@ -192,8 +262,8 @@ void cuda_emu_check_shfl(unsigned mask, int lane) {
   if (lane < 0 || lane >= 32) die("__shfl_sync: a lane outside [0, 32)");
 }
 
-void cuda_emu_warp_exchange(const void *mine, size_t bytes, void *all) {
-  if (bytes > CUDA_EMU_MAX_EXCHANGE) die("cuda_emu_warp_exchange: too many bytes");
+const unsigned char *cuda_emu_warp_share(const void *mine, size_t bytes) {
+  if (bytes > CUDA_EMU_MAX_EXCHANGE) die("cuda_emu_warp_share: too many bytes");
   Warp &w = warps[cuda_emu_thread_idx.x / 32];
   if (w.barrier.n != 32) die("a warp-wide operation in a partial warp (not emulated)");
   Fiber &f = self();
@@ -201,8 +271,14 @@ void cuda_emu_warp_exchange(const void *mine, size_t bytes, void *all) {
   f.exchange_parity ^= 1u;
   memcpy(w.buffer[p][lane], mine, bytes);
   barrier_wait(w.barrier);
+  return &w.buffer[p][0][0];
+}
+
+void cuda_emu_warp_exchange(const void *mine, size_t bytes, void *all) {
+  const unsigned char *shared = cuda_emu_warp_share(mine, bytes);
   for (int l = 0; l < 32; l++)
-    memcpy(static_cast<unsigned char *>(all) + (size_t)l * bytes, w.buffer[p][l], bytes);
+    memcpy(static_cast<unsigned char *>(all) + (size_t)l * bytes,
+           shared + (size_t)l * CUDA_EMU_MAX_EXCHANGE, bytes);
 }
 
 void cuda_emu_cp_async16(void *smem, const void *gmem, int src_bytes) {

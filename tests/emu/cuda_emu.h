@@ -89,20 +89,28 @@ void cuda_emu_warp_exchange(const void *mine, size_t bytes, void *all);
 /* Aborts with a message unless mask is 0xffffffff and lane_mask in [0, 32). */
 void cuda_emu_check_shfl(unsigned mask, int lane_mask);
 
+/* The calling lane publishes its `bytes` bytes (<= CUDA_EMU_MAX_EXCHANGE) to its warp, waits for
+ * every lane to (a warp barrier) and gets the warp's buffer: lane l's bytes at
+ * l * CUDA_EMU_MAX_EXCHANGE, valid until the caller's next warp-wide operation. */
+const unsigned char *cuda_emu_warp_share(const void *mine, size_t bytes);
+
 /* Lane (threadIdx.x % 32) ^ lane_mask's value of v. */
 template <typename V> V __shfl_xor_sync(unsigned mask, V v, int lane_mask) {
   cuda_emu_check_shfl(mask, lane_mask);
-  V all[32];
-  cuda_emu_warp_exchange(&v, sizeof v, all);
-  return all[(cuda_emu_thread_idx.x % 32) ^ (unsigned)lane_mask];
+  const unsigned char *all = cuda_emu_warp_share(&v, sizeof v);
+  V r;
+  memcpy(&r, all + ((cuda_emu_thread_idx.x % 32) ^ (unsigned)lane_mask) * CUDA_EMU_MAX_EXCHANGE,
+         sizeof r);
+  return r;
 }
 
 /* Lane src_lane's value of v. */
 template <typename V> V __shfl_sync(unsigned mask, V v, int src_lane) {
   cuda_emu_check_shfl(mask, src_lane);
-  V all[32];
-  cuda_emu_warp_exchange(&v, sizeof v, all);
-  return all[src_lane];
+  const unsigned char *all = cuda_emu_warp_share(&v, sizeof v);
+  V r;
+  memcpy(&r, all + (size_t)src_lane * CUDA_EMU_MAX_EXCHANGE, sizeof r);
+  return r;
 }
 
 inline float __fmaf_rn(float a, float b, float c) { return std::fmaf(a, b, c); }
