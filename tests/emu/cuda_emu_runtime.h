@@ -54,8 +54,9 @@
  *    in float in the order p = 0..k-1 from 0, times alpha, plus beta * C only when beta != 0 (C is
  *    not read when beta == 0), rounded once to C's type. alpha and beta are host floats (pointer
  *    mode host; a device pointer there aborts). Deterministic, but NOT cuBLAS's rounding: cuBLAS
- *    sums in another order (tiles, split-k, tensor-core blocks), so compare with a tolerance. A large GEMM splits its rows of C over a second host
- *    thread, joined before the call returns (same result: each element's sum is one thread's).
+ *    sums in another order (tiles, split-k, tensor-core blocks), so compare with a tolerance. A
+ *    large GEMM splits its rows of C over a second host thread, joined before the call returns
+ *    (same result: each element's sum is one thread's).
  *  - cusparseCsr2cscEx2 (CUDA_R_32F, NUMERIC or SYMBOLIC, base zero or one, ALG1 = DEFAULT): a
  *    stable counting sort, rows ascending within each column; the input must be a valid CSR
  *    (rowptr starts at base, non-decreasing, ends at nnz + base, columns in range), else
