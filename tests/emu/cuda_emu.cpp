@@ -13,6 +13,7 @@
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
+#include <pthread.h>
 #include <sanitizer/common_interface_defs.h>
 #define CUDA_EMU_ASAN 1
 #endif
@@ -84,15 +85,21 @@ struct Copy {
   unsigned group;
 };
 
+/* Where a suspended fiber (or the launching code) goes on: on x86-64 its saved stack pointer
+ * (cuda_emu_switch), elsewhere a ucontext. */
+struct Context {
+#ifdef __x86_64__
+  void *sp = nullptr;
+#else
+  ucontext_t uc;
+#endif
+};
+
 /* One CUDA thread: its context and stack, what it waits for, its exchange parity (see
- * cuda_emu_warp_exchange) and its cp.async queue. */
+ * cuda_emu_warp_share) and its cp.async queue. */
 enum { kStackBytes = 256 << 10 };
 struct Fiber {
-#ifdef __x86_64__
-  void *sp; /* its saved stack pointer (cuda_emu_switch) */
-#else
-  ucontext_t ctx;
-#endif
+  Context ctx;
   void *stack = nullptr;
   Barrier *waiting = nullptr; /* the barrier it waits at, or null */
   unsigned wait_generation = 0;
@@ -112,19 +119,15 @@ struct Warp {
 Barrier block_barrier;
 std::vector<Warp> warps;
 std::vector<Fiber> fibers;
-int current = -1; /* the running fiber, -1 in the scheduler */
-#ifdef __x86_64__
-void *scheduler_sp;
-#else
-ucontext_t scheduler;
-#endif
+size_t finished; /* fibers of the running block that have returned */
+int current = -1; /* the running fiber, -1 outside a block */
+Context launcher; /* run_block's, while the block's fibers run */
 const std::function<void()> *running_kernel;
 std::vector<unsigned char> dynamic_shared;
 unsigned char *dynamic_base; /* its first 128-byte aligned byte */
 #ifdef CUDA_EMU_ASAN
-void *scheduler_fake_stack;
-const void *scheduler_stack_bottom;
-size_t scheduler_stack_size;
+const void *launcher_stack;  /* the launching thread's stack, for ASan's fiber annotations */
+size_t launcher_stack_size;
 #endif
 
 Fiber &self() {
@@ -132,16 +135,62 @@ Fiber &self() {
   return fibers[(size_t)current];
 }
 
-void to_scheduler(Fiber &f) {
-#ifdef __x86_64__
-  cuda_emu_switch(&f.sp, scheduler_sp);
+/* Saves the running code's context in from and goes on in to, whose stack is [stack, +size)
+ * (for ASan); `ending`: from is never resumed. Returns when something resumes from. */
+void jump(Context &from, Context &to, const void *stack, size_t size, bool ending) {
+#ifdef CUDA_EMU_ASAN
+  void *fake = nullptr;
+  __sanitizer_start_switch_fiber(ending ? nullptr : &fake, stack, size);
 #else
-  swapcontext(&f.ctx, &scheduler);
+  (void)stack, (void)size, (void)ending;
+#endif
+#ifdef __x86_64__
+  cuda_emu_switch(&from.sp, to.sp);
+#else
+  swapcontext(&from.uc, &to.uc);
+#endif
+#ifdef CUDA_EMU_ASAN
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #endif
 }
 
-/* The running fiber arrives at barrier b and waits for its generation to pass (the scheduler
- * resumes it then); the last arrival advances it and goes on. */
+bool runnable(const Fiber &f) {
+  return !f.done && !(f.waiting && f.waiting->generation == f.wait_generation);
+}
+
+/* Fiber j goes on (from the context `from`). */
+void resume(size_t j, Context &from, bool ending) {
+  Fiber &t = fibers[j];
+  t.waiting = nullptr;
+  current = (int)j;
+  cuda_emu_thread_idx = dim3((unsigned)j, 0, 0);
+  jump(from, t.ctx, t.stack, kStackBytes, ending);
+}
+
+/* The running fiber i cannot go on (it waits at a barrier, or it has returned: `ending`): the next
+ * runnable fiber after it, in thread order round the block, goes on, straight from this one (no
+ * trip through a scheduler: a warp's shuffle is then one switch per lane); when every fiber has
+ * returned, run_block does; when none can go on but some wait, the block would hang: die. */
+void yield_from(size_t i, bool ending) {
+  const size_t n = fibers.size();
+  for (size_t k = 1; k <= n; k++) {
+    const size_t j = (i + k) % n;
+    if (runnable(fibers[j])) {
+      resume(j, fibers[i].ctx, ending);
+      return;
+    }
+  }
+  if (finished < n) die("the block's threads wait at different barriers (a hang on a device)");
+  current = -1;
+#ifdef CUDA_EMU_ASAN
+  jump(fibers[i].ctx, launcher, launcher_stack, launcher_stack_size, ending);
+#else
+  jump(fibers[i].ctx, launcher, nullptr, 0, ending);
+#endif
+}
+
+/* The running fiber arrives at barrier b and waits for its generation to pass; the last arrival
+ * advances it and goes on. */
 void barrier_wait(Barrier &b) {
   if (b.done) die(b.what);
   if (++b.arrived == b.n) {
@@ -152,41 +201,28 @@ void barrier_wait(Barrier &b) {
   Fiber &f = self();
   f.waiting = &b;
   f.wait_generation = b.generation;
-#ifdef CUDA_EMU_ASAN
-  void *fake = nullptr;
-  __sanitizer_start_switch_fiber(&fake, scheduler_stack_bottom, scheduler_stack_size);
-#endif
-  to_scheduler(f);
-#ifdef CUDA_EMU_ASAN
-  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
-#endif
+  yield_from((size_t)current, false);
 }
 
 void fiber_main() {
 #ifdef CUDA_EMU_ASAN
-  __sanitizer_finish_switch_fiber(nullptr, &scheduler_stack_bottom, &scheduler_stack_size);
+  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
 #endif
   (*running_kernel)();
   Fiber &f = self();
   if (!f.copies.empty()) die("a thread returned with cp.async copies it never waited for");
   f.done = true;
+  finished++;
   Barrier &w = warps[cuda_emu_thread_idx.x / 32].barrier;
   w.done++;
   block_barrier.done++;
   if (w.arrived) die(w.what);
   if (block_barrier.arrived) die(block_barrier.what);
-#ifdef CUDA_EMU_ASAN
-  __sanitizer_start_switch_fiber(nullptr, scheduler_stack_bottom, scheduler_stack_size);
-#endif
-#ifdef __x86_64__
-  to_scheduler(f); /* never resumed */
+  yield_from((size_t)current, true); /* never resumed */
   abort();
-#endif
-  /* else returns to uc_link: the scheduler */
 }
 
-/* Runs the block's fibers until all have returned: each runnable one in turn (a fresh one, or one
- * whose barrier generation has passed) until it blocks or returns. */
+/* Runs the block's fibers until all have returned (fiber 0 first; see yield_from). */
 void run_block(dim3 block_idx) {
   const size_t n = fibers.size();
   for (size_t i = 0; i < n; i++) {
@@ -203,43 +239,19 @@ void run_block(dim3 block_idx) {
     uint64_t *sp = top - 8;
     memset(sp, 0, 8 * sizeof *sp);
     sp[6] = reinterpret_cast<uint64_t>(&fiber_main);
-    f.sp = sp;
+    f.ctx.sp = sp;
 #else
-    getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = f.stack;
-    f.ctx.uc_stack.ss_size = kStackBytes;
-    f.ctx.uc_link = &scheduler;
-    makecontext(&f.ctx, fiber_main, 0);
+    getcontext(&f.ctx.uc);
+    f.ctx.uc.uc_stack.ss_sp = f.stack;
+    f.ctx.uc.uc_stack.ss_size = kStackBytes;
+    f.ctx.uc.uc_link = nullptr;
+    makecontext(&f.ctx.uc, fiber_main, 0);
 #endif
   }
-  size_t finished = 0;
-  while (finished < n) {
-    bool progress = false;
-    for (size_t i = 0; i < n; i++) {
-      Fiber &f = fibers[i];
-      if (f.done || (f.waiting && f.waiting->generation == f.wait_generation)) continue;
-      f.waiting = nullptr;
-      current = (int)i;
-      cuda_emu_thread_idx = dim3((unsigned)i, 0, 0);
-      cuda_emu_block_idx = block_idx;
-#ifdef CUDA_EMU_ASAN
-      __sanitizer_start_switch_fiber(&scheduler_fake_stack, f.stack, kStackBytes);
-#endif
-#ifdef __x86_64__
-      cuda_emu_switch(&scheduler_sp, f.sp);
-#else
-      swapcontext(&scheduler, &f.ctx);
-#endif
-#ifdef CUDA_EMU_ASAN
-      __sanitizer_finish_switch_fiber(scheduler_fake_stack, nullptr, nullptr);
-#endif
-      current = -1;
-      progress = true;
-      if (f.done) finished++;
-    }
-    if (!progress && finished < n)
-      die("the block's threads wait at different barriers (a hang on a device)");
-  }
+  finished = 0;
+  cuda_emu_block_idx = block_idx;
+  resume(0, launcher, false);
+  current = -1;
 }
 
 float widen(uint16_t bits, bool bf16) {
@@ -370,6 +382,15 @@ long cuda_emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel,
   cuda_emu_grid_dim = grid;
   cuda_emu_block_dim = block;
   running_kernel = &kernel;
+#ifdef CUDA_EMU_ASAN
+  pthread_attr_t attr;
+  void *stack = nullptr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    pthread_attr_getstack(&attr, &stack, &launcher_stack_size);
+    pthread_attr_destroy(&attr);
+  }
+  launcher_stack = stack;
+#endif
   warps = std::vector<Warp>((block.x + 31) / 32);
   if (fibers.size() != block.x) {
     for (Fiber &f : fibers) munmap(f.stack, kStackBytes);
