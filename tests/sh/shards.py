@@ -10,6 +10,9 @@
   shards.py check-clean DIR              no file with a final shard name is incomplete
   shards.py same-rows A B                A and B hold the same doc_ids and rows (attrs ignored)
   shards.py same-row DIR ID1 ID2         docs ID1 and ID2 of DIR have the same vector
+  shards.py near-rows REF DIR REL        DIR holds REF's doc_ids, and each row's weights within
+                                         REL x the REF row's largest weight of REF's (the GPU
+                                         test's fp16 / bf16 rule; prints the largest ratio)
   shards.py ids DIR                      print every doc id, one per line (Python ascii())
 Exit status 0 when the check holds; the reason on stderr otherwise.
 """
@@ -111,6 +114,22 @@ def same_rows(a, b):
     return None
 
 
+def near_rows(ref, d, rel):
+    ra, rb = rows(ref), rows(d)
+    if [x[0] for x in ra] != [x[0] for x in rb]:
+        return f"doc ids differ: {[x[0] for x in ra][:5]}... vs {[x[0] for x in rb][:5]}..."
+    worst, bound = 0.0, float(rel)
+    for (doc, x), (_, y) in zip(ra, rb):
+        top = max(x.values(), default=0.0)
+        err = max((abs(x.get(t, 0.0) - y.get(t, 0.0)) for t in set(x) | set(y)), default=0.0)
+        ratio = err / top if top > 0 else (0.0 if err == 0 else float("inf"))
+        worst = max(worst, ratio)
+        if ratio > bound:
+            return f"doc {doc!r}: weights differ by {err:.3g}, {ratio:.3g} of its largest (bound {bound})"
+    print(f"shards.py: {len(ra)} docs within {bound} (largest {worst:.3g})")
+    return None
+
+
 def same_row(d, id1, id2):
     r = dict(rows(d))
     if id1 not in r or id2 not in r:
@@ -145,7 +164,7 @@ def main():
             print(ascii(doc))
         return 0
     funcs = {"compare": compare, "check-clean": check_clean, "same-rows": same_rows,
-             "same-row": same_row}
+             "same-row": same_row, "near-rows": near_rows}
     err = funcs[cmd](*sys.argv[2:])
     if err:
         print(f"shards.py {cmd}: {err}", file=sys.stderr)
