@@ -7,7 +7,8 @@
 #   16-bit route   fp16 and bf16, fused decoder, tensor-core attention, fp16/bf16 activations
 # Each run must pass its canary (one agreement line naming the emulated device, recorded in
 # job.json), verify, and hold the CPU job's doc ids with every row within the GPU test's bound
-# (0.005 fp16, 0.04 bf16, x the row's largest CPU weight; tests/sh/shards.py near-rows).
+# (0.005 fp16, 0.04 bf16, x the row's largest CPU weight; tests/sh/shards.py near-rows). Then
+# `spladex selftest --device cuda` (default route; one timed batch of 2048 tokens) must agree.
 # Exits 77 (skipped) when the emulated device was not built (no CUDA backend, or a sanitizer build).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -48,4 +49,9 @@ device_job lp-fp16 fp16 0.005 SPLADEX_CUDA_DECODER=fused SPLADEX_CUDA_ATTENTION=
   SPLADEX_CUDA_ACTIVATIONS=lp
 device_job lp-bf16 bf16 0.04 SPLADEX_CUDA_DECODER=fused SPLADEX_CUDA_ATTENTION=mma \
   SPLADEX_CUDA_ACTIVATIONS=lp
+"$BIN" selftest --model "$MODEL" --device cuda --batches 1 --batch-tokens 2048 >"$TMP/self.out" \
+  2>"$TMP/self.err" || fail "selftest --device cuda: $(cat "$TMP/self.out" "$TMP/self.err")"
+grep -q '^agreement: OK' "$TMP/self.out" && grep -q 'CUDA EMULATED on the CPU' "$TMP/self.out" &&
+  grep -q '^speed: 1 batches' "$TMP/self.out" || fail "selftest: $(cat "$TMP/self.out")"
+echo "test_emu_expand: selftest ok"
 echo "test_emu_expand: ok"
