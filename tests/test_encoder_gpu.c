@@ -55,12 +55,12 @@
 #include "err.h"
 #include "model.h"
 
-#ifdef SPLADEX_HAVE_CUDA
-enum { TOP = ECMP_TOP };
-
 /* Documents per model and the cap on their length: ECMP_N_DOCS and 256, or with --quick 48 and
  * 64 (the emulated device of the `emu` tests runs every CUDA thread on the CPU). */
 static int docs_per_model = ECMP_N_DOCS, len_cap = 256;
+
+#ifdef SPLADEX_HAVE_CUDA
+enum { TOP = ECMP_TOP };
 
 /* The routes that refuse fp32 or a model (see above): route_env_allowed unsets those that are set
  * and that enc_cuda_open would refuse for model m in precision p, saving them into saved[] (NULL

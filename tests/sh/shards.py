@@ -7,7 +7,8 @@
                                          no gap), same attrs, same sparse rows (weights within
                                          1e-5 + 1e-4 * |w|: the CPU encoder's sums depend slightly
                                          on how a batch was cut, which a resume changes)
-  shards.py check-clean DIR              no file with a final shard name is incomplete
+  shards.py check-clean DIR              no file with a final shard name is incomplete (a DIR that
+                                         does not exist is clean)
   shards.py same-rows A B                A and B hold the same doc_ids and rows (attrs ignored)
   shards.py same-row DIR ID1 ID2         docs ID1 and ID2 of DIR have the same vector
   shards.py near-rows REF DIR REL        DIR holds REF's doc_ids, and each row's weights within
@@ -141,6 +142,8 @@ def same_row(d, id1, id2):
 
 def check_clean(d):
     import h5py
+    if not os.path.isdir(d):  # killed before it made the directory: nothing half-written
+        return None
     for name in shard_names(d):
         if name.endswith(".tmp"):
             continue
