@@ -35,7 +35,8 @@
 #   baselines   (the rest) bench_gpu.py --only hf: HF transformers fp16 and bf16 on the same
 #               GPU and corpus (naver's formula), merged into the same bench_gpu.json/md;
 #               benchmarks/bench_export.py: CIFF export transposed on the CPU vs on the GPU
-#   ctest       (the rest; only when spladex was built here) the CPU tests
+#   ctest       (the rest; only when spladex was built here) the CPU tests (not the `emu` ones:
+#               the emulated device is for machines without a GPU)
 # The first three groups take at most 380 s after the setup.
 # Large files (the 265 MB model, the ids files, spladex's shards, each step's full output) go to
 # GPU_CHECK_WORK (default /tmp/spladex-gpu-work); $OUT (else build-gpu/gpu-check-out) receives
@@ -297,7 +298,7 @@ fi
 
 if wanted ctest && ((!prebuilt)); then
   group ctest "$budget"
-  step "ctest" 150 "${spx[@]}" ctest --test-dir "$build" --output-on-failure -j4 -L '^c$' -LE gpu
+  step "ctest" 150 "${spx[@]}" ctest --test-dir "$build" --output-on-failure -j4 -L '^c$' -LE 'gpu|emu'
 fi
 
 # The summary: the tables first, the step table last (the device tool returns stdout's end).
