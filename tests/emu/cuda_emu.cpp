@@ -14,6 +14,7 @@
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <pthread.h>
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define CUDA_EMU_ASAN 1
 #endif
@@ -231,6 +232,11 @@ void run_block(dim3 block_idx) {
     f.done = false;
     f.exchange_parity = f.commits = 0;
     f.copies.clear();
+#ifdef CUDA_EMU_ASAN
+    /* the previous block's fibers never returned through their frames: their redzones are
+     * still poisoned */
+    ASAN_UNPOISON_MEMORY_REGION(f.stack, kStackBytes);
+#endif
 #ifdef __x86_64__
     /* the stack as cuda_emu_switch leaves it, returning into fiber_main as if called: from
      * the 16-byte aligned top down, a null return address for fiber_main, fiber_main (what the
