@@ -18,8 +18,9 @@
  * buffer of the launch's size, filled with 0xff bytes (NaN as floats) at each block's start, so a
  * read of what the block never wrote shows. threadIdx / blockIdx / blockDim / gridDim are the
  * running CUDA thread's.
- * Each CUDA thread of a block is a fiber (ucontext) of the one host thread that launches: the
- * block's threads run in turn, each until it blocks at a barrier or returns. __syncthreads() is a
+ * Each CUDA thread of a block is a fiber (its own stack, switched by an own x86-64 routine or by
+ * ucontext elsewhere) of the one host thread that launches: the block's threads run in turn, each
+ * until it blocks at a barrier or returns, then the next one that can. __syncthreads() is a
  * barrier of the block's threads; __shfl_xor_sync, __shfl_sync and cuda_emu_mma_m16n8k16 are
  * warp-wide exchanges (a barrier of the warp's threads), so a warp proceeds in lockstep only
  * where the kernel synchronizes it, as on Volta and later (independent thread scheduling). Only
