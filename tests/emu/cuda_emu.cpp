@@ -399,7 +399,14 @@ long cuda_emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel,
 #endif
   warps = std::vector<Warp>((block.x + 31) / 32);
   if (fibers.size() != block.x) {
-    for (Fiber &f : fibers) munmap(f.stack, kStackBytes);
+    for (Fiber &f : fibers) {
+#ifdef CUDA_EMU_ASAN
+      /* ASan keeps the shadow of unmapped memory: whatever is mapped here next (a model file)
+       * would inherit the stack's redzones */
+      ASAN_UNPOISON_MEMORY_REGION(f.stack, kStackBytes);
+#endif
+      munmap(f.stack, kStackBytes);
+    }
     fibers = std::vector<Fiber>(block.x);
     for (Fiber &f : fibers) {
       f.stack = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE,
