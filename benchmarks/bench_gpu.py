@@ -13,8 +13,9 @@ prefixes of one corpus (the largest), so a larger one holds the smaller one's pa
             clock of the process (model loading included). Random weights make almost every term
             non-zero, so --top-k keeps the output near a real SPLADE index's size (~100-200 terms
             per passage) instead of 30522 floats per passage (48 GB for 200k passages). Run once per
-            route in --decoders (a decoder route, SPLADEX_CUDA_DECODER=chunked, the default, or
-            fused, cuda/decoder_maxpool.cu, with optional "+mma" for SPLADEX_CUDA_ATTENTION=mma
+            route in --decoders (a decoder route, SPLADEX_CUDA_DECODER=chunked, the default,
+            fused or wgmma (sm_90a), cuda/decoder_maxpool.cu, with optional "+mma" for
+            SPLADEX_CUDA_ATTENTION=mma
             and "+lp" for SPLADEX_CUDA_ACTIVATIONS=lp, e.g. fused+mma+lp; DESIGN.md section 3)
             and corpus size in --passages, smallest size first
             for every route, then the next size. With two sizes, the slope (extra passages over
@@ -418,8 +419,8 @@ def main():
     ap.add_argument("--top-k", type=int, default=128,
                     help="spladex keeps the K largest weights per passage on the device (random "
                          "weights make ~all 30522 terms non-zero; real SPLADE docs keep ~100-200)")
-    ap.add_argument("--decoders", default="chunked,fused,fused+mma+lp",
-                    help="spladex routes to time, comma-separated: chunked or fused "
+    ap.add_argument("--decoders", default="chunked,fused,fused+mma+lp,wgmma+mma+lp",
+                    help="spladex routes to time, comma-separated: chunked, fused or wgmma "
                          "(SPLADEX_CUDA_DECODER), each with optional +mma "
                          "(SPLADEX_CUDA_ATTENTION=mma) and +lp (SPLADEX_CUDA_ACTIVATIONS=lp)")
     ap.add_argument("--cuda-libs", default=os.environ.get("SPLADEX_CUDA_LIBS", ""),

@@ -13,6 +13,8 @@
 #ifndef SPLADEX_CUDA_DECODER_MAXPOOL_H
 #define SPLADEX_CUDA_DECODER_MAXPOOL_H
 
+#include <stddef.h>
+
 #include <cuda_runtime_api.h>
 
 #include "cu_dtype.h"
@@ -39,6 +41,18 @@ int decoder_maxpool_cuda(const void *rows,       /* (N, H) dtype: the MLM head o
                          float *pooled,          /* (B, V) fp32, -INFINITY on entry */
                          cu_dtype dtype,
                          cudaStream_t stream);
+
+/* The same on Hopper's wgmma (k_decoder_maxpool_wgmma: the same tile, grid order, epilogue and
+ * twin; SPLADEX_CUDA_DECODER=wgmma). Also ERR_ARG, before any launch, unless
+ * decoder_maxpool_wgmma_supported says yes for the current device. */
+int decoder_maxpool_wgmma_cuda(const void *rows, const void *decoder_w, int n, int hidden,
+                               int vocab, const int *doc_offsets, int n_docs, float *pooled,
+                               cu_dtype dtype, cudaStream_t stream);
+
+/* 1 if the current device can run decoder_maxpool_wgmma_cuda: compute capability 9.0 and the code
+ * the driver loaded for it built for sm_90a (asked of the device once); 0 if not, with the reason
+ * in why (why_size bytes; may be NULL); < 0 (ERR_DEVICE) on a CUDA error. */
+int decoder_maxpool_wgmma_supported(char *why, size_t why_size);
 
 #ifdef __cplusplus
 }

@@ -80,7 +80,8 @@ struct enc_cuda {
   enc_options opt;
   cu_dtype dt;
   size_t esz; /* bytes per GEMM operand element */
-  int fused_decoder; /* 1: decoder_maxpool_cuda; 0: cuBLAS in vocabulary chunks + maxpool_logits */
+  int fused_decoder; /* 0: cuBLAS in vocabulary chunks + maxpool_logits; 1: decoder_maxpool_cuda
+                      * (wmma); 2: decoder_maxpool_wgmma_cuda (sm_90a) */
   int attn_mma;      /* 1: attention_mma_cuda (tensor cores); 0: attention_cuda (fp32) */
   int act_lp;        /* 1: the GEMMs write fp16 / bf16 activations (the lp route); 0: fp32 */
   char description[400];
@@ -148,17 +149,22 @@ struct enc_cuda {
     if (try_rc_ < 0) return try_rc_; \
   } while (0)
 
-/* A route chosen by environment variable `name`: unset or empty or `off` gives 0, `on` gives 1,
- * anything else ERR_ARG naming both values. */
-static int env_route(const char *name, const char *off, const char *on, int *out) {
+/* A route chosen by environment variable `name` among the NULL-terminated `values`: unset or
+ * empty gives 0 (the first, the default), values[i] gives i, anything else ERR_ARG naming them. */
+static int env_route(const char *name, const char *const *values, int *out) {
   const char *v = getenv(name);
   *out = 0;
-  if (!v || !*v || !strcmp(v, off)) return 0;
-  if (!strcmp(v, on)) {
-    *out = 1;
-    return 0;
+  if (!v || !*v) return 0;
+  char expected[96] = "";
+  for (int i = 0; values[i]; i++) {
+    if (!strcmp(v, values[i])) {
+      *out = i;
+      return 0;
+    }
+    snprintf(expected + strlen(expected), sizeof expected - strlen(expected), "%s%s",
+             i ? (values[i + 1] ? ", " : " or ") : "", values[i]);
   }
-  return err_set(ERR_ARG, "%s=%s: expected %s or %s", name, v, off, on);
+  return err_set(ERR_ARG, "%s=%s: expected %s", name, v, expected);
 }
 
 /* Lays out (or, with b->base set, assigns) the weight tensors. */
@@ -349,24 +355,39 @@ extern "C" int enc_cuda_open(const model *m, const enc_options *opt, enc_cuda **
   if ((rc = CU_CHECK(cudaGetDeviceProperties(&prop, opt->device))) < 0) goto fail;
   /* The routes, each chosen by an environment variable; the default is the route that came
    * first, the reference, until a GPU run has measured and checked the other (issue 13):
-   *   SPLADEX_CUDA_DECODER=chunked|fused   cuBLAS in vocabulary chunks + max, or one fused kernel
-   *                                        (fp16/bf16, hidden % 16 == 0, sm_80+): decoder_maxpool.cu
+   *   SPLADEX_CUDA_DECODER=chunked|fused|wgmma   cuBLAS in vocabulary chunks + max, or one
+   *                                        fused kernel (fp16/bf16, hidden % 16 == 0, sm_80+:
+   *                                        wmma; wgmma: compute capability 9.0 and a build with
+   *                                        sm_90a): decoder_maxpool.cu
    *   SPLADEX_CUDA_ATTENTION=fp32|mma      attention.cu (fp32 CUDA cores) or attention_mma.cu
    *                                        (tensor cores; fp16/bf16, head dim % 16 == 0, sm_80+)
    *   SPLADEX_CUDA_ACTIVATIONS=fp32|lp     fp32 GEMM outputs with rounded copies for the next
    *                                        GEMM, or GEMMs that write fp16/bf16 themselves, bias and
    *                                        GELU applied on the 16-bit tensor (fp16/bf16; needs the
    *                                        mma attention, which adds the QKV bias while staging) */
-  if ((rc = env_route("SPLADEX_CUDA_DECODER", "chunked", "fused", &e->fused_decoder)) < 0 ||
-      (rc = env_route("SPLADEX_CUDA_ATTENTION", "fp32", "mma", &e->attn_mma)) < 0 ||
-      (rc = env_route("SPLADEX_CUDA_ACTIVATIONS", "fp32", "lp", &e->act_lp)) < 0)
-    goto fail;
+  {
+    static const char *const decoders[] = {"chunked", "fused", "wgmma", NULL};
+    static const char *const attentions[] = {"fp32", "mma", NULL};
+    static const char *const activations[] = {"fp32", "lp", NULL};
+    if ((rc = env_route("SPLADEX_CUDA_DECODER", decoders, &e->fused_decoder)) < 0 ||
+        (rc = env_route("SPLADEX_CUDA_ATTENTION", attentions, &e->attn_mma)) < 0 ||
+        (rc = env_route("SPLADEX_CUDA_ACTIVATIONS", activations, &e->act_lp)) < 0)
+      goto fail;
+  }
   if (e->fused_decoder && (e->dt == CU_F32 || c->hidden % 16 || prop.major < 8)) {
-    rc = err_set(ERR_ARG, "SPLADEX_CUDA_DECODER=fused needs --precision fp16 or bf16, a hidden "
+    rc = err_set(ERR_ARG, "SPLADEX_CUDA_DECODER=%s needs --precision fp16 or bf16, a hidden "
                  "size that is a multiple of 16 and a GPU of compute capability 8.0 or newer "
-                 "(here: %s, hidden %d, %d.%d)", cu_dtype_name(e->dt), c->hidden, prop.major,
-                 prop.minor);
+                 "(here: %s, hidden %d, %d.%d)", e->fused_decoder == 2 ? "wgmma" : "fused",
+                 cu_dtype_name(e->dt), c->hidden, prop.major, prop.minor);
     goto fail;
+  }
+  if (e->fused_decoder == 2) {
+    char why[200] = "";
+    if ((rc = decoder_maxpool_wgmma_supported(why, sizeof why)) < 0) goto fail;
+    if (rc == 0) {
+      rc = err_set(ERR_ARG, "SPLADEX_CUDA_DECODER=wgmma: %s", why);
+      goto fail;
+    }
   }
   if (e->attn_mma &&
       (!attention_mma_supported(c->hidden / c->n_heads, e->dt) || prop.major < 8)) {
@@ -386,7 +407,8 @@ extern "C" int enc_cuda_open(const model *m, const enc_options *opt, enc_cuda **
            "cuda:%d %s (%.1f GiB, sm_%d%d) %s, %s activations, %s attention, %s decoder",
            opt->device, prop.name, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
            prop.major, prop.minor, cu_dtype_name(e->dt), e->act_lp ? cu_dtype_name(e->dt) : "fp32",
-           e->attn_mma ? "mma" : "fp32", e->fused_decoder ? "fused" : "chunked");
+           e->attn_mma ? "mma" : "fp32",
+           e->fused_decoder == 2 ? "wgmma" : e->fused_decoder ? "fused" : "chunked");
   if ((rc = CU_CHECK(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking))) < 0) goto fail;
   if ((rc = CU_CHECK(cudaStreamCreateWithFlags(&e->copy_stream, cudaStreamNonBlocking))) < 0)
     goto fail;
@@ -592,7 +614,10 @@ extern "C" int enc_cuda_submit(enc_cuda *e, const enc_batch *batch, const enc_ro
   /* The chunked decoder's logits: fp32, or in the lp route dt (half the bytes written and read;
    * the max of rounded logits is the rounded max). */
   const cu_dtype logits_type = e->act_lp ? dt : CU_F32;
-  if (e->fused_decoder)
+  if (e->fused_decoder == 2)
+    TRY(decoder_maxpool_wgmma_cuda(head_in, e->decoder_w, N, H, V, e->d_row_offsets, R, e->pooled,
+                                   dt, s));
+  else if (e->fused_decoder)
     TRY(decoder_maxpool_cuda(head_in, e->decoder_w, N, H, V, e->d_row_offsets, R, e->pooled, dt,
                              s));
   for (int t0 = 0; !e->fused_decoder && t0 < N; t0 += e->token_block) {

@@ -15,10 +15,10 @@
 #      libraries there (all but glibc's, libstdc++/libgcc_s and CUDA's).
 # scripts/gpu_check.sh unpacks gpu-bundle.tar.xz when it is there and its spladex starts; else it
 # builds in place (which needs the libraries on that machine).
-# Usage: scripts/gpu_bundle.sh [ARCHS]   (default 90)
+# Usage: scripts/gpu_bundle.sh [ARCHS]   (default 90a: sm_90a, which the wgmma decoder needs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-archs=${1:-90}
+archs=${1:-90a}
 build=build-gpu
 rm -rf "$build" gpu-bundle.tar.xz
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPLADEX_CUDA_ARCHS="$archs" \

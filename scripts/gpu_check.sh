@@ -6,7 +6,7 @@
 #   setup       the build: when gpu-bundle.tar.xz is here (made by scripts/gpu_bundle.sh on a
 #               machine with the C libraries; the GPU image lacks HDF5/OpenBLAS/utf8proc/cJSON)
 #               it is unpacked into build-gpu/ and used if its spladex starts; else spladex is
-#               built here for sm_90 (Release, override with GPU_CHECK_ARCHS), which needs those
+#               built here for sm_90a (Release, override with GPU_CHECK_ARCHS), which needs those
 #               libraries on this machine. The CUDA libraries that libspladex_cuda.so links
 #               (cudart, cuBLAS/cuBLASLt, cuSPARSE, nvJitLink), when the loader does not know
 #               them, are looked for in the CUDA toolkit and the pip nvidia-* packages; their
@@ -18,7 +18,8 @@
 #               attention against its twin); test_encoder_gpu with the chunked
 #               decoder, again with SPLADEX_CUDA_DECODER=fused, and again on the 16-bit route
 #               (SPLADEX_CUDA_ATTENTION=mma SPLADEX_CUDA_ACTIVATIONS=lp, chunked decoder: the
-#               route tests/test_precision_emulation.c emulates); test_export_gpu (export ciff
+#               route tests/test_precision_emulation.c emulates), and on the 16-bit route with
+#               the sm_90a decoder (SPLADEX_CUDA_DECODER=wgmma); test_export_gpu (export ciff
 #               --device cuda == cpu, bytes); compute-sanitizer memcheck on test_ops_gpu --small
 #               and test_attention_gpu --small with SPLADEX_CUDA_SYNC=1
 #   ops         (cap 70 s) test_ops_gpu --bench: each op checked, then timed at real shapes;
@@ -27,7 +28,8 @@
 #   throughput  (cap 110 s) `spladex selftest --device cuda` (device against CPU on built-in
 #               passages; the efficient-splade random model, and models/splade-tiny when it is
 #               here: carry it), output in OUT/selftest.txt; benchmarks/bench_gpu.py --only
-#               spladex: spladex expand on the GPU, both decoder routes and fused+mma+lp, at N/4
+#               spladex: spladex expand on the GPU, both decoder routes, fused+mma+lp and
+#               wgmma+mma+lp, at N/4
 #               and N passages
 #               (--passages N, default 200000); the slope between the two sizes is the rate
 #               without start-up; the "canary:" lines of those runs go into the summary
@@ -55,7 +57,7 @@ build=$root/build-gpu
 out=${OUT:-$build/gpu-check-out}
 work=${GPU_CHECK_WORK:-/tmp/spladex-gpu-work}
 py=${GPU_CHECK_PYTHON:-python3}
-archs=${GPU_CHECK_ARCHS:-90}
+archs=${GPU_CHECK_ARCHS:-90a}
 budget=${GPU_CHECK_BUDGET:-480}
 passages=200000
 only=correctness,ops,throughput,clocks,baselines,ctest
@@ -238,6 +240,8 @@ if wanted correctness; then
   step "test_encoder_gpu fused" 50 "${spx[@]}" SPLADEX_CUDA_DECODER=fused "$build/test_encoder_gpu"
   step "test_encoder_gpu mma+lp" 50 "${spx[@]}" SPLADEX_CUDA_ATTENTION=mma SPLADEX_CUDA_ACTIVATIONS=lp \
     "$build/test_encoder_gpu"
+  step "test_encoder_gpu wgmma+mma+lp" 50 "${spx[@]}" SPLADEX_CUDA_DECODER=wgmma SPLADEX_CUDA_ATTENTION=mma \
+    SPLADEX_CUDA_ACTIVATIONS=lp "$build/test_encoder_gpu"
   step "test_export_gpu" 30 "${spx[@]}" "$build/test_export_gpu"
   cs=""
   for c in "$(command -v compute-sanitizer || true)" /usr/local/cuda/bin/compute-sanitizer \

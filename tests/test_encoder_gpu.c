@@ -24,7 +24,7 @@
  *                erff / expf / log1pf: fp32-level differences the emulation does not have).
  *   top_k 64 + threshold 0.1 on the device (fp32): row counts equal everywhere, identical term
  *                sets on >= 99% of the documents
- * The CUDA encoder's routes are whatever SPLADEX_CUDA_DECODER (chunked | fused),
+ * The CUDA encoder's routes are whatever SPLADEX_CUDA_DECODER (chunked | fused | wgmma),
  * SPLADEX_CUDA_ATTENTION (fp32 | mma) and SPLADEX_CUDA_ACTIVATIONS (fp32 | lp) say (the first of
  * each by default): scripts/gpu_check.sh runs this test once per route. The second routes compute
  * in fp16 / bf16 only (enc_cuda_open refuses fp32 there), so the fp32 encodings (the fp32

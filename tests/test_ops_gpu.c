@@ -66,6 +66,7 @@
 #include "sparsify_weights.h"
 
 static int small_only;
+static int wgmma_ok; /* decoder_maxpool_wgmma_supported() on this device */
 static cudaStream_t S;
 static cublasHandle_t blas;
 
@@ -500,17 +501,23 @@ static void test_decoder_maxpool(const batch_shape *bs, int H, int V, int grid) 
     cu_convert(w, (size_t)V * H, dt, hw);
     void *d_x = dev_copy(hx, 2 * (size_t)N * H), *d_w = dev_copy(hw, 2 * (size_t)V * H);
     int *d_off = dev_copy(bs->offsets, sizeof(int) * (B + 1));
-    float *d_p = dev_copy(init, sizeof(float) * B * V); /* -inf on entry, as the contract says */
-    if (launched(decoder_maxpool_cuda(d_x, d_w, N, H, V, d_off, B, d_p, dt, S),
-                 "decoder_maxpool")) {
+    if (with_twin) {
+      ops_fill(twin, (size_t)B * V, -INFINITY);
+      cutwin_decoder_maxpool_fused(xr, wr, N, H, V, bs->offsets, B, tile, twin);
+    }
+    /* the wmma kernel, then (where the device runs it) the wgmma one: same tile, same twin */
+    for (int k = 0; k < 1 + wgmma_ok; k++) {
+      const char *op = k ? "decoder_maxpool_wgmma" : "decoder_maxpool";
+      float *d_p = dev_copy(init, sizeof(float) * B * V); /* -inf on entry, as the contract says */
+      const int rc = k ? decoder_maxpool_wgmma_cuda(d_x, d_w, N, H, V, d_off, B, d_p, dt, S)
+                       : decoder_maxpool_cuda(d_x, d_w, N, H, V, d_off, B, d_p, dt, S);
+      if (!launched(rc, op)) continue;
       to_host(got, d_p, sizeof(float) * B * V);
-      compare("decoder_maxpool", cu_dtype_name(dt), shape, got, ref, (size_t)B * V,
-              grid ? 0.0 : 1e-5);
+      compare(op, cu_dtype_name(dt), shape, got, ref, (size_t)B * V, grid ? 0.0 : 1e-5);
       if (with_twin) {
-        ops_fill(twin, (size_t)B * V, -INFINITY);
-        cutwin_decoder_maxpool_fused(xr, wr, N, H, V, bs->offsets, B, tile, twin);
-        compare("decoder_maxpool(twin)", cu_dtype_name(dt), shape, got, twin, (size_t)B * V,
-                grid ? 0.0 : 1e-5);
+        char twin_op[48];
+        snprintf(twin_op, sizeof twin_op, "%s(twin)", op);
+        compare(twin_op, cu_dtype_name(dt), shape, got, twin, (size_t)B * V, grid ? 0.0 : 1e-5);
       }
     }
     dev_free_all();
@@ -536,14 +543,23 @@ static void test_decoder_maxpool_refusals(void) {
                {"hidden 40", d, 40, CU_F16},
                {"hidden 8", d, 8, CU_BF16},
                {"misaligned rows", d ? d + 2 : NULL, 64, CU_F16}};
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    err_clear();
-    const int rc = decoder_maxpool_cuda(cases[i].x, d, 10, cases[i].hidden, 100, d_off, 1, d_p,
-                                        cases[i].dt, S);
-    const int ok = rc == ERR_ARG && err_msg()[0] != '\0';
-    printf("%-20s %-5s %-28s rc %d (%s) %s\n", "decoder_maxpool", cu_dtype_name(cases[i].dt),
-           cases[i].what, rc, err_msg(), ok ? "ok" : "FAIL");
-    CHECK(ok);
+  for (int k = 0; k < 2; k++) {
+    const char *op = k ? "decoder_maxpool_wgmma" : "decoder_maxpool";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0] + (size_t)(k && !wgmma_ok); i++) {
+      /* the wgmma kernel on a device that cannot run it: refused whatever the shape */
+      const int unusable = i == sizeof cases / sizeof cases[0];
+      const int c = unusable ? 1 : (int)i;
+      err_clear();
+      const int rc = k ? decoder_maxpool_wgmma_cuda(unusable ? d : cases[c].x, d, 10,
+                                                    unusable ? 64 : cases[c].hidden, 100, d_off,
+                                                    1, d_p, unusable ? CU_F16 : cases[c].dt, S)
+                       : decoder_maxpool_cuda(cases[c].x, d, 10, cases[c].hidden, 100, d_off, 1,
+                                              d_p, cases[c].dt, S);
+      const int ok = rc == ERR_ARG && err_msg()[0] != '\0';
+      printf("%-20s %-5s %-28s rc %d (%s) %s\n", op, unusable ? "fp16" : cu_dtype_name(cases[c].dt),
+             unusable ? "no sm_90a code here" : cases[c].what, rc, err_msg(), ok ? "ok" : "FAIL");
+      CHECK(ok);
+    }
   }
   CHECK(cudaStreamSynchronize(S) == cudaSuccess);
   dev_free_all();
@@ -737,6 +753,7 @@ static int run_all(void) {
     test_decoder_maxpool(&edges, 64, 300, grid);
     test_decoder_maxpool(&ragged, 16, 300, grid); /* one K slice, half filled */
     test_decoder_maxpool(&ragged, 32, 300, grid); /* one full K slice */
+    test_decoder_maxpool(&ragged, 272, 300, grid); /* 8.5 K slices: the rings wrap */
   }
   test_decoder_maxpool_refusals();
   test_fill_convert(1);
@@ -1000,6 +1017,10 @@ static void bench_all(void) {
   }
   r = bench_add("decoder fused", shape_dec, 0, dec_flops, 0);
   BENCH_TIME(r, decoder_maxpool_cuda(d_x_lp, d_wdec, N, H, V, d_off, B, d_pooled, dt, S));
+  if (wgmma_ok) {
+    r = bench_add("decoder wgmma", shape_dec, 0, dec_flops, 0);
+    BENCH_TIME(r, decoder_maxpool_wgmma_cuda(d_x_lp, d_wdec, N, H, V, d_off, B, d_pooled, dt, S));
+  }
 
   /* Pruning, on pooled weights of which ~1% are positive. With a zero bias, log1p(relu) applied
    * again by every timed call keeps the same set: a positive weight stays positive. */
@@ -1069,6 +1090,18 @@ int main(int argc, char **argv) {
   if (cudaGetDeviceProperties(&prop, dev) == cudaSuccess)
     printf("test_ops_gpu: device %d: %s (sm_%d%d)%s\n", dev, prop.name, prop.major, prop.minor,
            cu_sync_mode() ? ", SPLADEX_CUDA_SYNC=1" : "");
+  {
+    char why[256] = "";
+    const int rc = decoder_maxpool_wgmma_supported(why, sizeof why);
+    CHECK(rc >= 0);
+    wgmma_ok = rc == 1;
+    if (!wgmma_ok) printf("test_ops_gpu: decoder_maxpool_wgmma not run here: %s\n", why);
+#ifdef SPLADEX_BUILT_SM90A
+    /* this build has sm_90a code: on a 9.0 device the wgmma kernel must be usable, or it would
+     * go untested without a word */
+    if (prop.major == 9 && prop.minor == 0) CHECK(wgmma_ok);
+#endif
+  }
   run_all();
   if (bench && check_failures)
     printf("test_ops_gpu: --bench: not timing, %d checks failed\n", check_failures);

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -107,6 +108,12 @@ struct Fiber {
   bool done = false;
   unsigned exchange_parity = 0, commits = 0;
   std::vector<Copy> copies;
+  /* wgmma: operations issued and groups committed so far, fenced since the last wait; the
+   * shared-memory chunks its cp.async landed that it has not fenced for the async proxy yet */
+  unsigned long wg_issued = 0;
+  unsigned wg_commits = 0;
+  bool wg_fenced = false;
+  std::vector<uint32_t> unfenced;
 };
 
 /* One warp's exchange buffers: two, used alternately, so that one barrier per exchange suffices
@@ -117,8 +124,27 @@ struct Warp {
   unsigned char buffer[2][32][CUDA_EMU_MAX_EXCHANGE];
 };
 
+/* A wgmma recorded by its warpgroup's threads, done when its group is waited for. */
+struct WgmmaOp {
+  uint64_t desc_a, desc_b;
+  int n;
+  bool bf16;
+  unsigned group;
+  int issued; /* threads that have issued it */
+  float *d[128];
+};
+
+/* One warpgroup's barrier (its waits) and the wgmma issued and not yet done: ops[i] is the
+ * warpgroup's operation number first + i. */
+struct Warpgroup {
+  Barrier barrier;
+  std::deque<WgmmaOp> ops;
+  unsigned long first = 0;
+};
+
 Barrier block_barrier;
 std::vector<Warp> warps;
+std::vector<Warpgroup> warpgroups;
 std::vector<Fiber> fibers;
 size_t finished; /* fibers of the running block that have returned */
 int current = -1; /* the running fiber, -1 outside a block */
@@ -126,6 +152,10 @@ Context launcher; /* run_block's, while the block's fibers run */
 const std::function<void()> *running_kernel;
 std::vector<unsigned char> dynamic_shared;
 unsigned char *dynamic_base; /* its first 128-byte aligned byte */
+size_t dynamic_size;          /* the launch's bytes of it */
+/* per 16-byte chunk of dynamic shared memory: 1 + the thread whose cp.async landed there and
+ * that has not run fence.proxy.async since, or 0 */
+std::vector<int> chunk_unfenced;
 #ifdef CUDA_EMU_ASAN
 const void *launcher_stack;  /* the launching thread's stack, for ASan's fiber annotations */
 size_t launcher_stack_size;
@@ -212,12 +242,16 @@ void fiber_main() {
   (*running_kernel)();
   Fiber &f = self();
   if (!f.copies.empty()) die("a thread returned with cp.async copies it never waited for");
+  Warpgroup &g = warpgroups[cuda_emu_thread_idx.x / 128];
+  if (f.wg_issued != g.first) die("a thread returned with wgmma it never waited for");
   f.done = true;
   finished++;
   Barrier &w = warps[cuda_emu_thread_idx.x / 32].barrier;
   w.done++;
+  g.barrier.done++;
   block_barrier.done++;
   if (w.arrived) die(w.what);
+  if (g.barrier.arrived) die(g.barrier.what);
   if (block_barrier.arrived) die(block_barrier.what);
   yield_from((size_t)current, true); /* never resumed */
   abort();
@@ -232,6 +266,10 @@ void run_block(dim3 block_idx) {
     f.done = false;
     f.exchange_parity = f.commits = 0;
     f.copies.clear();
+    f.wg_issued = 0;
+    f.wg_commits = 0;
+    f.wg_fenced = false;
+    f.unfenced.clear();
 #ifdef CUDA_EMU_ASAN
     /* the previous block's fibers never returned through their frames: their redzones are
      * still poisoned */
@@ -301,6 +339,8 @@ void cuda_emu_warp_exchange(const void *mine, size_t bytes, void *all) {
 
 void cuda_emu_cp_async16(void *smem, const void *gmem, int src_bytes) {
   if (src_bytes != 0 && src_bytes != 16) die("cp.async: src_bytes other than 0 or 16");
+  if ((uintptr_t)smem % 16 || (src_bytes && (uintptr_t)gmem % 16))
+    die("cp.async of 16 bytes: an address not 16-byte aligned");
   Fiber &f = self();
   f.copies.push_back(Copy{smem, gmem, src_bytes, f.commits});
 }
@@ -318,6 +358,12 @@ void cuda_emu_cp_async_wait(int n) {
         memcpy(c.dst, c.src, 16);
       else
         memset(c.dst, 0, 16);
+      const unsigned char *dst = static_cast<const unsigned char *>(c.dst);
+      if (dst >= dynamic_base && dst < dynamic_base + dynamic_size) {
+        const uint32_t chunk = (uint32_t)((dst - dynamic_base) / 16);
+        chunk_unfenced[chunk] = current + 1;
+        f.unfenced.push_back(chunk);
+      }
     } else {
       f.copies[kept++] = c;
     }
@@ -379,6 +425,127 @@ void cuda_emu_asm_mma(const char *text, float (&d)[4], const uint32_t (&a)[4], u
   cuda_emu_mma_m16n8k16(s == bf16, d, a, b0, b1);
 }
 
+uint32_t cuda_emu_shared_address(const void *p) {
+  self();
+  const unsigned char *c = static_cast<const unsigned char *>(p);
+  if (c < dynamic_base || c > dynamic_base + dynamic_size)
+    die("a shared address of something outside dynamic shared memory (not emulated)");
+  return (uint32_t)(c - dynamic_base);
+}
+
+void cuda_emu_fence_proxy_async() {
+  Fiber &f = self();
+  for (uint32_t chunk : f.unfenced)
+    if (chunk_unfenced[chunk] == current + 1) chunk_unfenced[chunk] = 0;
+  f.unfenced.clear();
+}
+
+void cuda_emu_wgmma_fence() { self().wg_fenced = true; }
+
+namespace {
+
+Warpgroup &full_warpgroup(const char *what) {
+  Warpgroup &g = warpgroups[cuda_emu_thread_idx.x / 128];
+  if (g.barrier.n != 128) die(what);
+  return g;
+}
+
+/* Byte offset in dynamic shared memory of element (r, k) of a no-swizzle K-major operand. */
+size_t operand_offset(uint64_t desc, int r, int k) {
+  const size_t start = (size_t)(desc & 0x3fff) << 4, lbo = (size_t)((desc >> 16) & 0x3fff) << 4;
+  const size_t sbo = (size_t)((desc >> 32) & 0x3fff) << 4;
+  const size_t at = start + (size_t)(r / 8) * sbo + (size_t)(k / 8) * lbo + (size_t)(r % 8) * 16 +
+                    (size_t)(k % 8) * 2;
+  if (at + 2 > dynamic_size) die("wgmma: an operand element outside dynamic shared memory");
+  if (chunk_unfenced[at / 16])
+    die("wgmma reads shared memory that a cp.async landed without a fence.proxy.async since");
+  return at;
+}
+
+void check_descriptor(uint64_t desc) {
+  if ((desc >> 62) != 0) die("wgmma: a swizzled descriptor (only no swizzle is emulated)");
+  if (((desc >> 49) & 7) != 0) die("wgmma: a descriptor with a base offset (not emulated)");
+  const uint64_t reserved = (3ull << 14) | (3ull << 30) | (7ull << 46) | (0x3ffull << 52);
+  if (desc & reserved) die("wgmma: a descriptor with reserved bits set");
+}
+
+/* D += A B for a recorded operation, on the 128 threads' accumulators. */
+void wgmma_do(const WgmmaOp &op) {
+  float A[64][16], B[256][16];
+  for (int r = 0; r < 64; r++)
+    for (int k = 0; k < 16; k++) {
+      uint16_t bits;
+      memcpy(&bits, dynamic_base + operand_offset(op.desc_a, r, k), 2);
+      A[r][k] = widen(bits, op.bf16);
+    }
+  for (int c = 0; c < op.n; c++)
+    for (int k = 0; k < 16; k++) {
+      uint16_t bits;
+      memcpy(&bits, dynamic_base + operand_offset(op.desc_b, c, k), 2);
+      B[c][k] = widen(bits, op.bf16);
+    }
+  for (int t = 0; t < 128; t++) {
+    const int w = t / 32, l = t % 32;
+    for (int j = 0; j < op.n / 2; j++) {
+      const int row = 16 * w + l / 4 + 8 * ((j / 2) % 2), col = 8 * (j / 4) + 2 * (l % 4) + j % 2;
+      float acc = op.d[t][j];
+      for (int k = 0; k < 16; k++) acc += A[row][k] * B[col][k];
+      op.d[t][j] = acc;
+    }
+  }
+}
+
+}  // namespace
+
+void cuda_emu_wgmma_m64nNk16(bool bf16, int n, float *d, uint64_t desc_a, uint64_t desc_b) {
+  Fiber &f = self();
+  Warpgroup &g = full_warpgroup("wgmma.mma_async in a partial warpgroup");
+  if (n < 8 || n > 256 || n % 8) die("wgmma: n not a multiple of 8 in [8, 256]");
+  if (!f.wg_fenced) die("wgmma.mma_async without a wgmma.fence since the thread's start or its "
+                        "last wgmma.wait_group");
+  check_descriptor(desc_a);
+  check_descriptor(desc_b);
+  const size_t i = (size_t)(f.wg_issued - g.first);
+  if (i == g.ops.size()) {
+    WgmmaOp op = {desc_a, desc_b, n, bf16, f.wg_commits, 0, {}};
+    g.ops.push_back(op);
+  }
+  WgmmaOp &op = g.ops[i];
+  if (op.desc_a != desc_a || op.desc_b != desc_b || op.n != n || op.bf16 != bf16 ||
+      op.group != f.wg_commits)
+    die("the threads of a warpgroup issued different wgmma (descriptors, shape, type or group)");
+  op.d[cuda_emu_thread_idx.x % 128] = d;
+  op.issued++;
+  f.wg_issued++;
+}
+
+void cuda_emu_wgmma_commit() {
+  full_warpgroup("wgmma.commit_group in a partial warpgroup");
+  self().wg_commits++;
+}
+
+void cuda_emu_wgmma_wait(int n) {
+  Fiber &f = self();
+  Warpgroup &g = full_warpgroup("wgmma.wait_group in a partial warpgroup");
+  f.wg_fenced = false;
+  if (g.barrier.arrived + 1 == g.barrier.n) {
+    /* the last thread of the warpgroup to wait: every thread has issued and committed the same
+     * (checked per operation; the groups other than the newest n are done, in order) */
+    for (int t = 0; t < 128; t++) {
+      const Fiber &o = fibers[(cuda_emu_thread_idx.x / 128) * 128 + (size_t)t];
+      if (o.wg_issued != f.wg_issued || o.wg_commits != f.wg_commits)
+        die("the threads of a warpgroup wait with different wgmma issued or committed");
+    }
+    while (!g.ops.empty() && (long)g.ops.front().group < (long)f.wg_commits - n) {
+      if (g.ops.front().issued != 128) die("a wgmma not issued by every thread of its warpgroup");
+      wgmma_do(g.ops.front());
+      g.ops.pop_front();
+      g.first++;
+    }
+  }
+  barrier_wait(g.barrier);
+}
+
 long cuda_emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel,
                      size_t dynamic_smem) {
   if (block.y != 1 || block.z != 1 || block.x == 0 || block.x > 1024)
@@ -398,6 +565,7 @@ long cuda_emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel,
   launcher_stack = stack;
 #endif
   warps = std::vector<Warp>((block.x + 31) / 32);
+  warpgroups = std::vector<Warpgroup>((block.x + 127) / 128);
   if (fibers.size() != block.x) {
     for (Fiber &f : fibers) {
 #ifdef CUDA_EMU_ASAN
@@ -417,6 +585,7 @@ long cuda_emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel,
   /* 128-byte aligned: a vector of 128 more, the data from the first aligned byte */
   dynamic_shared.assign(dynamic_smem + 128, 0xff);
   dynamic_base = dynamic_shared.data() + (128 - (uintptr_t)dynamic_shared.data() % 128) % 128;
+  dynamic_size = dynamic_smem;
   long blocks = 0;
   for (unsigned z = 0; z < grid.z; z++)
     for (unsigned y = 0; y < grid.y; y++)
@@ -427,7 +596,14 @@ long cuda_emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel,
           warps[w].barrier.reset((int)std::min<unsigned>(32, block.x - 32 * (unsigned)w),
                                  "a warp-wide operation (shuffle, mma) with a lane of the warp "
                                  "returned");
+        for (size_t g = 0; g < warpgroups.size(); g++) {
+          warpgroups[g].barrier.reset((int)std::min<unsigned>(128, block.x - 128 * (unsigned)g),
+                                      "wgmma.wait_group with a thread of the warpgroup returned");
+          warpgroups[g].ops.clear();
+          warpgroups[g].first = 0;
+        }
         memset(dynamic_base, 0xff, dynamic_smem);
+        chunk_unfenced.assign(dynamic_smem / 16 + 1, 0);
         run_block(dim3(x, y, z));
       }
   running_kernel = nullptr;

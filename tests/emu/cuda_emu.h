@@ -197,6 +197,39 @@ void cuda_emu_asm_mma(const char *text, float (&d)[4], const uint32_t (&a)[4], u
                       uint32_t b1);
 #define asm(...) cuda_emu_asm_mma(#__VA_ARGS__, d, a, b0, b1)
 
+/* Hopper's warpgroup MMA (cuda/decoder_maxpool.cu's k_decoder_maxpool_wgmma), emulated from the
+ * PTX ISA ("Asynchronous Warpgroup Level Matrix Multiply-Accumulate"), independently of the
+ * kernel's own layout helpers. A warpgroup is 128 consecutive threads of the block, all of which
+ * must make each of these calls (.sync.aligned; a partial warpgroup aborts).
+ *  - cuda_emu_shared_address(p): p's address in the shared window (dynamic shared memory from 0),
+ *    as __cvta_generic_to_shared gives it; anything else aborts.
+ *  - cuda_emu_fence_proxy_async(): fence.proxy.async.shared::cta. The copies that the calling
+ *    thread's cp.async have landed become visible to the tensor cores (the async proxy); a wgmma
+ *    that reads a 16-byte chunk landed by a cp.async its writer has not fenced since aborts (the
+ *    emulation's rule: cp.async writes through the generic proxy).
+ *  - cuda_emu_wgmma_fence(): wgmma.fence.sync.aligned; required before a thread's first wgmma
+ *    after its start or its last wait (the accumulators are touched between), else abort.
+ *  - cuda_emu_wgmma_m64nNk16(bf16, n, d, desc_a, desc_b): wgmma.mma_async.sync.aligned
+ *    .m64n{n}k16.f32.{f16,bf16}, scale-d 1, both operands from shared memory, K-major (trans 0),
+ *    scales 1. d is the thread's n / 2 accumulators; thread l of warp w of the warpgroup holds
+ *    d[j] = D(16 w + l / 4 + 8 ((j / 2) % 2), 8 (j / 4) + 2 (l % 4) + j % 2). Descriptors: start
+ *    address bits 0-13, leading-dimension byte offset 16-29, stride-dimension byte offset 32-45
+ *    (each in 16-byte units), base offset 49-51 and layout 62-63 must be 0 (no swizzle: the only
+ *    layout emulated), and every thread must pass the same ones. Element (r, k) of the no-swizzle
+ *    K-major operand is at start + (r / 8) SBO + (k / 8) LBO + (r % 8) 16 + (k % 8) 2 bytes (8 x 16
+ *    byte core matrices). The operation is recorded, not done: it is done when its group is
+ *    waited for, so a kernel that changes the operands or reads d before waiting sees it go wrong,
+ *    as it may on a device. The sums: like cuda_emu_mma_m16n8k16, k in order in fp32.
+ *  - cuda_emu_wgmma_commit(): wgmma.commit_group; cuda_emu_wgmma_wait(n): wgmma.wait_group n
+ *    (a warpgroup barrier; the groups other than the newest n are done). A thread that returns with
+ *    wgmma it has not waited for aborts. */
+uint32_t cuda_emu_shared_address(const void *p);
+void cuda_emu_fence_proxy_async();
+void cuda_emu_wgmma_fence();
+void cuda_emu_wgmma_m64nNk16(bool bf16, int n, float *d, uint64_t desc_a, uint64_t desc_b);
+void cuda_emu_wgmma_commit();
+void cuda_emu_wgmma_wait(int n);
+
 /* Runs kernel() as a grid of grid.x * grid.y * grid.z blocks of block.x threads (block.y and
  * block.z must be 1), one block after another in x, y, z order, each with block.x fibers, with
  * dynamic_smem bytes of dynamic shared memory. Aborts on a configuration no device runs. Returns

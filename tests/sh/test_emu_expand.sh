@@ -5,6 +5,7 @@
 # the CPU encoder, batches pipelined, shards written) on each route the backend has:
 #   default        fp16, fp32 activations, fp32 attention, chunked decoder
 #   16-bit route   fp16 and bf16, fused decoder, tensor-core attention, fp16/bf16 activations
+#   the same in bf16 with the sm_90a decoder (wgmma, emulated)
 # Each run must pass its canary (one agreement line naming the emulated device, recorded in
 # job.json), verify, and hold the CPU job's doc ids with every row within the GPU test's bound
 # (0.005 fp16, 0.04 bf16, x the row's largest CPU weight; tests/sh/shards.py near-rows). Then
@@ -48,6 +49,8 @@ device_job default-fp16 fp16 0.005
 device_job lp-fp16 fp16 0.005 SPLADEX_CUDA_DECODER=fused SPLADEX_CUDA_ATTENTION=mma \
   SPLADEX_CUDA_ACTIVATIONS=lp
 device_job lp-bf16 bf16 0.04 SPLADEX_CUDA_DECODER=fused SPLADEX_CUDA_ATTENTION=mma \
+  SPLADEX_CUDA_ACTIVATIONS=lp
+device_job wgmma-bf16 bf16 0.04 SPLADEX_CUDA_DECODER=wgmma SPLADEX_CUDA_ATTENTION=mma \
   SPLADEX_CUDA_ACTIVATIONS=lp
 "$BIN" selftest --model "$MODEL" --device cuda --batches 1 --batch-tokens 2048 >"$TMP/self.out" \
   2>"$TMP/self.err" || fail "selftest --device cuda: $(cat "$TMP/self.out" "$TMP/self.err")"
