@@ -15,7 +15,13 @@ Routes (DESIGN.md section 3):
 The attention kernels' own time (the issue's model: ~36% of a batch on the fp32 route, bound by
 instruction issue, not by bytes) is not modelled here: see benchmarks/RESULTS.md.
 
+Last, the decoder routes (issue 13 item 3): the chunked decoder is cuBLAS's GEMM (on Hopper its
+own wgmma kernels) plus the logits written and read; the fused kernels (SPLADEX_CUDA_DECODER=fused:
+mma.sync, =wgmma: sm_90a) move no logits, so they win once their tile GEMM runs faster than the
+rate printed, which depends on an ASSUMED cuBLAS rate (--cublas-fraction of the peak).
+
 Usage: benchmarks/estimate_gpu_routes.py [--tokens 16320] [--bandwidth-tbs 4.8] [--peak-tflops 989]
+       [--cublas-fraction 0.7]
 Defaults: one 16,384-token budget of 80-token passages (204 passages, 16,320 tokens), the
 naver/efficient-splade-VI-BT-large-doc shapes, an H200's HBM3e 4.8 TB/s and its dense fp16
 tensor peak of 989 TFLOP/s (vendor figures).
@@ -63,6 +69,8 @@ def main():
     ap.add_argument("--tokens", type=int, default=16320)
     ap.add_argument("--bandwidth-tbs", type=float, default=4.8)
     ap.add_argument("--peak-tflops", type=float, default=989.0)
+    ap.add_argument("--cublas-fraction", type=float, default=0.7,
+                    help="an assumption: cuBLAS's share of the peak on the decoder GEMM")
     args = ap.parse_args()
     n = args.tokens
     flops = 2 * n * L * (4 * H * H + 2 * H * F) + 2 * n * H * H + 2 * n * H * V
@@ -80,6 +88,16 @@ def main():
           "= %.0f%% of the batch's GEMM time at peak"
           % (args.bandwidth_tbs, tb / bw * 1e3, tl / bw * 1e3, (tb - tl) / bw * 1e3,
              100 * (tb - tl) / tb, 100 * (tb - tl) / bw * 1e3 / t_flops))
+    dec = 2 * n * H * V
+    peak = args.peak_tflops * 1e12
+    t_gemm = dec / (args.cublas_fraction * peak)
+    for route, logits in (("fp32-act", base["decoder logits"]), ("lp-act", lp["decoder logits"])):
+        t_chunked = t_gemm + logits / bw
+        print("decoder, %s: %.3f TFLOP; chunked = GEMM at %.0f%% of peak %.3f ms + logits %.0f MB "
+              "%.3f ms = %.3f ms; a fused kernel wins above %.0f TFLOP/s (%.0f%% of peak)"
+              % (route, dec / 1e12, 100 * args.cublas_fraction, t_gemm * 1e3, logits / 1e6,
+                 logits / bw * 1e3, t_chunked * 1e3, dec / t_chunked / 1e12,
+                 100 * dec / t_chunked / peak))
 
 
 if __name__ == "__main__":

@@ -58,8 +58,8 @@
  * conflicts and the atomic count (Nsight Compute); blocks resident per SM (2 expected on both:
  * 121-128 registers x 256 threads is half the register file, 2 x 67.6 KB of shared memory fits
  * sm_80's 164 KB); test_ops_gpu against the chunked path (and its --bench times); end-to-end
- * passages/s of `spladex encode` with each path. Then: BK = 64 or a 4-stage ring, and a
- * wgmma/TMA version for sm_90.
+ * passages/s of `spladex encode` with each path. Then: BK = 64 or a 4-stage ring. The wgmma
+ * version for sm_90a is below (k_decoder_maxpool_wgmma); TMA is its next step.
  * Legend: N tokens, B documents, H hidden, V vocab.
  */
 #include "decoder_maxpool.h"

@@ -3,7 +3,7 @@
 # and python3 with torch/transformers/numpy/h5py, but not spladex's C libraries (HDF5, OpenBLAS,
 # utf8proc, cJSON and what they pull in), and cannot install them (no network). Run it HERE, on a
 # machine with the CUDA toolkit and the build dependencies (scripts/install_deps.sh):
-#   1. builds spladex for sm_90 (Release) in build-gpu/, with an RPATH of $ORIGIN and
+#   1. builds spladex for sm_90a (Release) in build-gpu/, with an RPATH of $ORIGIN and
 #      $ORIGIN/syslibs written as DT_RPATH (--disable-new-dtags), which, unlike RUNPATH, also
 #      serves the libraries' own dependencies (libhdf5 -> libsz, libcurl, ...);
 #   2. copies into build-gpu/syslibs every shared library that ldd resolves for the binaries,

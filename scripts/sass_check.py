@@ -17,7 +17,7 @@ every failure, and exits 0 when all holds, 1 when something does not, 2 when it 
 and nvidia-cuda-nvdisasm, pinned in scripts/requirements-test.txt).
 
 Usage:
-    python3 scripts/sass_check.py [--claims scripts/sass_claims.txt] [--archs "80;90"] BINARY...
+    python3 scripts/sass_check.py [--claims scripts/sass_claims.txt] [--archs "80;90a-real;90-virtual"] BINARY...
 BINARY: anything cuobjdump reads (a shared library, an object file, an executable). The tool is
 $SPLADEX_CUOBJDUMP if set, else cuobjdump on PATH, beside nvcc, in /usr/local/cuda/bin, or the
 PyPI package's (nvidia/cu*/bin/ under this Python's site-packages or the repository's .venv); it

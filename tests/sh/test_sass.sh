@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_sass: the CUDA backend compiles to what the design claims. scripts/sass_check.py reads the
 # SASS and resource usage of every kernel in libspladex_cuda.so, for every architecture CMake built
-# (SPLADEX_CUDA_ARCHS: sm_80 and sm_90), and fails on a kernel that spills or uses local memory, on
+# (SPLADEX_CUDA_ARCHS: sm_80 and sm_90a), and fails on a kernel that spills or uses local memory, on
 # a claim of scripts/sass_claims.txt that does not hold (e.g. the fused decoder without HMMA) or
 # matches no kernel, and on an architecture of the build with no SASS. It prints one line per
 # kernel: arch, registers, stack and local bytes, tensor-core instructions. No GPU needed.
