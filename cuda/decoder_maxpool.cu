@@ -68,6 +68,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <atomic>
 #include <type_traits>
 
 #include <cuda_bf16.h>
@@ -559,7 +560,9 @@ int launch(bool wgmma, const void *rows, const void *decoder_w, int n, int hidde
  * capability 9.0 and the code the driver loaded for it has the kernel's body (k_wgmma_probe, asked
  * once per device), else 0 with `why` set; < 0 on a CUDA error. */
 int wgmma_usable(int dev, char *why, size_t why_size) {
-  static int known[64]; /* per device: 0 not asked yet, 1 has the body, 2 has not */
+  /* per device: 0 not asked yet, 1 has the body, 2 has not (encoders may open on several
+   * threads; a race only asks twice) */
+  static std::atomic<int> known[64];
   int major = 0, minor = 0, rc;
   if ((rc = CU_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev))) < 0 ||
       (rc = CU_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev))) < 0)
@@ -569,7 +572,7 @@ int wgmma_usable(int dev, char *why, size_t why_size) {
              dev, major, minor);
     return 0;
   }
-  int state = dev >= 0 && dev < 64 ? known[dev] : 0;
+  int state = dev >= 0 && dev < 64 ? known[dev].load() : 0;
   if (!state) {
     int *d_built = NULL, built = 0;
     if ((rc = CU_CHECK(cudaMalloc((void **)&d_built, sizeof(int)))) < 0) return rc;

@@ -396,6 +396,21 @@ cudaError_t cudaGetDevice(int *device) {
   return cudaSuccess;
 }
 
+/* The emulated device's compute capability: 9.0, or SPLADEX_CUDA_EMU_CC ("8.0", "8.6", ...), so
+ * that the tests can see what the backend refuses below 9.0 (the wgmma decoder). Anything else
+ * there aborts. */
+static void compute_capability(int *major, int *minor) {
+  const char *v = getenv("SPLADEX_CUDA_EMU_CC");
+  *major = 9, *minor = 0;
+  if (!v || !*v) return;
+  char end = 0;
+  if (sscanf(v, "%d.%d%c", major, minor, &end) != 2 || *major < 1 || *major > 20 || *minor < 0 ||
+      *minor > 9) {
+    fprintf(stderr, "cuda_emu: SPLADEX_CUDA_EMU_CC=%s: expected MAJOR.MINOR, e.g. 8.0\n", v);
+    abort();
+  }
+}
+
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device) {
   open_device();
   if (!prop) return fail(cudaErrorInvalidValue);
@@ -403,8 +418,7 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device) {
   memset(prop, 0, sizeof *prop);
   snprintf(prop->name, sizeof prop->name, "%s",
            "CUDA EMULATED on the CPU (spladex tests/emu): not a GPU");
-  prop->major = 9;
-  prop->minor = 0;
+  compute_capability(&prop->major, &prop->minor);
   prop->multiProcessorCount = 132;
   prop->totalGlobalMem = kTotalGlobalMem;
   prop->sharedMemPerBlock = kSmemDefault;
@@ -422,9 +436,11 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device) {
 cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int device) {
   if (!value) return fail(cudaErrorInvalidValue);
   if (device != 0) return fail(cudaErrorInvalidDevice);
+  int major, minor;
+  compute_capability(&major, &minor);
   switch (attr) {
-  case cudaDevAttrComputeCapabilityMajor: *value = 9; return cudaSuccess;
-  case cudaDevAttrComputeCapabilityMinor: *value = 0; return cudaSuccess;
+  case cudaDevAttrComputeCapabilityMajor: *value = major; return cudaSuccess;
+  case cudaDevAttrComputeCapabilityMinor: *value = minor; return cudaSuccess;
   case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = kSmemOptin; return cudaSuccess;
   case cudaDevAttrMultiProcessorCount: *value = 132; return cudaSuccess;
   default:

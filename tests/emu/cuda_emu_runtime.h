@@ -21,7 +21,8 @@
  * a GPU. What is emulated:
  *  - one device (ordinal 0; any other -> cudaErrorInvalidDevice), properties of an H100-like part
  *    whose name says "CUDA EMULATED on the CPU (spladex tests/emu): not a GPU" (sm_90, 132 SMs,
- *    8 GiB, 48 KiB shared per block or 232448 bytes opted in). The first call that opens the
+ *    8 GiB, 48 KiB shared per block or 232448 bytes opted in; SPLADEX_CUDA_EMU_CC=8.0 makes it
+ *    report compute capability 8.0, for the tests of what the backend refuses there). The first call that opens the
  *    device (cudaGetDeviceCount, cudaSetDevice, cudaGetDeviceProperties, an allocation or a
  *    stream, event, cuBLAS or cuSPARSE handle's creation) prints one line to stderr saying the
  *    device is emulated; nothing else is printed unless a check fails.

@@ -10,6 +10,7 @@
 # job.json), verify, and hold the CPU job's doc ids with every row within the GPU test's bound
 # (0.005 fp16, 0.04 bf16, x the row's largest CPU weight; tests/sh/shards.py near-rows). Then
 # `spladex selftest --device cuda` (default route; one timed batch of 2048 tokens) must agree.
+# Two more jobs must be refused before any work (an unknown route; wgmma below compute 9.0).
 # Exits 77 (skipped) when the emulated device was not built (no CUDA backend, or a sanitizer build).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -52,6 +53,22 @@ device_job lp-bf16 bf16 0.04 SPLADEX_CUDA_DECODER=fused SPLADEX_CUDA_ATTENTION=m
   SPLADEX_CUDA_ACTIVATIONS=lp
 device_job wgmma-bf16 bf16 0.04 SPLADEX_CUDA_DECODER=wgmma SPLADEX_CUDA_ATTENTION=mma \
   SPLADEX_CUDA_ACTIVATIONS=lp
+# What the routes refuse, before any work: an unknown route, and the sm_90a decoder on a device
+# below compute capability 9.0 (the emulated device told to report 8.0). Neither job may run.
+# REFUSED NAME MESSAGE VAR=VALUE...: the job must fail, saying MESSAGE, with no shard written.
+refused() {
+  local name=$1 message=$2
+  shift 2
+  env "$@" "${run[@]}" --device cuda --precision fp16 --output "$TMP/$name" >/dev/null \
+    2>"$TMP/$name.err" && fail "$name: expand --device cuda ran: $(cat "$TMP/$name.err")"
+  grep -qF "$message" "$TMP/$name.err" || fail "$name: no '$message' in: $(cat "$TMP/$name.err")"
+  ! ls "$TMP/$name"/*.h5 >/dev/null 2>&1 || fail "$name: shards written"
+  echo "test_emu_expand: $name refused ok"
+}
+refused bad-route "SPLADEX_CUDA_DECODER=tiled: expected chunked, fused or wgmma" \
+  SPLADEX_CUDA_DECODER=tiled
+refused wgmma-sm80 "SPLADEX_CUDA_DECODER=wgmma: device 0 has compute capability 8.0; wgmma needs 9.0" \
+  SPLADEX_CUDA_EMU_CC=8.0 SPLADEX_CUDA_DECODER=wgmma
 "$BIN" selftest --model "$MODEL" --device cuda --batches 1 --batch-tokens 2048 >"$TMP/self.out" \
   2>"$TMP/self.err" || fail "selftest --device cuda: $(cat "$TMP/self.out" "$TMP/self.err")"
 grep -q '^agreement: OK' "$TMP/self.out" && grep -q 'CUDA EMULATED on the CPU' "$TMP/self.out" &&
